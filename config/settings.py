@@ -1,0 +1,45 @@
+"""Every setting forgeflow reads from the environment, in one place.
+
+Secrets (API keys, tokens) are read by activities on the worker from here and are never passed
+as workflow or activity arguments, so they never enter workflow history.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TASK_QUEUE = "forgeflow"
+SANDBOX_TASK_QUEUE = "forgeflow-sandbox"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    temporal_address: str = Field(default="localhost:7233", alias="TEMPORAL_ADDRESS")
+    temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE")
+    data_dir: Path = Field(default=Path.home() / ".forgeflow", alias="FORGEFLOW_DATA_DIR")
+    ui_port: int = Field(default=8233, alias="FORGEFLOW_UI_PORT")
+    task_queue: str = Field(default=TASK_QUEUE, alias="FORGEFLOW_TASK_QUEUE")
+    sandbox_task_queue: str = Field(default=SANDBOX_TASK_QUEUE, alias="FORGEFLOW_SANDBOX_TASK_QUEUE")
+    script_ledger: Path | None = Field(
+        default=None,
+        alias="FORGEFLOW_SCRIPT_LEDGER",
+        description="If set, the scripted provider appends one JSON line per model request (tests).",
+    )
+    script_delay_seconds: float = Field(
+        default=0.0, alias="FORGEFLOW_SCRIPT_DELAY", description="Emulated latency of a scripted model turn."
+    )
+    allow_unsandboxed_tests: bool = Field(default=False, alias="FORGEFLOW_ALLOW_UNSANDBOXED")
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

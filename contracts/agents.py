@@ -1,0 +1,124 @@
+"""What each agent submits (its structured result) and what an agent run takes and returns."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.testing import TestFailure, TestReport
+from contracts.usage import AgentUsage
+
+__all__ = [
+    "AgentInput",
+    "AgentResult",
+    "ChangeSummary",
+    "ModelSpec",
+    "Plan",
+    "PlanTask",
+    "Review",
+    "ReviewComment",
+    "Role",
+    "TestFailure",
+    "TestReport",
+    "TesterReport",
+    "Workspace",
+]
+
+Role = Literal["planner", "coder", "tester", "reviewer"]
+
+
+class PlanTask(BaseModel):
+    id: str
+    title: str
+    files: list[str] = Field(default_factory=list)
+    depends_on: list[str] = Field(default_factory=list)
+
+
+class Plan(BaseModel):
+    """The planner's submission."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    summary: str
+    tasks: list[PlanTask] = Field(min_length=1)
+    risks: list[str] = Field(default_factory=list)
+    test_strategy: str = ""
+    research_used: bool = False
+
+
+class ChangeSummary(BaseModel):
+    """The coder's submission."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    summary: str
+    commit_message: str = Field(min_length=1, max_length=2000)
+
+
+class TesterReport(BaseModel):
+    """The tester's submission; the counts that routing trusts come from the sandbox, not from here."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    summary: str
+
+
+class ReviewComment(BaseModel):
+    path: str
+    line: int | None = None
+    severity: Literal["info", "minor", "major", "critical"] = "minor"
+    category: Literal["bug", "performance", "security", "style", "tests"] = "bug"
+    body: str
+
+
+class Review(BaseModel):
+    """The reviewer's submission."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verdict: Literal["approve", "request_changes"]
+    summary: str
+    comments: list[ReviewComment] = Field(default_factory=list)
+
+
+class Workspace(BaseModel):
+    """A durable view of the code: a base commit plus the files changed on top of it.
+
+    `overlay` maps a repository path to the blob key of its new content, or None when deleted.
+    Contents live in the blob store; history carries only keys.
+    """
+
+    repo: str
+    base_sha: str
+    overlay: dict[str, str | None] = Field(default_factory=dict)
+
+
+class ModelSpec(BaseModel):
+    provider: Literal["scripted", "anthropic"] = "anthropic"
+    model: str = "claude-sonnet-4-5"
+    script: str | None = Field(default=None, description="Scripted replay file (provider=scripted).")
+
+
+class AgentInput(BaseModel):
+    """One run of one agent: a child workflow."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    run_id: str = Field(description="The IssueWorkflow's workflow id.")
+    invocation: int = Field(description="How many times this role ran before in this run (0-based).")
+    brief: str = Field(description="The first user message: task, plan, failures, comments, feedback.")
+    workspace: Workspace
+    commit_sha: str | None = Field(default=None, description="The commit under test/review, if any.")
+    test_command: list[str] | None = None
+    model: ModelSpec
+    max_turns: int = 40
+
+
+class AgentResult(BaseModel):
+    role: Role
+    submission: dict[str, Any] = Field(description="The role's result model, validated, as JSON.")
+    workspace: Workspace
+    usage: AgentUsage
+    test_report: TestReport | None = Field(default=None, description="The tester's last sandbox run.")

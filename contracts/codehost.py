@@ -1,0 +1,94 @@
+"""What the code hosts (local git now, GitHub next) take and return."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.agents import Review
+
+
+class FetchTaskInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    repo: str
+    issue_number: int | None = None
+    pr_number: int | None = None
+    spec_content: str | None = None
+    base_ref: str | None = None
+
+
+class TaskSpec(BaseModel):
+    """The task as the agents see it, and the commit the run starts from."""
+
+    title: str
+    body: str = Field(description="Untrusted text: the issue/spec as written.")
+    source: str = Field(description="Where it came from, e.g. 'spec', 'issue #12', 'PR #3'.")
+    base_sha: str
+    base_branch: str
+    head_sha: str | None = Field(default=None, description="For a PR under review: its head commit.")
+    sandbox_repo_path: str = Field(description="A local git repository holding base_sha, for the sandbox.")
+
+
+class LandChangesInput(BaseModel):
+    """Commit a workspace overlay on top of parent_sha and point branch at it, atomically."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    repo: str
+    branch: str = Field(description="Full branch name, e.g. forgeflow/<run>; never the base branch.")
+    parent_sha: str
+    expected_branch_sha: str | None = Field(
+        default=None, description="Where the branch must point now (None: must not exist yet)."
+    )
+    overlay: dict[str, str | None]
+    message: str
+    timestamp: str = Field(description="ISO time for author/committer, from workflow time: retries make the same commit.")
+
+
+class LandChangesResult(BaseModel):
+    commit_sha: str
+    branch: str
+    files_changed: list[str]
+
+
+class PublishInput(BaseModel):
+    """Open (or update) the change for review: a PR on GitHub, the branch itself locally."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    repo: str
+    branch: str
+    base_branch: str
+    title: str
+    body: str
+    run_id: str
+
+
+class PublishResult(BaseModel):
+    ref: str = Field(description="What prs_created records: a PR URL, or the local branch name.")
+
+
+class PostReviewInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    repo: str
+    pr_ref: str
+    commit_sha: str
+    review: Review
+    run_id: str
+    round: int
+
+
+class PostCommentInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    repo: str
+    issue_number: int | None = None
+    branch: str | None = None
+    body: str
+    run_id: str
+    step: str = Field(description="Marker so a retried post is found instead of posted twice.")
+
+
+class PostedResult(BaseModel):
+    location: str

@@ -1,0 +1,52 @@
+"""One model turn, in the Messages API's wire shape (text / tool_use / tool_result blocks)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.agents import ModelSpec, Role
+from contracts.usage import Usage
+
+Block = dict[str, Any]
+
+
+class Message(BaseModel):
+    role: Literal["user", "assistant"]
+    content: list[Block]
+
+
+class ModelTurnInput(BaseModel):
+    """Only the new messages travel in history; the transcript so far is referenced by key.
+
+    The activity loads the transcript from the blob store, appends `new_messages`, calls the model,
+    appends its answer and stores the result under a new key — so each turn adds a bounded amount
+    to workflow history instead of re-sending the whole conversation.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    run_id: str
+    invocation: int
+    turn: int
+    model: ModelSpec
+    transcript_key: str | None = None
+    new_messages: list[Message]
+
+
+class ModelTurnResult(BaseModel):
+    transcript_key: str
+    content: list[Block]
+    stop_reason: str | None = None
+    model: str
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: float = 0.0
+    scripted: bool = False
+
+    def tool_uses(self) -> list[Block]:
+        return [b for b in self.content if b.get("type") == "tool_use"]
+
+    def text(self) -> str:
+        return "\n".join(str(b.get("text", "")) for b in self.content if b.get("type") == "text")

@@ -1,0 +1,175 @@
+"""The run's input, live state and result: the IssueWorkflow's durable contract.
+
+Add optional fields only; never rename a field once a run has used it.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from contracts.agents import Plan, PlanTask, ReviewComment, TestFailure, TestReport
+from contracts.usage import UsageTotals
+
+Mode = Literal["autonomous", "plan", "review"]
+
+_GITHUB_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
+
+
+def is_local_repo(repo: str) -> bool:
+    """A repository given as an absolute path or a file:// URL is served by the local git host."""
+    return repo.startswith("/") or repo.startswith("file://")
+
+
+def local_repo_path(repo: str) -> str:
+    """The filesystem path of a local repository reference."""
+    return repo.removeprefix("file://")
+
+
+class RunBudgets(BaseModel):
+    """Per-run spending limits; a run that would pass one stops at the escalation gate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_turns_per_agent: int = Field(default=40, ge=1, le=500, description="Model turns per agent run.")
+    max_total_turns: int = Field(default=300, ge=1, description="Model turns across the whole run.")
+    max_tokens: int = Field(default=5_000_000, ge=1, description="Input + output tokens across the run.")
+    max_usd: float = Field(default=25.0, gt=0, description="Estimated spend across the run, in USD.")
+
+
+class IssueInput(BaseModel):
+    """What `temporal workflow start --type IssueWorkflow --input '{...}'` accepts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    repo: str = Field(description="owner/name on GitHub, or an absolute path / file:// URL of a local git repo.")
+    issue_number: int | None = Field(default=None, ge=1)
+    pr_number: int | None = Field(default=None, ge=1)
+    spec_content: str | None = Field(default=None, description="A written task instead of an issue.")
+    mode: Mode = "autonomous"
+    max_retries: int = Field(default=3, ge=0, le=10, description="Coder rounds after the first, shared by test and review loops.")
+    require_plan_approval: bool = False
+    gate_timeout_seconds: int = Field(default=7 * 24 * 3600, ge=1, description="How long a human gate waits before the run ends.")
+    budgets: RunBudgets = Field(default_factory=RunBudgets)
+    model_script: str | None = Field(
+        default=None, description="Path of a scripted conversation to replay instead of calling Claude."
+    )
+    test_command: list[str] | None = Field(default=None, description="Overrides the detected test command.")
+    base_ref: str | None = Field(default=None, description="Branch or commit to start from; default: the repo's HEAD.")
+
+    @field_validator("repo")
+    @classmethod
+    def _repo_shape(cls, value: str) -> str:
+        if is_local_repo(value):
+            if not local_repo_path(value).startswith("/"):
+                raise ValueError("a local repo must be an absolute path or file:///absolute/path")
+            return value
+        if not _GITHUB_REPO.match(value):
+            raise ValueError(f"{value!r} is neither owner/name nor an absolute path")
+        return value
+
+    @field_validator("spec_content")
+    @classmethod
+    def _spec_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("spec_content is empty")
+        return value
+
+    @model_validator(mode="after")
+    def _has_a_task(self) -> IssueInput:
+        if self.mode == "review":
+            if self.pr_number is None and self.issue_number is None and self.spec_content is None:
+                raise ValueError("review mode needs pr_number (or an issue_number/spec_content to implement)")
+        elif self.issue_number is None and self.spec_content is None:
+            raise ValueError("give issue_number or spec_content: there is no task to work on")
+        return self
+
+    @property
+    def reviews_existing_pr(self) -> bool:
+        return self.mode == "review" and self.pr_number is not None
+
+
+class Stage(StrEnum):
+    STARTING = "starting"
+    PLANNING = "planning"
+    AWAITING_PLAN_APPROVAL = "awaiting_plan_approval"
+    CODING = "coding"
+    TESTING = "testing"
+    REVIEWING = "reviewing"
+    AWAITING_ESCALATION = "awaiting_escalation"
+    DONE = "done"
+
+
+class Outcome(StrEnum):
+    PLANNED = "planned"
+    APPROVED = "approved"
+    CHANGES_REQUESTED = "changes_requested"
+    REVIEWED = "reviewed"
+    ESCALATED = "escalated"
+    REJECTED = "rejected"
+    GATE_TIMED_OUT = "gate_timed_out"
+    FAILED = "failed"
+
+
+GateKind = Literal["plan_approval", "escalation"]
+Decision = Literal["approve", "reject", "feedback"]
+
+ALLOWED_DECISIONS: dict[str, tuple[Decision, ...]] = {
+    "plan_approval": ("approve", "reject", "feedback"),
+    "escalation": ("feedback", "reject"),
+}
+
+
+class PendingGate(BaseModel):
+    kind: GateKind
+    reason: str
+    allowed: list[Decision]
+    opened_at: str = Field(description="ISO time the gate opened (workflow time).")
+    timeout_seconds: int
+
+
+class GateDecision(BaseModel):
+    """A human's answer: the input of the approve/reject/feedback signals and of the `decide` update."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Decision | None = Field(default=None, description="Set by the `decide` update; signals imply it.")
+    comment: str = ""
+    by: str | None = None
+
+
+class OrchestrationState(BaseModel):
+    """The seed's OrchestrationState plus what a person needs to follow the run; returned by the `state` query."""
+
+    repo: str
+    mode: Mode
+    stage: Stage = Stage.STARTING
+    round: int = 0
+    plan: Plan | None = None
+    tasks: list[PlanTask] = Field(default_factory=list)
+    files_changed: list[str] = Field(default_factory=list)
+    branches_created: list[str] = Field(default_factory=list)
+    commits: list[str] = Field(default_factory=list)
+    prs_created: list[str] = Field(default_factory=list)
+    test_results: TestReport | None = None
+    test_failures: list[TestFailure] = Field(default_factory=list)
+    review_comments: list[ReviewComment] = Field(default_factory=list)
+    review_verdict: str | None = None
+    approval_status: str | None = None
+    retry_count: int = 0
+    max_retries: int = 3
+    error: str | None = None
+    pending_gate: PendingGate | None = None
+    human_feedback: list[str] = Field(default_factory=list)
+    usage: UsageTotals = Field(default_factory=UsageTotals)
+    outcome: Outcome | None = None
+    scripted_replay: bool = False
+    log: list[str] = Field(default_factory=list, description="One line per stage transition.")
+
+
+class IssueResult(BaseModel):
+    outcome: Outcome
+    state: OrchestrationState

@@ -1,0 +1,29 @@
+"""One tool call made by an agent, executed as one activity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.agents import Role, Workspace
+
+
+class ToolCallInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    run_id: str
+    tool_use_id: str
+    name: str
+    input: dict[str, Any]
+    workspace: Workspace
+
+
+class ToolCallResult(BaseModel):
+    tool_use_id: str
+    content: str
+    is_error: bool = False
+    overlay_updates: dict[str, str | None] = Field(
+        default_factory=dict, description="Paths this call changed: new blob key, or None if deleted."
+    )
