@@ -1,0 +1,9 @@
+"""Names other tools use to talk to a run: workflow type, queries, signals, updates. Never rename."""
+
+WORKFLOW_TYPE = "IssueWorkflow"
+AGENT_WORKFLOW_TYPE = "AgentWorkflow"
+QUERY_STATE = "state"
+SIGNAL_APPROVE = "approve"
+SIGNAL_REJECT = "reject"
+SIGNAL_FEEDBACK = "feedback"
+UPDATE_DECIDE = "decide"
