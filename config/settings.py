@@ -24,7 +24,6 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path.home() / ".forgeflow", alias="FORGEFLOW_DATA_DIR")
     ui_port: int = Field(default=8233, alias="FORGEFLOW_UI_PORT")
     task_queue: str = Field(default=TASK_QUEUE, alias="FORGEFLOW_TASK_QUEUE")
-    sandbox_task_queue: str = Field(default=SANDBOX_TASK_QUEUE, alias="FORGEFLOW_SANDBOX_TASK_QUEUE")
     script_ledger: Path | None = Field(
         default=None,
         alias="FORGEFLOW_SCRIPT_LEDGER",
@@ -34,6 +33,11 @@ class Settings(BaseSettings):
         default=0.0, alias="FORGEFLOW_SCRIPT_DELAY", description="Emulated latency of a scripted model turn."
     )
     allow_unsandboxed_tests: bool = Field(default=False, alias="FORGEFLOW_ALLOW_UNSANDBOXED")
+
+    @property
+    def sandbox_task_queue(self) -> str:
+        """Always the workflow queue plus `-sandbox` (contracts.api.sandbox_queue): workflows derive it too."""
+        return f"{self.task_queue}-sandbox"
 
     @property
     def blob_dir(self) -> Path:

@@ -92,6 +92,7 @@ class Workspace(BaseModel):
     repo: str
     base_sha: str
     overlay: dict[str, str | None] = Field(default_factory=dict)
+    origin_sha: str | None = Field(default=None, description="Where the run started; view_diff shows origin → here.")
 
 
 class ModelSpec(BaseModel):
@@ -111,9 +112,14 @@ class AgentInput(BaseModel):
     brief: str = Field(description="The first user message: task, plan, failures, comments, feedback.")
     workspace: Workspace
     commit_sha: str | None = Field(default=None, description="The commit under test/review, if any.")
+    sandbox_repo_path: str | None = Field(default=None, description="Local git repo the sandbox reads commits from.")
     test_command: list[str] | None = None
     model: ModelSpec
     max_turns: int = 40
+    transcript_key: str | None = Field(default=None, description="Continue this role's earlier conversation.")
+    carry_blocks: list[dict[str, Any]] = Field(
+        default_factory=list, description="tool_result blocks owed to the earlier conversation's last turn."
+    )
 
 
 class AgentResult(BaseModel):
@@ -122,3 +128,5 @@ class AgentResult(BaseModel):
     workspace: Workspace
     usage: AgentUsage
     test_report: TestReport | None = Field(default=None, description="The tester's last sandbox run.")
+    transcript_key: str | None = None
+    carry_blocks: list[dict[str, Any]] = Field(default_factory=list)

@@ -7,3 +7,8 @@ SIGNAL_APPROVE = "approve"
 SIGNAL_REJECT = "reject"
 SIGNAL_FEEDBACK = "feedback"
 UPDATE_DECIDE = "decide"
+
+
+def sandbox_queue(task_queue: str) -> str:
+    """The sandbox activities' queue beside a workflow queue: `forgeflow` → `forgeflow-sandbox`."""
+    return f"{task_queue}-sandbox"

@@ -1,0 +1,72 @@
+"""The model-turn activity: load the transcript by key, append, call the provider, store it back."""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import TypeAdapter
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.blobstore import BlobNotFoundError, BlobStore
+from activities.providers import ModelProvider, ModelRequest
+from contracts.model import Message, ModelTurnInput, ModelTurnResult
+from roles import ROLES
+
+_TRANSCRIPT = TypeAdapter(list[Message])
+
+
+class ModelActivities:
+    def __init__(self, blobs: BlobStore, providers: dict[str, ModelProvider]) -> None:
+        self._blobs = blobs
+        self._providers = providers
+
+    @activity.defn(name="model_turn")
+    async def model_turn(self, inp: ModelTurnInput) -> ModelTurnResult:
+        provider = self._providers.get(inp.model.provider)
+        if provider is None:
+            raise ApplicationError(
+                f"model provider {inp.model.provider!r} is not configured on this worker "
+                f"(available: {', '.join(sorted(self._providers)) or 'none'}); "
+                "start the run with model_script for a scripted replay",
+                type="ProviderUnavailable",
+                non_retryable=True,
+            )
+        messages = [*self._load(inp.transcript_key), *inp.new_messages]
+        spec = ROLES[inp.role]
+        response = await provider.complete(
+            ModelRequest(
+                run_id=inp.run_id,
+                role=inp.role,
+                invocation=inp.invocation,
+                turn=inp.turn,
+                model=inp.model,
+                system=spec.system_prompt,
+                tools=spec.tools(),
+                messages=messages,
+            )
+        )
+        messages.append(Message(role="assistant", content=response.content))
+        return ModelTurnResult(
+            transcript_key=self._blobs.put(_TRANSCRIPT.dump_json(messages)),
+            content=response.content,
+            stop_reason=response.stop_reason,
+            model=response.model,
+            usage=response.usage,
+            cost_usd=response.cost_usd,
+            scripted=response.scripted,
+        )
+
+    def _load(self, key: str | None) -> list[Message]:
+        if key is None:
+            return []
+        try:
+            return _TRANSCRIPT.validate_json(self._blobs.get(key))
+        except BlobNotFoundError as err:
+            raise ApplicationError(
+                f"transcript {key} is not in this worker's blob store ({err}); workers must share FORGEFLOW_DATA_DIR",
+                type="TranscriptMissing",
+                non_retryable=True,
+            ) from None
+        except json.JSONDecodeError as err:  # pragma: no cover - content-addressed, so only disk corruption
+            raise ApplicationError(f"transcript {key} is corrupt: {err}", non_retryable=True) from None

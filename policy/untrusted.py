@@ -1,0 +1,25 @@
+"""Issue, PR and spec text is untrusted: strip what a person can't see, and fence it clearly."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_HTML_COMMENT = re.compile(r"<!--.*?(-->|$)", re.DOTALL)
+# Zero-width, bidi-control and other format characters hide text from a reader but not from a model.
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Co", "Cs"})
+
+
+def strip_hidden(text: str) -> str:
+    """Remove HTML comments and invisible characters; keep newlines and tabs."""
+    text = _HTML_COMMENT.sub("", text)
+    return "".join(
+        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in _INVISIBLE_CATEGORIES
+    )
+
+
+def fence(label: str, text: str) -> str:
+    """Wrap untrusted text in a tag the prompts name as data; the closing tag cannot be forged."""
+    tag = f"untrusted-{label}"
+    cleaned = strip_hidden(text).replace(f"</{tag}>", f"<\\/{tag}>")
+    return f"<{tag}>\n{cleaned}\n</{tag}>"

@@ -1,0 +1,102 @@
+"""The first message each agent gets: the task, the plan, and what went wrong last round.
+
+Pure functions of durable values, so the workflow can build them deterministically; this is how
+context is carried across retries.
+"""
+
+from __future__ import annotations
+
+from contracts.agents import Plan, Review, TestReport
+from contracts.codehost import TaskSpec
+from policy.untrusted import fence
+
+
+def _task(task: TaskSpec) -> str:
+    return f"Task ({task.source}): {task.title}\n{fence('task', task.body)}"
+
+
+def _plan(plan: Plan) -> str:
+    lines = [f"Plan: {plan.summary}"]
+    for t in plan.tasks:
+        deps = f" (after {', '.join(t.depends_on)})" if t.depends_on else ""
+        files = f" [{', '.join(t.files)}]" if t.files else ""
+        lines.append(f"- {t.id}: {t.title}{files}{deps}")
+    if plan.test_strategy:
+        lines.append(f"Test strategy: {plan.test_strategy}")
+    return "\n".join(lines)
+
+
+def _failures(report: TestReport) -> str:
+    lines = [
+        f"The tests failed on commit {report.commit_sha[:12]}: {report.failed} failed, "
+        f"{report.errors} errors, {report.passed} passed (status {report.status})."
+    ]
+    for f in report.failures:
+        lines.append(f"- {f.name}: {f.message}\n{f.output}".rstrip())
+    if not report.failures and report.output_tail:
+        lines.append(report.output_tail)
+    return "\n".join(lines)
+
+
+def _review(review: Review) -> str:
+    lines = [f"The reviewer requested changes: {review.summary}"]
+    for c in review.comments:
+        where = f"{c.path}:{c.line}" if c.line else c.path
+        lines.append(f"- {where} [{c.severity}/{c.category}] {fence('comment', c.body)}")
+    return "\n".join(lines)
+
+
+def planner_brief(task: TaskSpec) -> str:
+    return f"{_task(task)}\n\nExplore the repository and submit a plan."
+
+
+def coder_brief(
+    task: TaskSpec,
+    plan: Plan | None,
+    *,
+    round_: int,
+    failed_tests: TestReport | None,
+    review: Review | None,
+    human_feedback: list[str],
+) -> str:
+    parts = [_task(task)]
+    if plan is not None:
+        parts.append(_plan(plan))
+    if round_ > 0:
+        parts.append(f"This is round {round_ + 1}: your previous change is committed; fix what follows.")
+    if failed_tests is not None:
+        parts.append(_failures(failed_tests))
+    if review is not None:
+        parts.append(_review(review))
+    for note in human_feedback:
+        parts.append(f"Guidance from a human maintainer:\n{fence('feedback', note)}")
+    parts.append("Implement the change, then submit.")
+    return "\n\n".join(parts)
+
+
+def tester_brief(task: TaskSpec, commit_sha: str) -> str:
+    return f"{_task(task)}\n\nThe change is committed as {commit_sha}. Run the tests and report."
+
+
+def reviewer_brief(task: TaskSpec, plan: Plan | None, commit_sha: str, tests: TestReport | None) -> str:
+    parts = [_task(task)]
+    if plan is not None:
+        parts.append(_plan(plan))
+    parts.append(f"Review the change at commit {commit_sha} (use view_diff).")
+    if tests is not None:
+        parts.append(f"Tests: {tests.passed} passed, {tests.failed} failed, {tests.errors} errors.")
+    return "\n\n".join(parts)
+
+
+def test_report_text(report: TestReport) -> str:
+    """How a sandbox run reads to the model: the runner's counts, then what failed."""
+    head = (
+        f"status: {report.status}; total {report.total}, passed {report.passed}, failed {report.failed}, "
+        f"errors {report.errors}, skipped {report.skipped} (exit code {report.exit_code})"
+    )
+    if report.ok:
+        return head
+    return f"{head}\n{_failures(report)}"
+
+
+test_report_text.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite its name

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import pytest
+
+from contracts.run import PendingGate
+from policy.gates import decision_error
+
+PLAN = PendingGate(kind="plan_approval", reason="r", allowed=["approve", "reject", "feedback"], opened_at="t", timeout_seconds=1)
+ESCALATION = PendingGate(kind="escalation", reason="r", allowed=["feedback", "reject"], opened_at="t", timeout_seconds=1)
+
+
+@pytest.mark.parametrize(
+    ("gate", "decision", "comment", "error"),
+    [
+        (PLAN, "approve", "", None),
+        (PLAN, "reject", "", None),
+        (PLAN, "feedback", "use a dict", None),
+        (PLAN, "feedback", "  ", "needs a comment"),
+        (ESCALATION, "feedback", "try X", None),
+        (ESCALATION, "reject", "", None),
+        (ESCALATION, "approve", "", "accepts feedback, reject"),
+        (None, "approve", "", "no gate is waiting"),
+        (PLAN, None, "", "say which decision"),
+    ],
+)
+def test_decision_error(gate: PendingGate | None, decision: str | None, comment: str, error: str | None) -> None:
+    result = decision_error(gate, decision, comment)  # type: ignore[arg-type]  # table rows are literals
+    if error is None:
+        assert result is None
+    else:
+        assert result is not None and error in result

@@ -1,0 +1,275 @@
+"""IssueWorkflow on the time-skipping server: every route of the state machine, gates and timeouts.
+
+Real workflows, real model/tool/code-host activities (scripted replay, real git); only `run_tests`
+is a same-named stand-in that returns queued reports, because sandboxing is beside the point here
+(tests/activities/test_sandbox.py and the e2e tests run the real one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from config.settings import Settings
+from contracts.run import GateDecision, IssueResult, OrchestrationState, Outcome
+from contracts.testing import RunTestsInput, TestFailure, TestReport
+from tests.conftest import git
+from tests.scripts import coder_run, planner_run, reviewer_run, tester_run, write_script
+from worker import build_workers
+
+FIXED = "def add(a, b):\n    return a + b\n\n\ndef subtract(a, b):\n    return a - b\n"
+BROKEN = "def add(a, b):\n    return a + b\n\n\ndef subtract(a, b):\n    return a + b\n"
+FAILING_TEST = "tests/test_calc.py::test_subtract"
+
+
+class QueuedTestRuns:
+    """Stands in for the sandbox: each call returns the next queued outcome."""
+
+    def __init__(self, outcomes: list[bool]) -> None:
+        self.outcomes = list(outcomes)
+        self.commits: list[str] = []
+
+    @activity.defn(name="run_tests")
+    async def run_tests(self, req: RunTestsInput) -> TestReport:
+        self.commits.append(req.commit_sha)
+        ok = self.outcomes.pop(0)
+        failures = [] if ok else [TestFailure(name=FAILING_TEST, message="assert 6 == -2")]
+        return TestReport(
+            commit_sha=req.commit_sha,
+            command=["pytest"],
+            status="passed" if ok else "failed",
+            total=2,
+            passed=2 if ok else 1,
+            failed=0 if ok else 1,
+            failures=failures,
+            exit_code=0 if ok else 1,
+        )
+
+
+@asynccontextmanager
+async def pipeline(env: WorkflowEnvironment, tmp_path: Path, test_outcomes: list[bool]) -> AsyncIterator[tuple[str, QueuedTestRuns]]:
+    queue = f"ff-{uuid.uuid4().hex[:8]}"
+    settings = Settings.model_validate({"FORGEFLOW_DATA_DIR": str(tmp_path / "data"), "FORGEFLOW_TASK_QUEUE": queue})
+    runs = QueuedTestRuns(test_outcomes)
+    (main,) = build_workers(env.client, settings, [queue])
+    sandbox = Worker(env.client, task_queue=settings.sandbox_task_queue, activities=[runs.run_tests])
+    async with main, sandbox:
+        yield queue, runs
+
+
+async def start(env: WorkflowEnvironment, queue: str, repo: Path, script: str, **extra: Any) -> WorkflowHandle[Any, Any]:
+    params = {"repo": str(repo), "spec_content": "# Add subtract\nAdd calc.subtract(a, b).", "model_script": script, **extra}
+    return await env.client.start_workflow(
+        "IssueWorkflow", params, id=f"run-{uuid.uuid4().hex[:8]}", task_queue=queue, result_type=IssueResult
+    )
+
+
+async def wait_for_gate(handle: WorkflowHandle[Any, Any], kind: str) -> OrchestrationState:
+    for _ in range(200):
+        state: OrchestrationState = await handle.query("state", result_type=OrchestrationState)
+        if state.pending_gate is not None and state.pending_gate.kind == kind:
+            return state
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no {kind} gate opened")
+
+
+async def test_plan_mode_ends_after_planning(time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path) -> None:
+    script = write_script(tmp_path / "s.json", {"planner": [planner_run()]})
+    async with pipeline(time_skipping_env, tmp_path, []) as (queue, runs):
+        handle = await start(time_skipping_env, queue, sample_repo, script, mode="plan")
+        result: IssueResult = await handle.result()
+    assert result.outcome == Outcome.PLANNED
+    assert result.state.plan is not None and result.state.tasks[0].id == "t1"
+    assert result.state.branches_created == [] and runs.commits == []
+    assert result.state.usage.by_agent.keys() == {"planner"}
+
+
+async def test_autonomous_happy_path(time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path) -> None:
+    script = write_script(
+        tmp_path / "s.json",
+        {"planner": [planner_run()], "coder": [coder_run(FIXED)], "tester": [tester_run()], "reviewer": [reviewer_run()]},
+    )
+    head_before = git(sample_repo, "rev-parse", "HEAD")
+    async with pipeline(time_skipping_env, tmp_path, [True]) as (queue, runs):
+        handle = await start(time_skipping_env, queue, sample_repo, script)
+        result: IssueResult = await handle.result()
+    st = result.state
+    assert result.outcome == Outcome.APPROVED
+    assert st.retry_count == 0 and st.round == 1
+    (branch,) = st.branches_created
+    assert branch.startswith("forgeflow/") and st.prs_created == [branch]
+    assert git(sample_repo, "rev-parse", branch) == st.commits[-1] == runs.commits[0]
+    assert git(sample_repo, "show", f"{branch}:calc/__init__.py") + "\n" == FIXED
+    assert git(sample_repo, "rev-parse", "HEAD") == head_before  # the user's branch is untouched
+    assert st.files_changed == ["calc/__init__.py"]
+    assert st.review_verdict == "approve" and st.approval_status == "approved"
+    assert st.scripted_replay
+
+
+async def test_test_failure_retries_with_failures_as_context(
+    time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path
+) -> None:
+    script = write_script(
+        tmp_path / "s.json",
+        {
+            "planner": [planner_run()],
+            # The second round's recording only plays if the failing test's name reached the coder.
+            "coder": [coder_run(BROKEN), coder_run(FIXED, expect=[FAILING_TEST, "assert 6 == -2"])],
+            "tester": [tester_run(), tester_run()],
+            "reviewer": [reviewer_run()],
+        },
+    )
+    async with pipeline(time_skipping_env, tmp_path, [False, True]) as (queue, runs):
+        handle = await start(time_skipping_env, queue, sample_repo, script)
+        result: IssueResult = await handle.result()
+    st = result.state
+    assert result.outcome == Outcome.APPROVED
+    assert st.retry_count == 1 and st.round == 2 and len(st.commits) == 2
+    assert runs.commits == st.commits  # each round's commit was tested
+    assert git(sample_repo, "rev-parse", f"{st.commits[1]}^") == st.commits[0]  # round 2 builds on round 1
+    assert st.test_results is not None and st.test_results.ok
+
+
+async def test_changes_requested_retries_with_comments(
+    time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path
+) -> None:
+    comment = {"path": "calc/__init__.py", "line": 5, "severity": "major", "category": "tests", "body": "subtract has no test"}
+    script = write_script(
+        tmp_path / "s.json",
+        {
+            "planner": [planner_run()],
+            "coder": [coder_run(FIXED), coder_run(FIXED + "\n", expect=["subtract has no test"])],
+            "tester": [tester_run(), tester_run()],
+            "reviewer": [reviewer_run("request_changes", [comment]), reviewer_run()],
+        },
+    )
+    async with pipeline(time_skipping_env, tmp_path, [True, True]) as (queue, _):
+        handle = await start(time_skipping_env, queue, sample_repo, script)
+        result: IssueResult = await handle.result()
+    assert result.outcome == Outcome.APPROVED
+    assert result.state.retry_count == 1 and result.state.round == 2
+
+
+async def test_changes_requested_without_retries_ends(
+    time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path
+) -> None:
+    comment = {"path": "calc/__init__.py", "body": "needs docs"}
+    script = write_script(
+        tmp_path / "s.json",
+        {"planner": [planner_run()], "coder": [coder_run(FIXED)], "tester": [tester_run()],
+         "reviewer": [reviewer_run("request_changes", [comment])]},
+    )
+    async with pipeline(time_skipping_env, tmp_path, [True]) as (queue, _):
+        handle = await start(time_skipping_env, queue, sample_repo, script, max_retries=0)
+        result: IssueResult = await handle.result()
+    assert result.outcome == Outcome.CHANGES_REQUESTED
+    assert result.state.review_comments[0].body == "needs docs"
+
+
+def _exhausting_script(tmp_path: Path, *, extra_round: bool) -> str:
+    coders = [coder_run(BROKEN), coder_run(BROKEN)]
+    testers = [tester_run(), tester_run()]
+    if extra_round:
+        coders.append(coder_run(FIXED, expect=["use a minus sign"]))
+        testers.append(tester_run())
+    return write_script(
+        tmp_path / "s.json",
+        {"planner": [planner_run()], "coder": coders, "tester": testers, "reviewer": [reviewer_run()]},
+    )
+
+
+async def test_budget_exhausted_escalates_and_feedback_gives_one_more_round(
+    time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path
+) -> None:
+    script = _exhausting_script(tmp_path, extra_round=True)
+    async with pipeline(time_skipping_env, tmp_path, [False, False, True]) as (queue, _):
+        handle = await start(time_skipping_env, queue, sample_repo, script, max_retries=1)
+        state = await wait_for_gate(handle, "escalation")
+        assert state.retry_count == 1 and state.pending_gate is not None
+        assert state.pending_gate.allowed == ["feedback", "reject"]
+        # The update's validator keeps invalid decisions out of history.
+        with pytest.raises(WorkflowUpdateFailedError, match="accepts feedback, reject"):
+            await handle.execute_update("decide", GateDecision(decision="approve"))
+        with pytest.raises(WorkflowUpdateFailedError, match="needs a comment"):
+            await handle.execute_update("decide", GateDecision(decision="feedback"))
+        await handle.execute_update("decide", GateDecision(decision="feedback", comment="use a minus sign", by="maintainer"))
+        result: IssueResult = await handle.result()
+    assert result.outcome == Outcome.APPROVED
+    assert result.state.round == 3 and result.state.human_feedback == ["use a minus sign"]
+    history = await handle.fetch_history()
+    updates = [e for e in history.events if e.HasField("workflow_execution_update_accepted_event_attributes")]
+    assert len(updates) == 1  # the two rejected decisions never entered history
+
+
+async def test_reject_at_escalation_ends(time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path) -> None:
+    script = _exhausting_script(tmp_path, extra_round=False)
+    async with pipeline(time_skipping_env, tmp_path, [False, False]) as (queue, _):
+        handle = await start(time_skipping_env, queue, sample_repo, script, max_retries=1)
+        await wait_for_gate(handle, "escalation")
+        await handle.signal("reject", GateDecision(comment="not worth it"))
+        result: IssueResult = await handle.result()
+    assert result.outcome == Outcome.REJECTED
+    assert result.state.approval_status == "rejected" and result.state.round == 2
+
+
+async def test_plan_gate_times_out_cleanly(time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path) -> None:
+    script = write_script(tmp_path / "s.json", {"planner": [planner_run()]})
+    async with pipeline(time_skipping_env, tmp_path, []) as (queue, _):
+        handle = await start(
+            time_skipping_env, queue, sample_repo, script, require_plan_approval=True, gate_timeout_seconds=3 * 24 * 3600
+        )
+        result: IssueResult = await handle.result()  # the server skips the three days
+    assert result.outcome == Outcome.GATE_TIMED_OUT
+    assert result.state.error is not None and "plan_approval gate timed out after 259200 s" in result.state.error
+    assert result.state.pending_gate is None and result.state.branches_created == []
+
+
+async def test_plan_gate_approved_by_signal(time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path) -> None:
+    script = write_script(
+        tmp_path / "s.json",
+        {"planner": [planner_run()], "coder": [coder_run(FIXED, expect=["keep it small"])], "tester": [tester_run()],
+         "reviewer": [reviewer_run()]},
+    )
+    async with pipeline(time_skipping_env, tmp_path, [True]) as (queue, _):
+        handle = await start(time_skipping_env, queue, sample_repo, script, require_plan_approval=True)
+        await wait_for_gate(handle, "plan_approval")
+        await handle.signal("approve")  # an invalid signal is ignored, not fatal:
+        await handle.signal("feedback", GateDecision(comment="keep it small"))
+        result: IssueResult = await handle.result()
+    assert result.outcome == Outcome.APPROVED
+    assert any("ignored feedback signal" in line for line in result.state.log)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"repo": "/tmp/x", "spec_content": "s", "mode": "bogus"}, "mode"),
+        ({"repo": "/tmp/x"}, "no task"),
+        ({"repo": "not a repo", "spec_content": "s"}, "repo"),
+        ({"repo": "/tmp/x", "spec_content": "s", "max_retries": -1}, "max_retries"),
+        ({"repo": "/tmp/x", "spec_content": "s", "surprise": 1}, "surprise"),
+    ],
+)
+async def test_invalid_input_fails_fast(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path, params: dict[str, Any], field: str
+) -> None:
+    async with pipeline(time_skipping_env, tmp_path, []) as (queue, _):
+        handle = await time_skipping_env.client.start_workflow(
+            "IssueWorkflow", params, id=f"bad-{uuid.uuid4().hex[:8]}", task_queue=queue
+        )
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.non_retryable and cause.type == "InvalidInput"
+    assert field in cause.message

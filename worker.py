@@ -1,0 +1,105 @@
+"""Runs forgeflow's workers: `python worker.py [--queue forgeflow|forgeflow-sandbox]`.
+
+The only place (with starter/) that wires clients, activities and workflows together. Clients are
+built once per process and injected into the activity classes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from collections.abc import Sequence
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.blobstore import BlobStore
+from activities.codehost import CodeHostActivities, CodeHosts
+from activities.codehost_local import LocalGitHost
+from activities.llm import ModelActivities
+from activities.providers import ModelProvider
+from activities.sandbox import SandboxActivities
+from activities.scripted import ScriptedProvider
+from activities.tools import ToolActivities
+from config.settings import Settings, get_settings
+from workflows.agent import AgentWorkflow
+from workflows.issue import IssueWorkflow
+
+
+def build_workers(
+    client: Client, settings: Settings, queues: Sequence[str] | None = None
+) -> list[Worker]:
+    """One worker for workflows + model/tool/code-host activities, one for the sandbox queue."""
+    wanted = set(queues or (settings.task_queue, settings.sandbox_task_queue))
+    unknown = wanted - {settings.task_queue, settings.sandbox_task_queue}
+    if unknown:
+        raise SystemExit(f"unknown queue(s) {sorted(unknown)}: serve {settings.task_queue} and/or {settings.sandbox_task_queue}")
+    workers = []
+    if settings.task_queue in wanted:
+        blobs = BlobStore(settings.blob_dir)
+        hosts = CodeHosts(local=LocalGitHost(blobs))
+        providers: dict[str, ModelProvider] = {"scripted": ScriptedProvider(settings)}
+        model, tools, host = ModelActivities(blobs, providers), ToolActivities(hosts, blobs), CodeHostActivities(hosts)
+        workers.append(
+            Worker(
+                client,
+                task_queue=settings.task_queue,
+                workflows=[IssueWorkflow, AgentWorkflow],
+                activities=[
+                    model.model_turn,
+                    tools.run_tool,
+                    host.fetch_task,
+                    host.land_changes,
+                    host.publish_change,
+                    host.post_review,
+                    host.post_comment,
+                ],
+            )
+        )
+    if settings.sandbox_task_queue in wanted:
+        sandbox = SandboxActivities(settings)
+        workers.append(Worker(client, task_queue=settings.sandbox_task_queue, activities=[sandbox.run_tests]))
+    return workers
+
+
+async def run_workers(workers: list[Worker]) -> None:
+    """Run until SIGINT/SIGTERM, then shut down gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with _all(workers):
+        await stop.wait()
+
+
+class _all:
+    def __init__(self, workers: list[Worker]) -> None:
+        self._workers = workers
+
+    async def __aenter__(self) -> None:
+        for w in self._workers:
+            await w.__aenter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.gather(*(w.shutdown() for w in self._workers))
+
+
+async def main(queues: list[str] | None = None) -> None:
+    from starter.client import connect
+    from starter.logs import configure_logging
+    from starter.server import ensure_server
+
+    settings = get_settings()
+    configure_logging(json=True)
+    server = await ensure_server(settings)
+    client = await connect(settings)
+    workers = build_workers(client, settings, queues)
+    print(f"forgeflow worker on {server.address} serving {[w.task_queue for w in workers]}; UI {server.ui_url}", flush=True)
+    await run_workers(workers)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--queue", action="append", help="serve only this task queue (repeatable)")
+    asyncio.run(main(parser.parse_args().queue))

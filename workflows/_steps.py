@@ -1,0 +1,252 @@
+"""The four agent steps of an IssueWorkflow run, and the code-host writes around them.
+
+Each step starts one AgentWorkflow child, folds its result into the run's state and returns the
+outcome routing decides on. Context for the next round (test failures, review comments, human
+feedback, the agent's own earlier conversation) is kept here.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from contracts import api
+    from contracts.agents import (
+        AgentInput,
+        AgentResult,
+        ChangeSummary,
+        ModelSpec,
+        Plan,
+        Review,
+        Role,
+        TestReport,
+        Workspace,
+    )
+    from contracts.codehost import (
+        LandChangesInput,
+        LandChangesResult,
+        PostCommentInput,
+        PostedResult,
+        PostReviewInput,
+        PublishInput,
+        PublishResult,
+        TaskSpec,
+    )
+    from contracts.run import IssueInput, OrchestrationState
+    from contracts.testing import RunTestsInput
+    from policy.routing import Outcome
+    from roles import ROLES, briefs
+    from workflows import _activities as acts
+
+T = TypeVar("T")
+
+
+class Steps:
+    def __init__(self, inp: IssueInput, task: TaskSpec, state: OrchestrationState, model: ModelSpec) -> None:
+        self.inp = inp
+        self.task = task
+        self.st = state
+        self.model = model
+        self.branch = "forgeflow/" + _slug(workflow.info().workflow_id)
+        self.head_sha: str | None = task.head_sha if inp.reviews_existing_pr else None
+        self.last_failed_tests: TestReport | None = None
+        self.last_review: Review | None = None
+        self.feedback_used = 0
+        self.invocations: dict[str, int] = {}
+        self.conversations: dict[str, AgentResult] = {}
+
+    # --- agents -----------------------------------------------------------------------------
+
+    async def plan(self) -> Outcome:
+        result = await self._agent("planner", briefs.planner_brief(self.task))
+        plan = Plan.model_validate(result.submission)
+        self.st.plan, self.st.tasks = plan, plan.tasks
+        return Outcome.DONE
+
+    async def code(self) -> Outcome:
+        new_feedback = self.st.human_feedback[self.feedback_used :]
+        self.feedback_used = len(self.st.human_feedback)
+        brief = briefs.coder_brief(
+            self.task,
+            self.st.plan,
+            round_=self.st.round,
+            failed_tests=self.last_failed_tests,
+            review=self.last_review,
+            human_feedback=new_feedback,
+        )
+        self.st.round += 1
+        result = await self._agent("coder", brief)
+        change = ChangeSummary.model_validate(result.submission)
+        self.last_failed_tests, self.last_review = None, None
+        if result.workspace.overlay:
+            await self._land(result.workspace.overlay, change)
+        return Outcome.DONE
+
+    async def test(self) -> Outcome:
+        commit = self._commit_under_work()
+        result = await self._agent("tester", briefs.tester_brief(self.task, commit), commit_sha=commit)
+        # Routing trusts the runner's own report: if the tester never ran the suite, run it here.
+        report = result.test_report or await self._run_tests(commit)
+        self.st.test_results, self.st.test_failures = report, report.failures
+        if report.ok:
+            return Outcome.PASSED
+        self.last_failed_tests = report
+        return Outcome.FAILED
+
+    async def review(self) -> Outcome:
+        commit = self._commit_under_work()
+        brief = briefs.reviewer_brief(self.task, self.st.plan, commit, self.st.test_results)
+        result = await self._agent("reviewer", brief, commit_sha=commit)
+        review = Review.model_validate(result.submission)
+        self.st.review_verdict = review.verdict
+        self.st.review_comments = review.comments
+        await self._host(
+            acts.POST_REVIEW,
+            PostReviewInput(
+                repo=self.inp.repo,
+                pr_ref=self.st.prs_created[-1] if self.st.prs_created else self.branch,
+                commit_sha=commit,
+                review=review,
+                run_id=workflow.info().workflow_id,
+                round=self.st.round,
+            ),
+            PostedResult,
+            f"post {review.verdict} review",
+        )
+        if review.verdict == "approve":
+            self.st.approval_status = "approved"
+            return Outcome.APPROVED
+        self.st.approval_status = "changes_requested"
+        self.last_review = review
+        return Outcome.CHANGES_REQUESTED
+
+    async def _agent(self, role: Role, brief: str, *, commit_sha: str | None = None) -> AgentResult:
+        n = self.invocations.get(role, 0)
+        self.invocations[role] = n + 1
+        earlier = self.conversations.get(role)
+        base = self.head_sha or self.task.base_sha
+        result: AgentResult = await workflow.execute_child_workflow(
+            api.AGENT_WORKFLOW_TYPE,
+            AgentInput(
+                role=role,
+                run_id=workflow.info().workflow_id,
+                invocation=n,
+                brief=brief,
+                workspace=Workspace(repo=self.inp.repo, base_sha=base, origin_sha=self.task.base_sha),
+                commit_sha=commit_sha,
+                sandbox_repo_path=self.task.sandbox_repo_path,
+                test_command=self.inp.test_command,
+                model=self.model,
+                max_turns=min(ROLES[role].max_turns, self.inp.budgets.max_turns_per_agent),
+                transcript_key=earlier.transcript_key if earlier else None,
+                carry_blocks=earlier.carry_blocks if earlier else [],
+            ),
+            id=f"{workflow.info().workflow_id}.{role}-{n + 1}",
+            result_type=AgentResult,
+            static_summary=f"{role} (run {n + 1})",
+        )
+        self.conversations[role] = result
+        self.st.usage.add(role, result.usage)
+        return result
+
+    # --- code host --------------------------------------------------------------------------
+
+    async def _land(self, overlay: dict[str, str | None], change: ChangeSummary) -> None:
+        landed: LandChangesResult = await self._host(
+            acts.LAND_CHANGES,
+            LandChangesInput(
+                repo=self.inp.repo,
+                branch=self.branch,
+                parent_sha=self.head_sha or self.task.base_sha,
+                expected_branch_sha=self.head_sha,
+                overlay=overlay,
+                message=change.commit_message,
+                timestamp=workflow.now().isoformat(),
+            ),
+            LandChangesResult,
+            f"commit round {self.st.round} to {self.branch}",
+        )
+        self.head_sha = landed.commit_sha
+        self.st.commits.append(landed.commit_sha)
+        self.st.files_changed = sorted({*self.st.files_changed, *landed.files_changed})
+        if self.branch not in self.st.branches_created:
+            self.st.branches_created.append(self.branch)
+        published: PublishResult = await self._host(
+            acts.PUBLISH_CHANGE,
+            PublishInput(
+                repo=self.inp.repo,
+                branch=self.branch,
+                base_branch=self.task.base_branch,
+                title=self.task.title,
+                body=f"{change.summary}\n\n{_plan_text(self.st.plan)}\n\nforgeflow run {workflow.info().workflow_id}",
+                run_id=workflow.info().workflow_id,
+            ),
+            PublishResult,
+            f"publish {self.branch}",
+        )
+        if published.ref not in self.st.prs_created:
+            self.st.prs_created.append(published.ref)
+
+    async def _run_tests(self, commit: str) -> TestReport:
+        req = RunTestsInput(repo_path=self.task.sandbox_repo_path, commit_sha=commit, test_command=self.inp.test_command)
+        report: TestReport = await workflow.execute_activity(
+            acts.RUN_TESTS,
+            req,
+            result_type=TestReport,
+            task_queue=api.sandbox_queue(workflow.info().task_queue),
+            start_to_close_timeout=acts.sandbox_timeout(req.timeout_seconds),
+            heartbeat_timeout=acts.SANDBOX_HEARTBEAT,
+            retry_policy=acts.SANDBOX_RETRY,
+            summary=f"run_tests on {commit[:12]}",
+        )
+        return report
+
+    async def post_plan(self) -> None:
+        await self._comment("plan", f"## Plan\n\n{_plan_text(self.st.plan)}")
+
+    async def post_escalation(self, reason: str) -> None:
+        step = f"escalation-{self.st.round}-{len(self.st.human_feedback)}"
+        await self._comment(step, f"## forgeflow needs a human\n\n{reason}\n\nAnswer with approve/reject/feedback.")
+
+    async def _comment(self, step: str, body: str) -> None:
+        await self._host(
+            acts.POST_COMMENT,
+            PostCommentInput(
+                repo=self.inp.repo,
+                issue_number=self.inp.issue_number,
+                branch=self.branch if self.st.branches_created else None,
+                body=body,
+                run_id=workflow.info().workflow_id,
+                step=step,
+            ),
+            PostedResult,
+            f"comment: {step}",
+        )
+
+    async def _host(self, activity: str, arg: object, result_type: type[T], summary: str) -> T:
+        result: T = await workflow.execute_activity(
+            activity,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=acts.HOST_TIMEOUT,
+            retry_policy=acts.HOST_RETRY,
+            summary=summary,
+        )
+        return result
+
+    def _commit_under_work(self) -> str:
+        return self.head_sha or self.task.base_sha
+
+
+def _plan_text(plan: Plan | None) -> str:
+    if plan is None:
+        return ""
+    tasks = "\n".join(f"{i}. {t.title}" for i, t in enumerate(plan.tasks, 1))
+    return f"{plan.summary}\n\n{tasks}"
+
+
+def _slug(text: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "-" for c in text)
+    return cleaned.strip("-.")[:80] or "run"

@@ -1,0 +1,190 @@
+"""AgentWorkflow: one run of one agent as a durable loop.
+
+Each model turn is one activity and each tool call is one activity, so a crash resumes at the last
+completed turn and no completed model call is paid for twice. Only new messages travel in history;
+the transcript so far lives in the blob store under a key (see contracts.model.ModelTurnInput).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from contracts.agents import AgentInput, AgentResult, TestReport, Workspace
+    from contracts.api import AGENT_WORKFLOW_TYPE, sandbox_queue
+    from contracts.model import Block, Message, ModelTurnInput, ModelTurnResult
+    from contracts.testing import RunTestsInput
+    from contracts.tools import ToolCallInput, ToolCallResult
+    from contracts.usage import AgentUsage
+    from roles import ROLES, RoleSpec
+    from roles.briefs import test_report_text
+    from roles.tools import RUN_TESTS, SUBMIT, WRITE_TOOLS
+    from workflows import _activities as acts
+
+MAX_INVALID_SUBMISSIONS = 3
+NUDGE = "Use the tools to make progress, and call `submit` with your result when done."
+
+
+def tool_result(tool_use_id: str, content: str, *, is_error: bool = False) -> Block:
+    return {"type": "tool_result", "tool_use_id": tool_use_id, "content": content, "is_error": is_error}
+
+
+@workflow.defn(name=AGENT_WORKFLOW_TYPE)
+class AgentWorkflow:
+    def __init__(self) -> None:
+        self._turn = 0
+
+    @workflow.query(name="turn")
+    def turn(self) -> int:
+        return self._turn
+
+    @workflow.run
+    async def run(self, inp: AgentInput) -> AgentResult:
+        return await _AgentLoop(inp, ROLES[inp.role], self).run()
+
+
+class _AgentLoop:
+    def __init__(self, inp: AgentInput, spec: RoleSpec, wf: AgentWorkflow) -> None:
+        self.inp = inp
+        self.spec = spec
+        self.wf = wf
+        self.workspace = inp.workspace
+        self.usage = AgentUsage()
+        self.transcript_key = inp.transcript_key
+        self.test_report: TestReport | None = None
+        self.invalid_submissions = 0
+
+    async def run(self) -> AgentResult:
+        first: list[Block] = [*self.inp.carry_blocks, {"type": "text", "text": self.inp.brief}]
+        pending = [Message(role="user", content=first)]
+        for turn in range(self.inp.max_turns):
+            self.wf._turn = turn + 1
+            workflow.set_current_details(f"**{self.inp.role}** — model turn {turn + 1} of at most {self.inp.max_turns}")
+            answer = await self._model_turn(turn, pending)
+            uses = answer.tool_uses()
+            if not uses:
+                pending = [Message(role="user", content=[{"type": "text", "text": NUDGE}])]
+                continue
+            blocks = await self._run_tools([u for u in uses if u.get("name") != SUBMIT])
+            submit = next((u for u in uses if u.get("name") == SUBMIT), None)
+            if submit is not None:
+                accepted = self._accept(submit, blocks)
+                if accepted is not None:
+                    return accepted
+            pending = [Message(role="user", content=blocks)]
+        raise ApplicationError(
+            f"{self.inp.role} did not submit a result within its budget of {self.inp.max_turns} turns",
+            type="AgentTurnBudgetExceeded",
+            non_retryable=True,
+        )
+
+    async def _model_turn(self, turn: int, pending: list[Message]) -> ModelTurnResult:
+        answer = await workflow.execute_activity(
+            acts.MODEL_TURN,
+            ModelTurnInput(
+                role=self.inp.role,
+                run_id=self.inp.run_id,
+                invocation=self.inp.invocation,
+                turn=turn,
+                model=self.inp.model,
+                transcript_key=self.transcript_key,
+                new_messages=pending,
+            ),
+            result_type=ModelTurnResult,
+            start_to_close_timeout=acts.MODEL_TIMEOUT,
+            retry_policy=acts.MODEL_RETRY,
+            summary=f"{self.inp.role} · model turn {turn + 1}",
+        )
+        self.transcript_key = answer.transcript_key
+        self.usage.turns += 1
+        self.usage.usage = self.usage.usage.plus(answer.usage)
+        self.usage.cost_usd += answer.cost_usd
+        return answer
+
+    def _accept(self, submit: Block, blocks: list[Block]) -> AgentResult | None:
+        """The validated result, or None after telling the model what was wrong with it."""
+        try:
+            result = self.spec.result_model.model_validate(submit.get("input", {}))
+        except ValidationError as err:
+            self.invalid_submissions += 1
+            if self.invalid_submissions > MAX_INVALID_SUBMISSIONS:
+                raise ApplicationError(
+                    f"{self.inp.role} submitted an invalid result {self.invalid_submissions} times: {err}",
+                    type="InvalidSubmission",
+                    non_retryable=True,
+                ) from None
+            blocks.append(tool_result(str(submit["id"]), f"Invalid submission, fix and resubmit:\n{err}", is_error=True))
+            return None
+        return AgentResult(
+            role=self.inp.role,
+            submission=result.model_dump(mode="json"),
+            workspace=self.workspace,
+            usage=self.usage,
+            test_report=self.test_report,
+            transcript_key=self.transcript_key,
+            carry_blocks=[*blocks, tool_result(str(submit["id"]), "Submission accepted.")],
+        )
+
+    async def _run_tools(self, uses: list[Block]) -> list[Block]:
+        """Read-only calls run in parallel; a turn that writes runs its calls in order."""
+        self.usage.tool_calls += len(uses)
+        if any(u.get("name") in WRITE_TOOLS for u in uses):
+            return [await self._run_tool(u) for u in uses]
+        return list(await asyncio.gather(*(self._run_tool(u) for u in uses)))
+
+    async def _run_tool(self, use: Block) -> Block:
+        name, use_id = str(use.get("name")), str(use.get("id"))
+        tool_input: dict[str, Any] = use.get("input") or {}
+        if name not in self.spec.tool_names:
+            return tool_result(use_id, f"Unknown tool {name!r}; available: {', '.join(self.spec.tool_names)}", is_error=True)
+        if name == RUN_TESTS:
+            return await self._run_tests(use_id)
+        result = await workflow.execute_activity(
+            acts.RUN_TOOL,
+            ToolCallInput(
+                role=self.inp.role, run_id=self.inp.run_id, tool_use_id=use_id, name=name,
+                input=tool_input, workspace=self.workspace,
+            ),
+            result_type=ToolCallResult,
+            start_to_close_timeout=acts.TOOL_TIMEOUT,
+            retry_policy=acts.TOOL_RETRY,
+            summary=f"{self.inp.role} · {name} {_tool_target(tool_input)}".rstrip(),
+        )
+        if result.overlay_updates:
+            overlay = {**self.workspace.overlay, **result.overlay_updates}
+            self.workspace = Workspace(
+                repo=self.workspace.repo, base_sha=self.workspace.base_sha,
+                overlay=overlay, origin_sha=self.workspace.origin_sha,
+            )
+        return tool_result(use_id, result.content, is_error=result.is_error)
+
+    async def _run_tests(self, use_id: str) -> Block:
+        if self.inp.commit_sha is None or self.inp.sandbox_repo_path is None:
+            return tool_result(use_id, "There is no commit under test in this run.", is_error=True)
+        req = RunTestsInput(
+            repo_path=self.inp.sandbox_repo_path, commit_sha=self.inp.commit_sha, test_command=self.inp.test_command
+        )
+        self.test_report = await workflow.execute_activity(
+            acts.RUN_TESTS,
+            req,
+            result_type=TestReport,
+            task_queue=sandbox_queue(workflow.info().task_queue),
+            start_to_close_timeout=acts.sandbox_timeout(req.timeout_seconds),
+            heartbeat_timeout=acts.SANDBOX_HEARTBEAT,
+            retry_policy=acts.SANDBOX_RETRY,
+            summary=f"{self.inp.role} · run_tests on {self.inp.commit_sha[:12]}",
+        )
+        return tool_result(use_id, test_report_text(self.test_report), is_error=not self.test_report.ok)
+
+
+def _tool_target(tool_input: dict[str, Any]) -> str:
+    for key in ("path", "pattern", "glob"):
+        if key in tool_input:
+            return str(tool_input[key])[:80]
+    return ""

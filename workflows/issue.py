@@ -1,0 +1,311 @@
+"""IssueWorkflow: the seed's planner → coder → tester → reviewer state machine, with human gates.
+
+The routing decision is `policy.routing.route`; this module runs the steps it names, keeps the
+live state (query `state`), and waits at gates answered by signal or by the `decide` update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError, ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from contracts import api, search
+    from contracts.agents import ModelSpec
+    from contracts.codehost import FetchTaskInput, TaskSpec
+    from contracts.run import (
+        ALLOWED_DECISIONS,
+        Decision,
+        GateDecision,
+        GateKind,
+        IssueInput,
+        IssueResult,
+        OrchestrationState,
+        Outcome,
+        PendingGate,
+        RunBudgets,
+        Stage,
+    )
+    from policy.budgets import budget_exceeded
+    from policy.gates import decision_error
+    from policy.routing import Next, Route, retries_left, route
+    from workflows import _activities as acts
+    from workflows._steps import Steps
+
+
+def parse_input(params: dict[str, Any] | IssueInput) -> IssueInput:
+    """Validate the start input; a bad field fails the run at once, naming the field."""
+    if isinstance(params, IssueInput):
+        return params
+    try:
+        return IssueInput.model_validate(params)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in err.errors()
+        )
+        raise ApplicationError(f"invalid IssueWorkflow input: {problems}", type="InvalidInput", non_retryable=True) from None
+
+
+@workflow.defn(name=api.WORKFLOW_TYPE)
+class IssueWorkflow:
+    def __init__(self) -> None:
+        self._state: OrchestrationState | None = None
+        self._decision: GateDecision | None = None
+        self._gate_timeout = 0
+
+    # --- messages ---------------------------------------------------------------------------
+
+    @workflow.query(name=api.QUERY_STATE)
+    def state(self) -> OrchestrationState:
+        if self._state is None:
+            raise ApplicationError("the run has not started yet")
+        return self._state
+
+    @workflow.signal(name=api.SIGNAL_APPROVE)
+    def approve(self, decision: GateDecision | None = None) -> None:
+        self._signal("approve", decision)
+
+    @workflow.signal(name=api.SIGNAL_REJECT)
+    def reject(self, decision: GateDecision | None = None) -> None:
+        self._signal("reject", decision)
+
+    @workflow.signal(name=api.SIGNAL_FEEDBACK)
+    def feedback(self, decision: GateDecision | None = None) -> None:
+        self._signal("feedback", decision)
+
+    @workflow.update(name=api.UPDATE_DECIDE)
+    def decide(self, decision: GateDecision) -> str:
+        gate = self._pending()
+        self._decision = decision
+        return f"{decision.decision} recorded for the {gate.kind if gate else 'pending'} gate"
+
+    @decide.validator
+    def _validate_decide(self, decision: GateDecision) -> None:
+        error = decision_error(self._pending(), decision.decision, decision.comment)
+        if error is not None:
+            raise ValueError(error)
+
+    def _pending(self) -> PendingGate | None:
+        return self._state.pending_gate if self._state else None
+
+    def _signal(self, kind: Decision, decision: GateDecision | None) -> None:
+        decision = (decision or GateDecision()).model_copy(update={"decision": kind})
+        error = decision_error(self._pending(), kind, decision.comment)
+        if error is not None:
+            # A signal can't be refused, so an invalid one is recorded and ignored.
+            workflow.logger.warning("ignored %s signal: %s", kind, error)
+            if self._state is not None:
+                self._state.log.append(f"ignored {kind} signal: {error}")
+            return
+        self._decision = decision
+
+    # --- the run ----------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, params: dict[str, Any]) -> IssueResult:
+        inp = parse_input(params)
+        self._gate_timeout = inp.gate_timeout_seconds
+        st = self._state = OrchestrationState(
+            repo=inp.repo, mode=inp.mode, max_retries=inp.max_retries, scripted_replay=inp.model_script is not None
+        )
+        workflow.upsert_search_attributes([search.REPO.value_set(inp.repo), search.MODE.value_set(inp.mode)])
+        self._set_stage(Stage.STARTING, f"run started in {inp.mode} mode")
+        task = await self._fetch_task(inp)
+        steps = Steps(inp, task, st, self._model_spec(inp))
+        budgets = inp.budgets
+        step = Next.REVIEWER if inp.reviews_existing_pr else Next.PLANNER
+        while step != Next.END:
+            over = budget_exceeded(st.usage, budgets)
+            if over is not None:
+                if not await self._escalate(steps, over):
+                    break
+                budgets = _extend(budgets, inp.budgets)
+                continue
+            try:
+                decision = await self._run_step(step, steps, inp)
+            except ChildWorkflowError as err:
+                reason = f"the {step.value} agent failed: {_cause(err)}"
+                st.error = reason
+                if not await self._escalate(steps, reason):
+                    break
+                continue
+            if decision.uses_retry:
+                st.retry_count += 1
+            self._note(decision.reason)
+            if decision.escalate and not await self._escalate(steps, decision.reason):
+                break
+            step = Next.CODER if decision.escalate else decision.next
+        return self._finish()
+
+    async def _run_step(self, step: Next, steps: Steps, inp: IssueInput) -> Route:
+        st = self._require_state()
+        left = retries_left(st.retry_count, st.max_retries)
+        if step == Next.PLANNER:
+            self._set_stage(Stage.PLANNING, "planner started")
+            outcome = await steps.plan()
+            if inp.mode == "plan":
+                await steps.post_plan()
+                st.outcome = Outcome.PLANNED
+            elif inp.require_plan_approval and not await self._plan_gate():
+                return Route(next=Next.END, reason="plan rejected")
+            return route("planner", mode=inp.mode, outcome=outcome, retries_left=left)
+        if step == Next.CODER:
+            self._set_stage(Stage.CODING, f"coder round {st.round + 1} started")
+            outcome = await steps.code()
+            return route("coder", mode=inp.mode, outcome=outcome, retries_left=left)
+        if step == Next.TESTER:
+            self._set_stage(Stage.TESTING, "tester started")
+            outcome = await steps.test()
+            return route("tester", mode=inp.mode, outcome=outcome, retries_left=left)
+        self._set_stage(Stage.REVIEWING, "reviewer started")
+        outcome = await steps.review()
+        decision = route(
+            "reviewer", mode=inp.mode, outcome=outcome, retries_left=left, reviews_existing_pr=inp.reviews_existing_pr
+        )
+        if decision.next == Next.END:
+            st.outcome = _review_outcome(st.review_verdict, inp.reviews_existing_pr)
+        return decision
+
+    # --- gates ------------------------------------------------------------------------------
+
+    async def _plan_gate(self) -> bool:
+        """True to go on coding; False when a human rejected the plan or nobody answered."""
+        st = self._require_state()
+        answer = await self._gate("plan_approval", "the plan needs a human's approval before coding")
+        if answer is None:
+            return False
+        if answer.decision == "reject":
+            st.approval_status, st.outcome = "rejected", Outcome.REJECTED
+            self._note(f"plan rejected by {answer.by or 'a human'}: {answer.comment}".rstrip(": "))
+            return False
+        st.approval_status = "approved"
+        if answer.decision == "feedback":
+            st.human_feedback.append(answer.comment)
+        self._note(f"plan {answer.decision} by {answer.by or 'a human'}")
+        return True
+
+    async def _escalate(self, steps: Steps, reason: str) -> bool:
+        """Stop for a human: True (with feedback) grants one more coder round, False ends the run."""
+        st = self._require_state()
+        st.approval_status = "escalated"
+        await steps.post_escalation(reason)
+        answer = await self._gate("escalation", reason)
+        if answer is None:
+            return False
+        if answer.decision == "reject":
+            st.approval_status, st.outcome = "rejected", Outcome.REJECTED
+            self._note(f"escalation answered with reject by {answer.by or 'a human'}")
+            return False
+        st.human_feedback.append(answer.comment)
+        st.max_retries += 1
+        st.retry_count += 1
+        st.error = None
+        st.approval_status = None
+        self._note(f"human feedback received from {answer.by or 'a human'}: one more round")
+        return True
+
+    async def _gate(self, kind: GateKind, reason: str) -> GateDecision | None:
+        """Wait for a valid decision; None (and the run's end recorded) when the gate times out."""
+        st = self._require_state()
+        timeout = self._gate_timeout
+        st.pending_gate = PendingGate(
+            kind=kind,
+            reason=reason,
+            allowed=list(ALLOWED_DECISIONS[kind]),
+            opened_at=workflow.now().isoformat(),
+            timeout_seconds=timeout,
+        )
+        stage = Stage.AWAITING_PLAN_APPROVAL if kind == "plan_approval" else Stage.AWAITING_ESCALATION
+        self._set_stage(stage, f"waiting for a human at the {kind} gate: {reason}")
+        self._decision = None
+        try:
+            await workflow.wait_condition(lambda: self._decision is not None, timeout=timedelta(seconds=timeout))
+        except asyncio.TimeoutError:
+            st.approval_status, st.outcome = "timed_out", Outcome.GATE_TIMED_OUT
+            st.error = f"the {kind} gate timed out after {timeout} s without a decision ({reason})"
+            self._note(st.error)
+            return None
+        finally:
+            st.pending_gate = None
+        answer, self._decision = self._decision, None
+        return answer
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    async def _fetch_task(self, inp: IssueInput) -> TaskSpec:
+        req = FetchTaskInput(
+            repo=inp.repo,
+            issue_number=inp.issue_number,
+            pr_number=inp.pr_number,
+            spec_content=inp.spec_content,
+            base_ref=inp.base_ref,
+        )
+        return await workflow.execute_activity(
+            acts.FETCH_TASK,
+            req,
+            result_type=TaskSpec,
+            start_to_close_timeout=acts.HOST_TIMEOUT,
+            retry_policy=acts.HOST_RETRY,
+            summary=f"fetch task from {inp.repo}",
+        )
+
+    @staticmethod
+    def _model_spec(inp: IssueInput) -> ModelSpec:
+        if inp.model_script is not None:
+            return ModelSpec(provider="scripted", model="scripted-replay", script=inp.model_script)
+        return ModelSpec()
+
+    def _require_state(self) -> OrchestrationState:
+        assert self._state is not None, "state exists once run() started"
+        return self._state
+
+    def _set_stage(self, stage: Stage, line: str) -> None:
+        st = self._require_state()
+        st.stage = stage
+        self._note(line)
+        workflow.upsert_search_attributes([search.STAGE.value_set(stage.value)])
+        retries = f"retries {st.retry_count}/{st.max_retries}"
+        workflow.set_current_details(f"**{stage.value}** — round {max(st.round, 1)}, {retries}\n\n{line}")
+
+    def _note(self, line: str) -> None:
+        self._require_state().log.append(f"[{workflow.now().strftime('%H:%M:%S')}] {line}")
+
+    def _finish(self) -> IssueResult:
+        st = self._require_state()
+        if st.outcome is None:
+            st.outcome = Outcome.ESCALATED if st.approval_status == "escalated" else Outcome.FAILED
+        st.stage = Stage.DONE
+        self._note(f"run finished: {st.outcome.value}")
+        workflow.upsert_search_attributes(
+            [search.STAGE.value_set(Stage.DONE.value), search.OUTCOME.value_set(st.outcome.value)]
+        )
+        workflow.set_current_details(f"**done** — {st.outcome.value}")
+        return IssueResult(outcome=st.outcome, state=st)
+
+
+def _extend(current: RunBudgets, original: RunBudgets) -> RunBudgets:
+    """A human chose to go on past a budget: grant the original budget once more."""
+    return RunBudgets(
+        max_turns_per_agent=current.max_turns_per_agent,
+        max_total_turns=current.max_total_turns + original.max_total_turns,
+        max_tokens=current.max_tokens + original.max_tokens,
+        max_usd=current.max_usd + original.max_usd,
+    )
+
+
+def _review_outcome(verdict: str | None, existing_pr: bool) -> Outcome:
+    if existing_pr:
+        return Outcome.REVIEWED
+    return Outcome.APPROVED if verdict == "approve" else Outcome.CHANGES_REQUESTED
+
+
+def _cause(err: BaseException) -> str:
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return str(err)
