@@ -1,0 +1,169 @@
+"""Git on a local repository: explicit argv, no shell, an environment that cannot point git elsewhere.
+
+Git always starts in the repository directory with discovery stopped at its parent, so a path that
+is not itself a repository is never mistaken for one enclosing it, and the variables that would
+relocate the repository, index or object store are removed from its environment. `open_repo`
+checks a repository reference once and returns a `Repo` handle; failures a retry cannot fix are
+non-retryable `ApplicationError`s whose message names the repository.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.exceptions import ApplicationError
+
+from contracts.run import local_repo_path
+
+# `git rev-parse --local-env-vars`: inherited, any of these would redirect git away from `cwd`.
+_REPO_LOCATION_VARS = (
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_CONFIG",
+    "GIT_CONFIG_COUNT",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_DIR",
+    "GIT_GRAFT_FILE",
+    "GIT_IMPLICIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_NAMESPACE",
+    "GIT_NO_REPLACE_OBJECTS",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_PREFIX",
+    "GIT_REPLACE_REF_BASE",
+    "GIT_SHALLOW_FILE",
+    "GIT_WORK_TREE",
+)
+
+
+@dataclass(frozen=True)
+class GitResult:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: bytes
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def text(self) -> str:
+        """stdout as text without the trailing newline."""
+        return self.stdout.decode("utf-8", "replace").rstrip("\n")
+
+
+class GitError(Exception):
+    """A git command exited non-zero."""
+
+    def __init__(self, result: GitResult) -> None:
+        self.result = result
+        detail = result.stderr.strip() or "(no message)"
+        super().__init__(f"{' '.join(result.argv)} exited {result.returncode}: {detail}")
+
+
+def git_env(cwd: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _REPO_LOCATION_VARS}
+    env["GIT_CEILING_DIRECTORIES"] = str(Path(cwd).parent)
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    env["GIT_OPTIONAL_LOCKS"] = "0"  # never refresh the user's index behind their back
+    env["LC_ALL"] = "C"
+    env.update(extra or {})
+    return env
+
+
+async def run_git(cwd: str, *args: str, stdin: bytes | None = None, env: Mapping[str, str] | None = None) -> GitResult:
+    """Run `git <args>` in `cwd` and collect its output; a cancelled call kills the process."""
+    argv = ("git", *args)
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=cwd,
+        env=git_env(cwd, env),
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await proc.communicate(stdin)
+    except asyncio.CancelledError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode is not None  # communicate() waits for exit
+    return GitResult(argv, proc.returncode, out, err.decode("utf-8", "replace"))
+
+
+async def git_out(cwd: str, *args: str, stdin: bytes | None = None, env: Mapping[str, str] | None = None) -> bytes:
+    """stdout of `git <args>`, or GitError."""
+    result = await run_git(cwd, *args, stdin=stdin, env=env)
+    if not result.ok:
+        raise GitError(result)
+    return result.stdout
+
+
+def fail(message: str, type_: str) -> ApplicationError:
+    """An error no retry can fix."""
+    return ApplicationError(message, type=type_, non_retryable=True)
+
+
+@dataclass(frozen=True)
+class Repo:
+    """An opened local repository: its directory, its (common) git directory, whether it is bare."""
+
+    path: str
+    git_dir: Path  # `--git-common-dir`: shared by all worktrees, so records are too
+    bare: bool
+
+    async def git(self, *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None) -> str:
+        """stdout of a command that should succeed; a failure is retryable (locks, disk, …)."""
+        try:
+            out = await git_out(self.path, *args, stdin=stdin, env=env)
+        except GitError as err:
+            raise ApplicationError(f"repo {self.path}: {err}", type="GitError") from err
+        return out.decode("utf-8", "replace").rstrip("\n")
+
+    async def try_commit(self, ref: str) -> str | None:
+        if ref.startswith("-"):  # would be read as an option
+            return None
+        result = await run_git(self.path, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+        return result.text if result.ok else None
+
+    async def commit(self, ref: str) -> str:
+        found = await self.try_commit(ref)
+        if found is None:
+            raise fail(f"repo {self.path}: no commit for ref {ref!r}", "RefNotFound")
+        return found
+
+    async def branch_sha(self, branch: str) -> str | None:
+        return await self.try_commit(f"refs/heads/{branch}")
+
+    async def blob(self, commit: str, path: str) -> bytes | None:
+        if commit.startswith("-"):
+            return None
+        result = await run_git(self.path, "cat-file", "blob", f"{commit}:{path}")
+        return result.stdout if result.ok else None
+
+
+async def open_repo(repo: str) -> Repo:
+    """Check that `repo` (absolute path or file:// URL) is itself a git repository."""
+    path = await asyncio.to_thread(_directory, repo)
+    found = await run_git(path, "rev-parse", "--is-bare-repository", "--path-format=absolute", "--git-common-dir")
+    if not found.ok:
+        why = found.stderr.strip().removeprefix("fatal: ")
+        detail = "" if why.startswith("not a git repository") else f" ({why})"
+        raise fail(f"repo {path}: not a git repository{detail}", "NotARepository")
+    bare, common_dir = found.text.splitlines()
+    return Repo(path=path, git_dir=Path(common_dir), bare=bare == "true")
+
+
+def _directory(repo: str) -> str:
+    path = os.path.normpath(local_repo_path(repo))
+    if not os.path.isabs(path):
+        raise fail(f"repo {repo}: not an absolute path", "NotARepository")
+    if not os.path.isdir(path):
+        raise fail(f"repo {path}: no such directory", "NotARepository")
+    return path

@@ -1,0 +1,393 @@
+"""The local code host: a git repository on this machine, given as an absolute path or file:// URL.
+
+What GitHub's issues and pull requests become locally:
+
+- Issue N is the file `.forgeflow/issues/<N>.md`, read from the base commit, else from the work
+  tree. Its first non-empty line (without leading `#`) is the title; the whole file is the body.
+- PR N is the branch named on the first line of `.forgeflow/prs/<N>` (found the same way); the
+  rest of that file is its description. It is reviewed against the base commit.
+- A landed change is the branch `forgeflow/...` itself. Publishing, reviews and comments are
+  markdown records under `<git-common-dir>/forgeflow/`: `prs/<branch>.md`,
+  `reviews/<branch>/round-<N>.md` (+ `latest.md`) and `comments/<issue-N|branch|run-id>.md`,
+  where a branch's `/` becomes `__`.
+
+Only plumbing is used, so the user's work tree, index, HEAD and current branch are never touched:
+blobs are written with hash-object, trees are built in a temporary index, and the only refs moved
+are `refs/heads/forgeflow/*`, by compare-and-swap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from temporalio.exceptions import ApplicationError
+
+from activities._git import Repo, fail, open_repo, run_git
+from activities.blobstore import BlobNotFoundError, BlobStore
+from contracts.codehost import (
+    FetchTaskInput,
+    LandChangesInput,
+    LandChangesResult,
+    PostCommentInput,
+    PostedResult,
+    PostReviewInput,
+    PublishInput,
+    PublishResult,
+    TaskSpec,
+)
+from policy.paths import UnsafePathError, repo_path
+
+BRANCH_PREFIX = "forgeflow/"
+IDENTITY = ("forgeflow", "forgeflow@localhost")
+TITLE_MAX = 120
+_KEPT_MODES = ("100755", "120000")  # executables and symlinks stay what they were; all else 100644
+
+
+class LocalGitHost:
+    """The CodeHost for local repositories (see the module docstring for the conventions)."""
+
+    def __init__(self, blobs: BlobStore) -> None:
+        self._blobs = blobs
+
+    # --- reads ------------------------------------------------------------------------------
+
+    async def fetch_task(self, req: FetchTaskInput) -> TaskSpec:
+        repo = await open_repo(req.repo)
+        base = await repo.commit(req.base_ref or "HEAD")
+        base_branch = await _base_branch(repo, req.base_ref)
+        pr = await _pull_request(repo, base, req.pr_number) if req.pr_number is not None else None
+        title, body, source = await _describe(repo, base, req, pr, base_branch)
+        return TaskSpec(
+            title=title,
+            body=body,
+            source=source,
+            base_sha=base,
+            base_branch=base_branch,
+            head_sha=pr.head_sha if pr else None,
+            sandbox_repo_path=repo.path,
+        )
+
+    async def read_file(self, repo: str, sha: str, path: str) -> bytes | None:
+        opened = await open_repo(repo)
+        try:
+            clean = repo_path(path)
+        except UnsafePathError:
+            return None  # no such path can be in a tree
+        data = await opened.blob(sha, clean)
+        if data is None:
+            await opened.commit(sha)  # a missing commit is an error, a missing file is not
+        return data
+
+    async def list_files(self, repo: str, sha: str) -> list[str]:
+        opened = await open_repo(repo)
+        commit = await opened.commit(sha)
+        listing = await opened.git("ls-tree", "-r", "-z", "--name-only", "--full-tree", commit)
+        return [name for name in listing.split("\0") if name]
+
+    async def diff(self, repo: str, base_sha: str, head_sha: str) -> str:
+        opened = await open_repo(repo)
+        base, head = await opened.commit(base_sha), await opened.commit(head_sha)
+        # Plain, stable output whatever the user's diff configuration says.
+        flags = ("--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/")
+        return await opened.git("diff", *flags, base, head, "--")
+
+    # --- writes -----------------------------------------------------------------------------
+
+    async def land_changes(self, req: LandChangesInput) -> LandChangesResult:
+        _check_branch(req.branch)
+        for path in req.overlay:
+            _check_overlay_path(path)
+        dates = _git_date(req.timestamp)
+        repo = await open_repo(req.repo)
+        if not (await run_git(repo.path, "check-ref-format", f"refs/heads/{req.branch}")).ok:
+            raise fail(f"branch {req.branch!r} is not a valid branch name", "BranchNotAllowed")
+        parent = await repo.commit(req.parent_sha)
+        tree = await self._tree(repo, parent, req.overlay)
+        env = _identity_env(dates)
+        message = req.message if req.message.endswith("\n") else req.message + "\n"
+        commit = await repo.git("commit-tree", "--no-gpg-sign", tree, "-p", parent, stdin=message.encode(), env=env)
+        await _move_branch(repo, req.branch, commit, req.expected_branch_sha, env)
+        return LandChangesResult(commit_sha=commit, branch=req.branch, files_changed=sorted(req.overlay))
+
+    async def publish_change(self, req: PublishInput) -> PublishResult:
+        repo = await open_repo(req.repo)
+        if await repo.branch_sha(req.branch) is None:
+            raise fail(f"repo {repo.path}: branch {req.branch} does not exist", "BranchNotFound")
+        record = (
+            f"# {req.title}\n\n- branch: `{req.branch}`\n- base: `{req.base_branch}`\n"
+            f"- run: `{req.run_id}`\n\n{req.body.rstrip()}\n"
+        )
+        await asyncio.to_thread(_write_atomic, _records(repo) / "prs" / f"{_file_name(req.branch)}.md", record)
+        return PublishResult(ref=req.branch)
+
+    async def post_review(self, req: PostReviewInput) -> PostedResult:
+        repo = await open_repo(req.repo)
+        folder = _records(repo) / "reviews" / _file_name(req.pr_ref)
+        report = _review_markdown(req)
+        target = folder / f"round-{req.round}.md"
+        await asyncio.to_thread(_write_atomic, target, report)
+        await asyncio.to_thread(_write_atomic, folder / "latest.md", report)
+        return PostedResult(location=str(target))
+
+    async def post_comment(self, req: PostCommentInput) -> PostedResult:
+        repo = await open_repo(req.repo)
+        if req.issue_number is not None:
+            name = f"issue-{req.issue_number}"
+        elif req.branch:
+            name = _file_name(req.branch)
+        else:
+            name = "run-" + _file_name(req.run_id)
+        target = _records(repo) / "comments" / f"{name}.md"
+        marker = f"<!-- forgeflow:{req.run_id}:{req.step} -->"
+        await asyncio.to_thread(_append_once, target, marker, req.body)
+        return PostedResult(location=str(target))
+
+    async def _tree(self, repo: Repo, parent: str, overlay: dict[str, str | None]) -> str:
+        """The tree of `parent` with `overlay` applied, built in a throwaway index."""
+        modes = await _modes(repo, parent, list(overlay))
+        zero = "0" * len(parent)
+        entries = []
+        for path in sorted(overlay):
+            key = overlay[path]
+            if key is None:
+                entries.append(f"0 {zero}\t{path}\0")  # mode 0: remove
+                continue
+            blob = await repo.git("hash-object", "-w", "--stdin", stdin=self._content(key))
+            entries.append(f"{modes.get(path, '100644')} {blob}\t{path}\0")
+        with tempfile.TemporaryDirectory(prefix="forgeflow-index-") as tmp:
+            env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
+            await repo.git("read-tree", parent, env=env)
+            await repo.git("update-index", "-z", "--index-info", stdin="".join(entries).encode(), env=env)
+            return await repo.git("write-tree", env=env)
+
+    def _content(self, key: str) -> bytes:
+        try:
+            return self._blobs.get(key)
+        except BlobNotFoundError as err:  # retryable: another worker may share the blob directory
+            raise ApplicationError(str(err), type="BlobNotFound") from err
+        except ValueError as err:
+            raise fail(f"overlay value {key!r} is not a blob key", "BadBlobKey") from err
+
+
+# --- fetch_task helpers ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _PullRequest:
+    number: int
+    branch: str
+    head_sha: str
+    description: str
+
+    def describe(self, base_branch: str) -> str:
+        text = f"Review the changes on branch `{self.branch}` ({self.head_sha}) against `{base_branch}`."
+        return f"{text}\n\n{self.description}" if self.description else text
+
+
+async def _describe(
+    repo: Repo, base: str, req: FetchTaskInput, pr: _PullRequest | None, base_branch: str
+) -> tuple[str, str, str]:
+    """(title, body, source) of the task: a spec, else an issue file, else the PR itself."""
+    if req.spec_content is not None and req.spec_content.strip():
+        return _title(req.spec_content, "Spec"), req.spec_content, "spec"
+    if req.issue_number is not None:
+        rel = f".forgeflow/issues/{req.issue_number}.md"
+        text = await _task_file(repo, base, rel)
+        if text is None:
+            raise fail(f"repo {repo.path}: issue file {rel} not found", "TaskNotFound")
+        return _title(text, f"Issue #{req.issue_number}"), text, f"issue #{req.issue_number}"
+    if pr is not None:
+        return f"PR #{pr.number}: {pr.branch}", pr.describe(base_branch), f"PR #{pr.number}"
+    raise fail("no task: give spec_content, issue_number or pr_number", "NoTask")
+
+
+async def _pull_request(repo: Repo, base: str, number: int) -> _PullRequest:
+    rel = f".forgeflow/prs/{number}"
+    text = await _task_file(repo, base, rel)
+    lines = (text or "").strip().splitlines()
+    if not lines:
+        raise fail(f"repo {repo.path}: PR #{number} needs the file {rel} naming its branch", "TaskNotFound")
+    branch = lines[0].strip().removeprefix("refs/heads/")
+    head = await repo.branch_sha(branch)
+    if head is None:
+        raise fail(f"repo {repo.path}: PR #{number}: branch {branch!r} (from {rel}) has no commit", "RefNotFound")
+    return _PullRequest(number, branch, head, "\n".join(lines[1:]).strip())
+
+
+async def _base_branch(repo: Repo, base_ref: str | None) -> str:
+    if base_ref:
+        named = await run_git(repo.path, "rev-parse", "--verify", "--quiet", "--symbolic-full-name", base_ref)
+        if named.ok and named.text.startswith("refs/heads/"):
+            return named.text.removeprefix("refs/heads/")
+    current = await run_git(repo.path, "symbolic-ref", "--quiet", "--short", "HEAD")
+    return current.text if current.ok and current.text else "HEAD"
+
+
+async def _task_file(repo: Repo, base: str, rel: str) -> str | None:
+    """A task file from the base commit, else from the work tree."""
+    data = await repo.blob(base, rel)
+    if data is None and not repo.bare:
+        data = await asyncio.to_thread(_read_or_none, Path(repo.path, rel))
+    return None if data is None else data.decode("utf-8", "replace")
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
+def _title(text: str, fallback: str) -> str:
+    for line in text.splitlines():
+        title = line.strip().lstrip("#").strip()
+        if title:
+            return title[:TITLE_MAX]
+    return fallback
+
+
+# --- land_changes helpers -------------------------------------------------------------------
+
+
+def _check_branch(branch: str) -> None:
+    if not branch.startswith(BRANCH_PREFIX) or branch == BRANCH_PREFIX:
+        raise fail(
+            f"branch {branch!r} is not under {BRANCH_PREFIX}: forgeflow writes only its own branches",
+            "BranchNotAllowed",
+        )
+
+
+def _check_overlay_path(raw: str) -> None:
+    try:
+        clean = repo_path(raw)
+    except UnsafePathError as err:
+        raise fail(f"overlay path {raw!r} is unsafe: {err}", "UnsafePath") from err
+    if any(part.lower() == ".git" for part in clean.split("/")):
+        raise fail(f"overlay path {raw!r} is unsafe: it is inside a .git directory", "UnsafePath")
+    if clean != raw or "\0" in raw:
+        raise fail(
+            f"overlay path {raw!r} is not a normalised repository path (did you mean {clean!r}?)",
+            "UnsafePath",
+        )
+
+
+def _git_date(timestamp: str) -> str:
+    """ISO time → git's `@<epoch> <±hhmm>`, so the same input always makes the same commit."""
+    try:
+        when = datetime.fromisoformat(timestamp)
+    except ValueError as err:
+        raise fail(f"timestamp {timestamp!r} is not an ISO 8601 time", "BadTimestamp") from err
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    offset = when.utcoffset()
+    minutes = int(offset.total_seconds()) // 60 if offset else 0
+    sign = "-" if minutes < 0 else "+"
+    return f"@{int(when.timestamp())} {sign}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}"
+
+
+def _identity_env(date: str) -> dict[str, str]:
+    name, email = IDENTITY
+    env: dict[str, str] = {}
+    for who in ("AUTHOR", "COMMITTER"):
+        env |= {f"GIT_{who}_NAME": name, f"GIT_{who}_EMAIL": email, f"GIT_{who}_DATE": date}
+    return env
+
+
+async def _modes(repo: Repo, commit: str, paths: list[str]) -> dict[str, str]:
+    """Existing modes of those paths that are kept (see _KEPT_MODES)."""
+    if not paths:
+        return {}
+    listing = await repo.git("ls-tree", "-r", "-z", "--full-tree", commit, "--", *paths)
+    wanted, modes = set(paths), {}
+    for entry in listing.split("\0"):
+        meta, _, path = entry.partition("\t")
+        mode = meta.split(" ", 1)[0]
+        if path in wanted and mode in _KEPT_MODES:  # ls-tree matches patterns: keep exact hits only
+            modes[path] = mode
+    return modes
+
+
+async def _move_branch(repo: Repo, branch: str, new: str, expected: str | None, env: dict[str, str]) -> None:
+    """Compare-and-swap refs/heads/<branch> from `expected` (None: absent) to `new`."""
+    current = await repo.branch_sha(branch)
+    if current == new:
+        return  # a retry after the first attempt landed: same input, same commit
+    if current != expected:
+        raise _moved(repo, branch, expected, current)
+    ref, old = f"refs/heads/{branch}", expected or "0" * len(new)
+    moved = await run_git(repo.path, "update-ref", "-m", f"forgeflow: land {new}", ref, new, old, env=env)
+    if moved.ok:
+        return
+    current = await repo.branch_sha(branch)
+    if current == new:
+        return
+    if current != expected:
+        raise _moved(repo, branch, expected, current)
+    raise ApplicationError(f"repo {repo.path}: could not move {ref}: {moved.stderr.strip()}", type="GitError")
+
+
+def _moved(repo: Repo, branch: str, expected: str | None, actual: str | None) -> ApplicationError:
+    want = expected or "no branch (it should not exist yet)"
+    return fail(f"repo {repo.path}: branch {branch} moved: expected {want}, found {actual}", "BranchMoved")
+
+
+# --- records --------------------------------------------------------------------------------
+
+
+def _records(repo: Repo) -> Path:
+    return repo.git_dir / "forgeflow"
+
+
+def _file_name(text: str) -> str:
+    """A ref or id as one safe file name: `/` → `__`, anything unusual → `_`."""
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in text.replace("/", "__"))
+    return cleaned.lstrip(".") or "_"
+
+
+def _review_markdown(req: PostReviewInput) -> str:
+    review = req.review
+    lines = [
+        f"# Review of {req.pr_ref}, round {req.round}: {review.verdict}",
+        "",
+        f"- commit: `{req.commit_sha}`",
+        f"- run: `{req.run_id}`",
+        "",
+        review.summary.rstrip(),
+        "",
+        "## Comments",
+        "",
+    ]
+    for c in review.comments:
+        where = c.path if c.line is None else f"{c.path}:{c.line}"
+        body = c.body.strip().replace("\n", "\n  ")
+        lines.append(f"- {where} [{c.severity}/{c.category}] {body}")
+    if not review.comments:
+        lines.append("No comments.")
+    return "\n".join(lines) + "\n"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.replace(tmp, path)  # readers see the old record or the new one, never half of one
+
+
+def _append_once(path: Path, marker: str, body: str) -> None:
+    """Append `body` under `marker` unless a comment with that marker is already there."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A body quoting a marker must not pass for a posted comment.
+    safe_body = body.rstrip().replace("<!-- forgeflow:", "<!-- forgeflow-quoted:")
+    with path.open("a+", encoding="utf-8") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # an overlapping retry waits, then sees our marker
+        f.seek(0)
+        if marker in f.read().splitlines():
+            return
+        f.write(f"{marker}\n{safe_body}\n\n---\n\n")
