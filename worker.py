@@ -19,7 +19,6 @@ from activities.codehost import CodeHostActivities, CodeHosts
 from activities.codehost_local import LocalGitHost
 from activities.llm import ModelActivities
 from activities.providers import ModelProvider
-from activities.sandbox import SandboxActivities
 from activities.scripted import ScriptedProvider
 from activities.tools import ToolActivities
 from config.settings import Settings, get_settings
@@ -27,20 +26,24 @@ from workflows.agent import AgentWorkflow
 from workflows.issue import IssueWorkflow
 
 
-def build_workers(
-    client: Client, settings: Settings, queues: Sequence[str] | None = None
-) -> list[Worker]:
+def build_workers(client: Client, settings: Settings, queues: Sequence[str] | None = None) -> list[Worker]:
     """One worker for workflows + model/tool/code-host activities, one for the sandbox queue."""
     wanted = set(queues or (settings.task_queue, settings.sandbox_task_queue))
     unknown = wanted - {settings.task_queue, settings.sandbox_task_queue}
     if unknown:
-        raise SystemExit(f"unknown queue(s) {sorted(unknown)}: serve {settings.task_queue} and/or {settings.sandbox_task_queue}")
+        raise SystemExit(
+            f"unknown queue(s) {sorted(unknown)}: serve {settings.task_queue} and/or {settings.sandbox_task_queue}"
+        )
     workers = []
     if settings.task_queue in wanted:
         blobs = BlobStore(settings.blob_dir)
         hosts = CodeHosts(local=LocalGitHost(blobs))
         providers: dict[str, ModelProvider] = {"scripted": ScriptedProvider(settings)}
-        model, tools, host = ModelActivities(blobs, providers), ToolActivities(hosts, blobs), CodeHostActivities(hosts)
+        model, tools, host = (
+            ModelActivities(blobs, providers),
+            ToolActivities(hosts, blobs),
+            CodeHostActivities(hosts),
+        )
         workers.append(
             Worker(
                 client,
@@ -58,6 +61,8 @@ def build_workers(
             )
         )
     if settings.sandbox_task_queue in wanted:
+        from activities.sandbox import SandboxActivities  # sandbox hosts need only this part
+
         sandbox = SandboxActivities(settings)
         workers.append(Worker(client, task_queue=settings.sandbox_task_queue, activities=[sandbox.run_tests]))
     return workers
@@ -87,15 +92,19 @@ class _all:
 
 async def main(queues: list[str] | None = None) -> None:
     from starter.client import connect
-    from starter.logs import configure_logging
     from starter.server import ensure_server
+
+    from starter.logs import configure_logging
 
     settings = get_settings()
     configure_logging(json=True)
     server = await ensure_server(settings)
     client = await connect(settings)
     workers = build_workers(client, settings, queues)
-    print(f"forgeflow worker on {server.address} serving {[w.task_queue for w in workers]}; UI {server.ui_url}", flush=True)
+    print(
+        f"forgeflow worker on {server.address} serving {[w.task_queue for w in workers]}; UI {server.ui_url}",
+        flush=True,
+    )
     await run_workers(workers)
 
 

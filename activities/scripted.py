@@ -62,7 +62,9 @@ def load_script(path: str) -> Script:
 def pick_turn(script: Script, req: ModelRequest) -> ScriptTurn:
     runs = script.agents.get(req.role, [])
     if req.invocation >= len(runs):
-        raise _fail(f"the script has no run {req.invocation + 1} for the {req.role}; the run went further than the recording")
+        raise _fail(
+            f"the script has no run {req.invocation + 1} for the {req.role}; the run went further than the recording"
+        )
     turns = runs[req.invocation].turns
     if req.turn >= len(turns):
         raise _fail(f"the script's {req.role} run {req.invocation + 1} has no turn {req.turn + 1}")
@@ -95,7 +97,11 @@ class ScriptedProvider:
         if self._settings.script_delay_seconds:
             await asyncio.sleep(self._settings.script_delay_seconds)
         return ModelResponse(
-            content=turn.content, stop_reason=turn.stop_reason, usage=turn.usage, model=script.model, scripted=True
+            content=turn.content,
+            stop_reason=turn.stop_reason,
+            usage=turn.usage,
+            model=script.model,
+            scripted=True,
         )
 
     def _record(self, req: ModelRequest) -> None:

@@ -42,7 +42,9 @@ class LandChangesInput(BaseModel):
     )
     overlay: dict[str, str | None]
     message: str
-    timestamp: str = Field(description="ISO time for author/committer, from workflow time: retries make the same commit.")
+    timestamp: str = Field(
+        description="ISO time for author/committer, from workflow time: retries make the same commit."
+    )
 
 
 class LandChangesResult(BaseModel):

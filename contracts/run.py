@@ -50,9 +50,13 @@ class IssueInput(BaseModel):
     pr_number: int | None = Field(default=None, ge=1)
     spec_content: str | None = Field(default=None, description="A written task instead of an issue.")
     mode: Mode = "autonomous"
-    max_retries: int = Field(default=3, ge=0, le=10, description="Coder rounds after the first, shared by test and review loops.")
+    max_retries: int = Field(
+        default=3, ge=0, le=10, description="Coder rounds after the first, shared by test and review loops."
+    )
     require_plan_approval: bool = False
-    gate_timeout_seconds: int = Field(default=7 * 24 * 3600, ge=1, description="How long a human gate waits before the run ends.")
+    gate_timeout_seconds: int = Field(
+        default=7 * 24 * 3600, ge=1, description="How long a human gate waits before the run ends."
+    )
     budgets: RunBudgets = Field(default_factory=RunBudgets)
     model_script: str | None = Field(
         default=None, description="Path of a scripted conversation to replay instead of calling Claude."

@@ -13,9 +13,7 @@ _INVISIBLE_CATEGORIES = frozenset({"Cf", "Co", "Cs"})
 def strip_hidden(text: str) -> str:
     """Remove HTML comments and invisible characters; keep newlines and tabs."""
     text = _HTML_COMMENT.sub("", text)
-    return "".join(
-        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in _INVISIBLE_CATEGORIES
-    )
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in _INVISIBLE_CATEGORIES)
 
 
 def fence(label: str, text: str) -> str:

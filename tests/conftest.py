@@ -10,8 +10,13 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+
+from contracts import search
 
 
 def installed_binary(name: str) -> str:
@@ -32,9 +37,18 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
     )
     try:
+        await register_search_attributes(env.client)
         yield env
     finally:
         await env.shutdown()
+
+
+async def register_search_attributes(client: Client) -> None:
+    """The run's search attributes, as the embedded dev server registers them at start."""
+    keyword = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(namespace=client.namespace, search_attributes={k.name: keyword for k in search.ALL})
+    )
 
 
 def git(repo: Path, *args: str) -> str:
@@ -53,7 +67,9 @@ def sample_repo(tmp_path: Path) -> Path:
     (repo / "calc").mkdir(parents=True)
     (repo / "tests").mkdir()
     (repo / "calc" / "__init__.py").write_text("def add(a, b):\n    return a + b\n")
-    (repo / "tests" / "test_calc.py").write_text("from calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n")
+    (repo / "tests" / "test_calc.py").write_text(
+        "from calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n"
+    )
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "initial")

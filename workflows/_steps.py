@@ -51,6 +51,7 @@ class Steps:
         self.model = model
         self.branch = "forgeflow/" + _slug(workflow.info().workflow_id)
         self.head_sha: str | None = task.head_sha if inp.reviews_existing_pr else None
+        self.branch_sha: str | None = None  # where our branch points; None until the first commit
         self.last_failed_tests: TestReport | None = None
         self.last_review: Review | None = None
         self.feedback_used = 0
@@ -160,7 +161,7 @@ class Steps:
                 repo=self.inp.repo,
                 branch=self.branch,
                 parent_sha=self.head_sha or self.task.base_sha,
-                expected_branch_sha=self.head_sha,
+                expected_branch_sha=self.branch_sha,
                 overlay=overlay,
                 message=change.commit_message,
                 timestamp=workflow.now().isoformat(),
@@ -168,7 +169,7 @@ class Steps:
             LandChangesResult,
             f"commit round {self.st.round} to {self.branch}",
         )
-        self.head_sha = landed.commit_sha
+        self.head_sha = self.branch_sha = landed.commit_sha
         self.st.commits.append(landed.commit_sha)
         self.st.files_changed = sorted({*self.st.files_changed, *landed.files_changed})
         if self.branch not in self.st.branches_created:
@@ -190,7 +191,9 @@ class Steps:
             self.st.prs_created.append(published.ref)
 
     async def _run_tests(self, commit: str) -> TestReport:
-        req = RunTestsInput(repo_path=self.task.sandbox_repo_path, commit_sha=commit, test_command=self.inp.test_command)
+        req = RunTestsInput(
+            repo_path=self.task.sandbox_repo_path, commit_sha=commit, test_command=self.inp.test_command
+        )
         report: TestReport = await workflow.execute_activity(
             acts.RUN_TESTS,
             req,

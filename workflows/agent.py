@@ -85,7 +85,7 @@ class _AgentLoop:
         )
 
     async def _model_turn(self, turn: int, pending: list[Message]) -> ModelTurnResult:
-        answer = await workflow.execute_activity(
+        answer: ModelTurnResult = await workflow.execute_activity(
             acts.MODEL_TURN,
             ModelTurnInput(
                 role=self.inp.role,
@@ -119,7 +119,9 @@ class _AgentLoop:
                     type="InvalidSubmission",
                     non_retryable=True,
                 ) from None
-            blocks.append(tool_result(str(submit["id"]), f"Invalid submission, fix and resubmit:\n{err}", is_error=True))
+            blocks.append(
+                tool_result(str(submit["id"]), f"Invalid submission, fix and resubmit:\n{err}", is_error=True)
+            )
             return None
         return AgentResult(
             role=self.inp.role,
@@ -142,14 +144,20 @@ class _AgentLoop:
         name, use_id = str(use.get("name")), str(use.get("id"))
         tool_input: dict[str, Any] = use.get("input") or {}
         if name not in self.spec.tool_names:
-            return tool_result(use_id, f"Unknown tool {name!r}; available: {', '.join(self.spec.tool_names)}", is_error=True)
+            return tool_result(
+                use_id, f"Unknown tool {name!r}; available: {', '.join(self.spec.tool_names)}", is_error=True
+            )
         if name == RUN_TESTS:
             return await self._run_tests(use_id)
         result = await workflow.execute_activity(
             acts.RUN_TOOL,
             ToolCallInput(
-                role=self.inp.role, run_id=self.inp.run_id, tool_use_id=use_id, name=name,
-                input=tool_input, workspace=self.workspace,
+                role=self.inp.role,
+                run_id=self.inp.run_id,
+                tool_use_id=use_id,
+                name=name,
+                input=tool_input,
+                workspace=self.workspace,
             ),
             result_type=ToolCallResult,
             start_to_close_timeout=acts.TOOL_TIMEOUT,
@@ -159,8 +167,10 @@ class _AgentLoop:
         if result.overlay_updates:
             overlay = {**self.workspace.overlay, **result.overlay_updates}
             self.workspace = Workspace(
-                repo=self.workspace.repo, base_sha=self.workspace.base_sha,
-                overlay=overlay, origin_sha=self.workspace.origin_sha,
+                repo=self.workspace.repo,
+                base_sha=self.workspace.base_sha,
+                overlay=overlay,
+                origin_sha=self.workspace.origin_sha,
             )
         return tool_result(use_id, result.content, is_error=result.is_error)
 
@@ -168,7 +178,9 @@ class _AgentLoop:
         if self.inp.commit_sha is None or self.inp.sandbox_repo_path is None:
             return tool_result(use_id, "There is no commit under test in this run.", is_error=True)
         req = RunTestsInput(
-            repo_path=self.inp.sandbox_repo_path, commit_sha=self.inp.commit_sha, test_command=self.inp.test_command
+            repo_path=self.inp.sandbox_repo_path,
+            commit_sha=self.inp.commit_sha,
+            test_command=self.inp.test_command,
         )
         self.test_report = await workflow.execute_activity(
             acts.RUN_TESTS,

@@ -6,7 +6,6 @@ live state (query `state`), and waits at gates answered by signal or by the `dec
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -46,10 +45,10 @@ def parse_input(params: dict[str, Any] | IssueInput) -> IssueInput:
     try:
         return IssueInput.model_validate(params)
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in err.errors()
-        )
-        raise ApplicationError(f"invalid IssueWorkflow input: {problems}", type="InvalidInput", non_retryable=True) from None
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in err.errors())
+        raise ApplicationError(
+            f"invalid IssueWorkflow input: {problems}", type="InvalidInput", non_retryable=True
+        ) from None
 
 
 @workflow.defn(name=api.WORKFLOW_TYPE)
@@ -112,7 +111,10 @@ class IssueWorkflow:
         inp = parse_input(params)
         self._gate_timeout = inp.gate_timeout_seconds
         st = self._state = OrchestrationState(
-            repo=inp.repo, mode=inp.mode, max_retries=inp.max_retries, scripted_replay=inp.model_script is not None
+            repo=inp.repo,
+            mode=inp.mode,
+            max_retries=inp.max_retries,
+            scripted_replay=inp.model_script is not None,
         )
         workflow.upsert_search_attributes([search.REPO.value_set(inp.repo), search.MODE.value_set(inp.mode)])
         self._set_stage(Stage.STARTING, f"run started in {inp.mode} mode")
@@ -166,7 +168,11 @@ class IssueWorkflow:
         self._set_stage(Stage.REVIEWING, "reviewer started")
         outcome = await steps.review()
         decision = route(
-            "reviewer", mode=inp.mode, outcome=outcome, retries_left=left, reviews_existing_pr=inp.reviews_existing_pr
+            "reviewer",
+            mode=inp.mode,
+            outcome=outcome,
+            retries_left=left,
+            reviews_existing_pr=inp.reviews_existing_pr,
         )
         if decision.next == Next.END:
             st.outcome = _review_outcome(st.review_verdict, inp.reviews_existing_pr)
@@ -226,7 +232,7 @@ class IssueWorkflow:
         self._decision = None
         try:
             await workflow.wait_condition(lambda: self._decision is not None, timeout=timedelta(seconds=timeout))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             st.approval_status, st.outcome = "timed_out", Outcome.GATE_TIMED_OUT
             st.error = f"the {kind} gate timed out after {timeout} s without a decision ({reason})"
             self._note(st.error)
@@ -246,7 +252,7 @@ class IssueWorkflow:
             spec_content=inp.spec_content,
             base_ref=inp.base_ref,
         )
-        return await workflow.execute_activity(
+        task: TaskSpec = await workflow.execute_activity(
             acts.FETCH_TASK,
             req,
             result_type=TaskSpec,
@@ -254,6 +260,7 @@ class IssueWorkflow:
             retry_policy=acts.HOST_RETRY,
             summary=f"fetch task from {inp.repo}",
         )
+        return task
 
     @staticmethod
     def _model_spec(inp: IssueInput) -> ModelSpec:
