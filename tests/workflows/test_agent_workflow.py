@@ -1,0 +1,114 @@
+"""AgentWorkflow on the time-skipping server: the durable loop's limits, corrections and history size."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+
+from config.settings import Settings
+from contracts.agents import AgentInput, AgentResult, ModelSpec, Workspace
+from tests.conftest import git
+from tests.scripts import submit, tool, turn, write_script
+from worker import build_workers
+
+GOOD_CHANGE = {"summary": "done", "commit_message": "Do it"}
+
+
+async def run_agent(
+    env: WorkflowEnvironment, tmp_path: Path, repo: Path, turns: list[dict[str, Any]], *, max_turns: int = 40
+) -> tuple[AgentResult, str]:
+    queue = f"agent-{uuid.uuid4().hex[:8]}"
+    settings = Settings.model_validate({"FORGEFLOW_DATA_DIR": str(tmp_path / "data"), "FORGEFLOW_TASK_QUEUE": queue})
+    script = write_script(tmp_path / f"{queue}.json", {"coder": [{"turns": turns}]})
+    base = git(repo, "rev-parse", "HEAD")
+    inp = AgentInput(
+        role="coder",
+        run_id="run-1",
+        invocation=0,
+        brief="Make the change.",
+        workspace=Workspace(repo=str(repo), base_sha=base, origin_sha=base),
+        model=ModelSpec(provider="scripted", model="scripted-replay", script=script),
+        max_turns=max_turns,
+    )
+    wf_id = f"agent-{uuid.uuid4().hex[:8]}"
+    (worker,) = build_workers(env.client, settings, [queue])
+    async with worker:
+        result = await env.client.execute_workflow(
+            "AgentWorkflow", inp, id=wf_id, task_queue=queue, result_type=AgentResult
+        )
+    return result, wf_id
+
+
+async def test_invalid_submission_goes_back_to_the_model(
+    time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path
+) -> None:
+    turns = [
+        turn(submit(summary="missing the commit message")),
+        turn(submit(**GOOD_CHANGE), expect=["Invalid submission", "commit_message"]),
+    ]
+    result, _ = await run_agent(time_skipping_env, tmp_path, sample_repo, turns)
+    assert result.submission == GOOD_CHANGE
+    assert result.usage.turns == 2
+
+
+async def test_tool_errors_are_readable_by_the_model(
+    time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path
+) -> None:
+    turns = [
+        turn(
+            tool("write_file", path="../outside.py", content="x"),
+            tool("write_file", path=".git/hooks/pre-commit", content="x"),
+            tool("run_tests"),
+            tool("str_replace", path="calc/__init__.py", old_str="nope", new_str="x"),
+        ),
+        turn(
+            tool("write_file", path="calc/extra.py", content="X = 1\n"),
+            expect=["leaves the repository", "inside .git", "Unknown tool 'run_tests'", "matches 0 times"],
+        ),
+        turn(submit(**GOOD_CHANGE)),
+    ]
+    result, _ = await run_agent(time_skipping_env, tmp_path, sample_repo, turns)
+    assert set(result.workspace.overlay) == {"calc/extra.py"}
+    assert not (tmp_path / "outside.py").exists()
+
+
+async def test_turn_budget_exceeded_is_a_typed_failure(
+    time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path
+) -> None:
+    turns = [turn(tool("list_files")) for _ in range(5)]
+    with pytest.raises(WorkflowFailureError) as failure:
+        await run_agent(time_skipping_env, tmp_path, sample_repo, turns, max_turns=3)
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "AgentTurnBudgetExceeded"
+    assert "did not submit a result within its budget of 3 turns" in cause.message
+
+
+async def test_history_per_turn_stays_bounded(
+    time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path
+) -> None:
+    """The transcript is referenced by key, so turn 30's input is no bigger than turn 3's."""
+    big = "".join(f"line {i}: {'x' * 60}\n" for i in range(120))  # ~8 KB read back every turn
+    (sample_repo / "big.txt").write_text(big)
+    git(sample_repo, "add", "big.txt")
+    git(sample_repo, "commit", "-qm", "big file")
+    turns = [turn(tool("read_file", path="big.txt")) for _ in range(30)] + [turn(submit(**GOOD_CHANGE))]
+    result, wf_id = await run_agent(time_skipping_env, tmp_path, sample_repo, turns)
+    assert result.usage.turns == 31
+    history = await time_skipping_env.client.get_workflow_handle(wf_id).fetch_history()
+    sizes = [
+        e.activity_task_scheduled_event_attributes.input.ByteSize()
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "model_turn"
+    ]
+    assert len(sizes) == 31
+    # Each turn carries one ~8 KB tool result; re-sending the transcript would make turn 31 ~30x turn 2.
+    assert max(sizes[1:]) < 1.2 * min(sizes[1:])
+    assert max(sizes) < 3 * len(big)
