@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Awaitable, Callable
 
 from pydantic import TypeAdapter
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.blobstore import BlobNotFoundError, BlobStore
-from activities.providers import ModelProvider, ModelRequest
+from activities.providers import ModelProvider, ModelRequest, ModelResponse
 from contracts.model import Message, ModelTurnInput, ModelTurnResult
 from roles import ROLES
 
 _TRANSCRIPT = TypeAdapter(list[Message])
+HEARTBEAT_EVERY = 5.0
+
+
+async def _heartbeating(call: Callable[[ModelRequest], Awaitable[ModelResponse]], req: ModelRequest) -> ModelResponse:
+    """Heartbeat while the model answers, so a turn lost with a dead worker is retried in seconds."""
+    task = asyncio.ensure_future(call(req))
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY)
+        if done:
+            return task.result()
+        activity.heartbeat()
 
 
 class ModelActivities:
@@ -34,7 +47,8 @@ class ModelActivities:
             )
         messages = [*self._load(inp.transcript_key), *inp.new_messages]
         spec = ROLES[inp.role]
-        response = await provider.complete(
+        response = await _heartbeating(
+            provider.complete,
             ModelRequest(
                 run_id=inp.run_id,
                 role=inp.role,
@@ -44,7 +58,7 @@ class ModelActivities:
                 system=spec.system_prompt,
                 tools=spec.tools(),
                 messages=messages,
-            )
+            ),
         )
         messages.append(Message(role="assistant", content=response.content))
         return ModelTurnResult(

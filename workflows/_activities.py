@@ -49,8 +49,9 @@ SANDBOX_RETRY = RetryPolicy(
 )
 
 MODEL_TIMEOUT = timedelta(minutes=10)
-TOOL_TIMEOUT = timedelta(minutes=2)
-HOST_TIMEOUT = timedelta(minutes=2)
+MODEL_HEARTBEAT = timedelta(seconds=20)  # the activity heartbeats every 5 s while the model answers
+TOOL_TIMEOUT = timedelta(seconds=30)
+HOST_TIMEOUT = timedelta(minutes=1)
 SANDBOX_HEARTBEAT = timedelta(seconds=30)
 
 

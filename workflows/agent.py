@@ -98,6 +98,7 @@ class _AgentLoop:
             ),
             result_type=ModelTurnResult,
             start_to_close_timeout=acts.MODEL_TIMEOUT,
+            heartbeat_timeout=acts.MODEL_HEARTBEAT,
             retry_policy=acts.MODEL_RETRY,
             summary=f"{self.inp.role} · model turn {turn + 1}",
         )

@@ -5,8 +5,16 @@ import pytest
 from contracts.run import PendingGate
 from policy.gates import decision_error
 
-PLAN = PendingGate(kind="plan_approval", reason="r", allowed=["approve", "reject", "feedback"], opened_at="t", timeout_seconds=1)
-ESCALATION = PendingGate(kind="escalation", reason="r", allowed=["feedback", "reject"], opened_at="t", timeout_seconds=1)
+PLAN = PendingGate(
+    kind="plan_approval",
+    reason="r",
+    allowed=["approve", "reject", "feedback"],
+    opened_at="t",
+    timeout_seconds=1,
+)
+ESCALATION = PendingGate(
+    kind="escalation", reason="r", allowed=["feedback", "reject"], opened_at="t", timeout_seconds=1
+)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,12 @@ from policy.paths import UnsafePathError, repo_path
 
 @pytest.mark.parametrize(
     ("raw", "clean"),
-    [("src/a.py", "src/a.py"), ("./src//a.py", "src/a.py"), ("a\\b.py", "a/b.py"), (".github/x.yml", ".github/x.yml")],
+    [
+        ("src/a.py", "src/a.py"),
+        ("./src//a.py", "src/a.py"),
+        ("a\\b.py", "a/b.py"),
+        (".github/x.yml", ".github/x.yml"),
+    ],
 )
 def test_accepted(raw: str, clean: str) -> None:
     assert repo_path(raw) == clean
