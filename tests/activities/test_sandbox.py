@@ -1,0 +1,202 @@
+"""run_tests for real: git archive, bubblewrap, pytest's own JUnit report — no mocks."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities._bwrap import bwrap_argv
+from activities.sandbox import SandboxActivities
+from config.settings import Settings
+from contracts.testing import RunTestsInput, TestReport
+from tests.conftest import git
+
+
+def make_repo(root: Path, files: dict[str, str]) -> tuple[Path, str]:
+    repo = root / "repo"
+    repo.mkdir()
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "tests")
+    return repo, git(repo, "rev-parse", "HEAD")
+
+
+def pytest_summary(repo: Path) -> str:
+    """pytest's own closing line for the same suite, run directly."""
+    done = subprocess.run(
+        ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=repo, capture_output=True, text=True
+    )
+    return done.stdout.strip().splitlines()[-1].split(" in ")[0]
+
+
+def processes_matching(pattern: str) -> str:
+    return subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.strip()
+
+
+async def run(repo: Path, sha: str, limit: int = 60) -> TestReport:
+    acts = SandboxActivities(Settings())
+    req = RunTestsInput(repo_path=str(repo), commit_sha=sha, timeout_seconds=limit)
+    report: TestReport = await ActivityEnvironment().run(acts.run_tests, req)
+    return report
+
+
+MIXED = """
+import pytest
+
+@pytest.fixture
+def broken():
+    raise RuntimeError("fixture exploded")
+
+def test_ok():
+    assert True
+
+def test_fails():
+    assert 1 + 1 == 3, "arithmetic is off"
+
+def test_errors(broken):
+    pass
+
+@pytest.mark.skip(reason="not today")
+def test_skipped():
+    pass
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_param(n):
+    assert n < 3
+
+class TestGroup:
+    def test_method(self):
+        assert True
+"""
+
+
+async def test_counts_match_pytest_and_name_failures_by_node_id(tmp_path: Path) -> None:
+    repo, sha = make_repo(tmp_path, {"tests/test_mixed.py": MIXED})
+    report = await run(repo, sha)
+    assert (report.status, report.total, report.passed, report.failed, report.errors, report.skipped) == (
+        "failed", 8, 4, 2, 1, 1,
+    )  # fmt: skip
+    assert pytest_summary(repo) == "2 failed, 4 passed, 1 skipped, 1 error"  # what pytest itself says
+    names = {f.name: f for f in report.failures}
+    assert set(names) == {
+        "tests/test_mixed.py::test_fails",
+        "tests/test_mixed.py::test_param[3]",
+        "tests/test_mixed.py::test_errors",
+    }
+    assert "arithmetic is off" in names["tests/test_mixed.py::test_fails"].message
+    assert names["tests/test_mixed.py::test_errors"].kind == "error"
+    assert "fixture exploded" in names["tests/test_mixed.py::test_errors"].output
+
+
+async def test_passing_suite(tmp_path: Path) -> None:
+    repo, sha = make_repo(tmp_path, {"tests/test_a.py": "def test_a():\n    pass\n\ndef test_b():\n    pass\n"})
+    report = await run(repo, sha)
+    assert (report.status, report.total, report.passed, report.exit_code) == ("passed", 2, 2, 0)
+
+
+async def test_collection_error_is_reported_against_the_file(tmp_path: Path) -> None:
+    repo, sha = make_repo(tmp_path, {"tests/test_ok.py": "def test_ok():\n    pass\n", "tests/test_bad.py": "def (:\n"})
+    report = await run(repo, sha)
+    assert report.status == "failed" and report.errors == 1
+    assert report.failures[0].name == "tests/test_bad.py"
+
+
+async def test_no_tests_is_an_error_not_a_pass(tmp_path: Path) -> None:
+    repo, sha = make_repo(tmp_path, {"README.md": "nothing to test\n"})
+    report = await run(repo, sha)
+    assert report.status == "error" and report.exit_code == 5
+
+
+@pytest.fixture
+def host_listener() -> Iterator[int]:
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    thread = threading.Thread(target=lambda: accepted.append(server.accept()[0]), daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    server.close()
+
+
+async def test_no_network_and_no_worker_secrets(
+    tmp_path: Path, host_listener: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FORGEFLOW_TEST_SECRET", "s3cr3t-value")
+    probe = f"""
+import os, socket, pytest
+
+def test_cannot_reach_the_host():
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", {host_listener}), timeout=2)
+
+def test_secret_is_absent():
+    assert "FORGEFLOW_TEST_SECRET" not in os.environ
+    assert "s3cr3t-value" not in open("/proc/self/environ").read()
+
+def test_cannot_write_outside_the_copy():
+    with pytest.raises(OSError):
+        open({str(tmp_path / "escaped.txt")!r}, "w").write("x")
+
+def test_host_home_is_not_visible():
+    assert not os.path.exists({str(Path.home() / ".bashrc")!r}) or os.path.expanduser("~") == "/tmp"
+    assert not os.path.exists({str(tmp_path)!r})
+"""
+    repo, sha = make_repo(tmp_path, {"tests/test_escape.py": probe})
+    report = await run(repo, sha)
+    assert report.status == "passed", report.output_tail
+    assert report.passed == 4
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+async def test_timeout_kills_the_run_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    marker = "forgeflow-sleep-marker-71"
+    repo, sha = make_repo(
+        tmp_path, {"tests/test_slow.py": f"import time\n\ndef test_slow():\n    '{marker}'\n    time.sleep(60)\n"}
+    )
+    report = await run(repo, sha, limit=2)
+    assert report.status == "timed_out" and report.exit_code is None
+    left = processes_matching("test_slow")
+    assert left == "", f"processes left behind: {left}"
+
+
+async def test_unknown_commit_fails_without_retry(tmp_path: Path) -> None:
+    repo, _ = make_repo(tmp_path, {"a.txt": "a\n"})
+    with pytest.raises(ApplicationError) as err:
+        await run(repo, "0" * 40)
+    assert err.value.non_retryable and err.value.type == "CommitNotFound"
+    assert "0000000" in err.value.message
+
+
+async def test_user_work_tree_untouched(tmp_path: Path) -> None:
+    repo, sha = make_repo(tmp_path, {"tests/test_a.py": "def test_a():\n    open('made-by-test.txt', 'w')\n"})
+    (repo / "uncommitted.txt").write_text("mine\n")
+    await run(repo, sha)
+    assert not (repo / "made-by-test.txt").exists()
+    assert git(repo, "status", "--porcelain") == "?? uncommitted.txt"
+
+
+def test_bwrap_argv_isolates() -> None:
+    argv = bwrap_argv(
+        "/usr/bin/bwrap",
+        workspace=Path("/tmp/w"),
+        out_dir=Path("/tmp/o"),
+        python_prefixes=["/opt/py"],
+        command=["pytest"],
+        exists=lambda p: p == "/usr",
+    )
+    assert argv[:2] == ["/usr/bin/bwrap", "--unshare-all"] and "--clearenv" in argv
+    assert argv[argv.index("--bind") + 1 : argv.index("--bind") + 3] == ["/tmp/w", "/workspace"]
+    assert argv[argv.index("/opt/py") - 1 : argv.index("/opt/py") + 2] == ["--ro-bind", "/opt/py", "/opt/py"]
+    assert "/etc/passwd" not in argv  # only host paths that exist are bound
+    assert argv[-2:] == ["--", "pytest"]
+    assert os.environ.get("HOME", "") not in argv
