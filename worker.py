@@ -74,11 +74,13 @@ async def run_workers(workers: list[Worker]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with _all(workers):
+    async with WorkerGroup(workers):
         await stop.wait()
 
 
-class _all:
+class WorkerGroup:
+    """Run several workers together; leaving the block shuts them all down gracefully."""
+
     def __init__(self, workers: list[Worker]) -> None:
         self._workers = workers
 
@@ -92,9 +94,8 @@ class _all:
 
 async def main(queues: list[str] | None = None) -> None:
     from starter.client import connect
-    from starter.server import ensure_server
-
     from starter.logs import configure_logging
+    from starter.server import ensure_server
 
     settings = get_settings()
     configure_logging(json=True)

@@ -31,3 +31,11 @@ def demo_input(repo: Path, *, require_plan_approval: bool = False) -> dict[str, 
         "model_script": str(SCRIPT),
         "require_plan_approval": require_plan_approval,
     }
+
+
+def branch_log(repo: Path, branch: str) -> str:
+    """The commits a run put on its branch, one line each."""
+    done = subprocess.run(
+        ["git", "-C", str(repo), "log", "--oneline", f"main..{branch}"], capture_output=True, text=True
+    )
+    return done.stdout

@@ -1,0 +1,246 @@
+"""The `forgeflow` command: demo, run, start, status, watch, approve/reject/feedback, server, worker.
+
+Every command works with zero configuration: it uses the server at TEMPORAL_ADDRESS or starts
+the embedded one. Runs started here are ordinary Temporal workflows: `temporal workflow ...`
+commands and the Temporal UI see the same thing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+import uuid
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from config.settings import get_settings
+from contracts import api
+from contracts.run import Decision, GateDecision, IssueInput, Outcome, is_local_repo
+from starter.client import connect
+from starter.follow import follow, query_state
+from starter.logs import configure_logging
+from starter.render import console, summary, ui_link
+from starter.server import ServerError, ensure_server, stop_server
+
+app = typer.Typer(
+    help="forgeflow: issue → plan → code → test → review, as durable Temporal workflows.", no_args_is_help=True
+)
+T = TypeVar("T")
+SUCCESS = {Outcome.APPROVED, Outcome.PLANNED, Outcome.REVIEWED}
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    configure_logging(json=False)
+    try:
+        return asyncio.run(coro)
+    except ServerError as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(1) from None
+
+
+async def _client() -> Client:
+    settings = get_settings()
+    server = await ensure_server(settings)
+    if server.started_by_us:
+        console.print(f"started the embedded Temporal server at {server.address}; UI {server.ui_url}")
+    return await connect(settings)
+
+
+def build_input(
+    repo: str,
+    issue: int | None,
+    pr: int | None,
+    spec: str | None,
+    spec_file: Path | None,
+    mode: str,
+    max_retries: int,
+    require_plan_approval: bool,
+    script: Path | None,
+) -> IssueInput:
+    """Validate on the client first, so a bad option is named before anything starts."""
+    if spec_file is not None:
+        spec = spec_file.read_text()
+    if not is_local_repo(repo) and Path(repo).exists():
+        repo = str(Path(repo).resolve())  # a relative path to a local checkout
+    raw = {
+        "repo": repo, "issue_number": issue, "pr_number": pr, "spec_content": spec, "mode": mode,
+        "max_retries": max_retries, "require_plan_approval": require_plan_approval,
+        "model_script": str(script.resolve()) if script else None,
+    }  # fmt: skip
+    try:
+        return IssueInput.model_validate({k: v for k, v in raw.items() if v is not None})
+    except ValidationError as err:
+        for e in err.errors():
+            field = ".".join(str(p) for p in e["loc"]) or "input"
+            console.print(f"[red]invalid {field}: {e['msg']}[/red]")
+        raise typer.Exit(2) from None
+
+
+Repo = Annotated[str, typer.Option(help="owner/name, or a path to a local git repository.")]
+Issue = Annotated[int | None, typer.Option(help="Issue number (local repos: .forgeflow/issues/N.md).")]
+Pr = Annotated[int | None, typer.Option(help="Pull request to review (mode review).")]
+Spec = Annotated[str | None, typer.Option(help="The task as text, instead of an issue.")]
+SpecFile = Annotated[Path | None, typer.Option(help="Read the task from this file.", exists=True)]
+Mode = Annotated[str, typer.Option(help="autonomous | plan | review")]
+Retries = Annotated[int, typer.Option(help="Coder rounds after the first.")]
+Gate = Annotated[bool, typer.Option(help="Stop for a human's approval of the plan.")]
+Script = Annotated[
+    Path | None, typer.Option(help="Replay this scripted conversation instead of calling Claude.", exists=True)
+]
+WorkflowId = Annotated[str | None, typer.Option(help="Workflow id (default: generated).")]
+
+
+async def _start(inp: IssueInput, workflow_id: str | None) -> str:
+    settings = get_settings()
+    client = await _client()
+    name = Path(inp.repo.rstrip("/")).name
+    workflow_id = workflow_id or f"forgeflow-{name}-{uuid.uuid4().hex[:8]}"
+    params = inp.model_dump(mode="json", exclude_none=True)
+    await client.start_workflow(api.WORKFLOW_TYPE, params, id=workflow_id, task_queue=settings.task_queue)
+    console.print(f"started [bold]{workflow_id}[/bold]\n{ui_link(settings, workflow_id)}")
+    if inp.model_script:
+        console.print("[yellow]model: scripted replay (no API calls)[/yellow]")
+    return workflow_id
+
+
+async def _watch(workflow_id: str) -> int:
+    client = await _client()
+    state, status = await follow(client.get_workflow_handle(workflow_id))
+    if state is None:
+        console.print(f"[red]run {workflow_id} ended as {status}[/red]")
+        return 1
+    console.print(summary(state, workflow_id, get_settings()))
+    return 0 if state.outcome in SUCCESS else 1
+
+
+@app.command()
+def start(
+    repo: Repo, issue: Issue = None, pr: Pr = None, spec: Spec = None, spec_file: SpecFile = None,
+    mode: Mode = "autonomous", max_retries: Retries = 3, require_plan_approval: Gate = False,
+    script: Script = None, workflow_id: WorkflowId = None,
+) -> None:  # fmt: skip
+    """Start a run and print its id (a worker must be running: `forgeflow worker`)."""
+    inp = build_input(repo, issue, pr, spec, spec_file, mode, max_retries, require_plan_approval, script)
+    _run(_start(inp, workflow_id))
+
+
+@app.command()
+def run(
+    repo: Repo, issue: Issue = None, pr: Pr = None, spec: Spec = None, spec_file: SpecFile = None,
+    mode: Mode = "autonomous", max_retries: Retries = 3, require_plan_approval: Gate = False,
+    script: Script = None, workflow_id: WorkflowId = None,
+) -> None:  # fmt: skip
+    """Start a run and follow it to the end."""
+    inp = build_input(repo, issue, pr, spec, spec_file, mode, max_retries, require_plan_approval, script)
+
+    async def go() -> int:
+        return await _watch(await _start(inp, workflow_id))
+
+    raise typer.Exit(_run(go()))
+
+
+@app.command()
+def watch(workflow_id: str) -> None:
+    """Follow a run until it ends, printing each stage and gate."""
+    raise typer.Exit(_run(_watch(workflow_id)))
+
+
+@app.command()
+def status(
+    workflow_id: str, json: Annotated[bool, typer.Option("--json", help="Print the raw state.")] = False
+) -> None:
+    """Show a run's live state: stage, retries, gate, tests, review, usage."""
+
+    async def go() -> int:
+        state = await query_state((await _client()).get_workflow_handle(workflow_id))
+        if state is None:
+            console.print(f"[red]no state for {workflow_id} (unknown id, or no worker running?)[/red]")
+            return 1
+        if json:
+            sys.stdout.write(state.model_dump_json(indent=2) + "\n")
+        else:
+            console.print(summary(state, workflow_id, get_settings()))
+        return 0
+
+    raise typer.Exit(_run(go()))
+
+
+def _decide(workflow_id: str, decision: Decision, comment: str, signal: bool) -> None:
+    answer = GateDecision(decision=decision, comment=comment, by=getpass.getuser())
+
+    async def go() -> int:
+        handle = (await _client()).get_workflow_handle(workflow_id)
+        if signal:
+            await handle.signal(decision, answer)
+            console.print(f"sent the {decision} signal (signals are not validated: check `forgeflow status`)")
+            return 0
+        try:
+            outcome = await handle.execute_update(api.UPDATE_DECIDE, answer, result_type=str)
+        except WorkflowUpdateFailedError as err:
+            console.print(f"[red]refused: {err.cause}[/red]")
+            return 1
+        except RPCError as err:
+            console.print(f"[red]{err.message}[/red]")
+            return 1
+        console.print(outcome)
+        return 0
+
+    raise typer.Exit(_run(go()))
+
+
+Comment = Annotated[str, typer.Option(help="Why; shown to the agents as guidance.")]
+Signal = Annotated[bool, typer.Option("--signal", help="Send a plain signal instead of a validated update.")]
+
+
+@app.command()
+def approve(workflow_id: str, comment: Comment = "", signal: Signal = False) -> None:
+    """Approve the plan at the plan-approval gate."""
+    _decide(workflow_id, "approve", comment, signal)
+
+
+@app.command()
+def reject(workflow_id: str, comment: Comment = "", signal: Signal = False) -> None:
+    """Reject at a gate: the run ends."""
+    _decide(workflow_id, "reject", comment, signal)
+
+
+@app.command()
+def feedback(
+    workflow_id: str, comment: Annotated[str, typer.Option(help="What to change.")], signal: Signal = False
+) -> None:
+    """Send guidance: at the escalation gate it buys one more coder round."""
+    _decide(workflow_id, "feedback", comment, signal)
+
+
+@app.command()
+def server(stop: Annotated[bool, typer.Option("--stop", help="Stop the embedded server.")] = False) -> None:
+    """Start (or find) the Temporal server and print its address and UI."""
+    settings = get_settings()
+    if stop:
+        console.print("stopped" if stop_server(settings) else "no embedded server was running")
+        return
+    handle = _run(ensure_server(settings))
+    console.print(f"Temporal at {handle.address}" + (f"; UI {handle.ui_url}" if handle.ui_url else ""))
+
+
+@app.command()
+def worker(queue: Annotated[list[str] | None, typer.Option(help="Serve only this task queue.")] = None) -> None:
+    """Run the workflow and activity workers in this process."""
+    import worker as worker_module  # wiring lives in worker.py
+
+    asyncio.run(worker_module.main(queue))
+
+
+@app.command()
+def demo() -> None:
+    """The main job, offline: a scripted run on the bundled sample through fail → retry → pass → approve."""
+    from starter.demo import run_demo
+
+    raise typer.Exit(_run(run_demo(get_settings())))

@@ -1,0 +1,48 @@
+"""Follow a run: poll its `state` query and print what changed until it completes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError
+
+from contracts.api import QUERY_STATE
+from contracts.run import IssueResult, OrchestrationState
+from starter.render import console, state_line
+
+POLL_SECONDS = 0.5
+
+
+async def query_state(handle: WorkflowHandle[Any, Any]) -> OrchestrationState | None:
+    try:
+        state: OrchestrationState = await handle.query(QUERY_STATE, result_type=OrchestrationState)
+    except RPCError:
+        return None  # not picked up by a worker yet
+    return state
+
+
+async def follow(handle: WorkflowHandle[Any, Any]) -> tuple[OrchestrationState | None, WorkflowExecutionStatus | None]:
+    """Print new log lines and stage changes; return the last state and the final status."""
+    printed, last_line = 0, ""
+    while True:
+        state = await query_state(handle)
+        if state is not None:
+            for line in state.log[printed:]:
+                console.print(f"  {line}", highlight=False)
+            printed = len(state.log)
+            current = state_line(state)
+            if current != last_line and state.pending_gate is not None:
+                console.print(f"  → {current}")
+            last_line = current
+        status = (await handle.describe()).status
+        if status == WorkflowExecutionStatus.COMPLETED:
+            raw = await handle.result()
+            final = raw if isinstance(raw, IssueResult) else IssueResult.model_validate(raw)
+            for line in final.state.log[printed:]:
+                console.print(f"  {line}", highlight=False)
+            return final.state, status
+        if status != WorkflowExecutionStatus.RUNNING:
+            return state, status
+        await asyncio.sleep(POLL_SECONDS)

@@ -1,0 +1,60 @@
+"""How a run looks in the terminal: one line per change, a summary table at the end."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from config.settings import Settings
+from contracts.run import OrchestrationState
+
+REPLAY_NOTE = "model: scripted replay (no API calls)"
+console = Console()
+
+
+def ui_link(settings: Settings, workflow_id: str) -> str:
+    return f"http://127.0.0.1:{settings.ui_port}/namespaces/{settings.temporal_namespace}/workflows/{workflow_id}"
+
+
+def state_line(st: OrchestrationState) -> str:
+    line = f"[bold]{st.stage.value}[/bold] · round {st.round} · retries {st.retry_count}/{st.max_retries}"
+    if st.pending_gate is not None:
+        line += f" · waiting at the {st.pending_gate.kind} gate ({', '.join(st.pending_gate.allowed)})"
+    return line
+
+
+def summary(st: OrchestrationState, workflow_id: str, settings: Settings) -> Table:
+    table = Table(title=f"forgeflow run {workflow_id}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("outcome", st.outcome.value if st.outcome else st.stage.value)
+    table.add_row("repository", st.repo)
+    if st.scripted_replay:
+        table.add_row("model", REPLAY_NOTE)
+    table.add_row("rounds", f"{st.round} (retries used {st.retry_count} of {st.max_retries})")
+    if st.plan is not None:
+        table.add_row("plan", st.plan.summary)
+    if st.branches_created:
+        table.add_row("branch", ", ".join(st.branches_created))
+        table.add_row("commits", "\n".join(c[:12] for c in st.commits))
+    if st.test_results is not None:
+        t = st.test_results
+        table.add_row(
+            "tests", f"{t.status}: {t.passed} passed, {t.failed} failed, {t.errors} errors, {t.skipped} skipped"
+        )
+    if st.review_verdict:
+        comments = "".join(f"\n  {c.path}:{c.line or ''} [{c.severity}] {c.body}" for c in st.review_comments)
+        table.add_row("review", st.review_verdict + comments)
+    if st.pending_gate is not None:
+        table.add_row("waiting for", f"{st.pending_gate.kind}: {st.pending_gate.reason}")
+    for role, spent in st.usage.by_agent.items():
+        u = spent.usage
+        table.add_row(
+            f"usage · {role}",
+            f"{spent.turns} turns, {spent.tool_calls} tool calls, {u.input_tokens} in / {u.output_tokens} out "
+            f"/ {u.cache_read_input_tokens} cache-read tokens, ${spent.cost_usd:.4f}",
+        )
+    if st.error:
+        table.add_row("error", st.error)
+    table.add_row("Temporal UI", ui_link(settings, workflow_id))
+    return table

@@ -1,0 +1,34 @@
+"""Replay histories recorded from real runs: a change that breaks determinism fails here first.
+
+Recorded by `FORGEFLOW_RECORD_HISTORY=tests/replay/histories pytest tests/e2e -k temporal_cli`
+(the demo run on the dev server): the IssueWorkflow's history and each AgentWorkflow child's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows.agent import AgentWorkflow
+from workflows.issue import IssueWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+LOADED = {p.stem: WorkflowHistory.from_json(p.stem, p.read_text()) for p in HISTORIES}
+
+
+def test_histories_are_checked_in() -> None:
+    names = {p.stem for p in HISTORIES}
+    assert "demo" in names, "the demo run's IssueWorkflow history is missing"
+    assert any(".coder-" in n for n in names) and any(".reviewer-" in n for n in names)
+
+
+@pytest.mark.parametrize("name", sorted(LOADED))
+async def test_replay(name: str) -> None:
+    history = LOADED[name]
+    replayer = Replayer(workflows=[IssueWorkflow, AgentWorkflow], data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, f"{name} no longer replays: {result.replay_failure}"
