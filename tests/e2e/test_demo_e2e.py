@@ -102,8 +102,7 @@ async def _record(dev_env: WorkflowEnvironment, workflow_id: str, into: Path) ->
     """Save the run's history and its agents' histories as the replay test reads them."""
     async for wf in dev_env.client.list_workflows(f'WorkflowId STARTS_WITH "{workflow_id}"'):
         history = await dev_env.client.get_workflow_handle(wf.id).fetch_history()
-        name = "demo" + wf.id.removeprefix(workflow_id)
-        (into / f"{name}.json").write_text(history.to_json())
+        (into / f"{wf.id}.json").write_text(history.to_json())  # replay needs the original id
 
 
 async def test_worker_killed_mid_agent_loop_resumes_without_repeating_completed_turns(
