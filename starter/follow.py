@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from contracts.api import QUERY_STATE
@@ -16,11 +17,21 @@ POLL_SECONDS = 0.5
 
 
 async def query_state(handle: WorkflowHandle[Any, Any]) -> OrchestrationState | None:
+    """The live state; for a finished run with no worker to answer queries, the state it returned."""
     try:
-        state: OrchestrationState = await handle.query(QUERY_STATE, result_type=OrchestrationState)
-    except RPCError:
+        state: OrchestrationState = await handle.query(
+            QUERY_STATE, result_type=OrchestrationState, rpc_timeout=timedelta(seconds=10)
+        )
+    except (RPCError, WorkflowQueryFailedError):
+        if (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED:
+            return (await _result(handle)).state
         return None  # not picked up by a worker yet
     return state
+
+
+async def _result(handle: WorkflowHandle[Any, Any]) -> IssueResult:
+    raw = await handle.result()
+    return raw if isinstance(raw, IssueResult) else IssueResult.model_validate(raw)
 
 
 async def follow(handle: WorkflowHandle[Any, Any]) -> tuple[OrchestrationState | None, WorkflowExecutionStatus | None]:
@@ -38,8 +49,7 @@ async def follow(handle: WorkflowHandle[Any, Any]) -> tuple[OrchestrationState |
             last_line = current
         status = (await handle.describe()).status
         if status == WorkflowExecutionStatus.COMPLETED:
-            raw = await handle.result()
-            final = raw if isinstance(raw, IssueResult) else IssueResult.model_validate(raw)
+            final = await _result(handle)
             for line in final.state.log[printed:]:
                 console.print(f"  {line}", highlight=False)
             return final.state, status
