@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         Stage,
     )
     from policy.budgets import budget_exceeded
+    from policy.failures import ends_run
     from policy.gates import decision_error
     from policy.routing import Next, Route, retries_left, route
     from workflows import _activities as acts
@@ -131,10 +132,11 @@ class IssueWorkflow:
                 continue
             try:
                 decision = await self._run_step(step, steps, inp)
-            except ChildWorkflowError as err:
-                reason = f"the {step.value} agent failed: {_cause(err)}"
-                st.error = reason
-                if not await self._escalate(steps, reason):
+            except (ChildWorkflowError, ActivityError) as err:
+                message, error_type = _cause(err)
+                st.error = f"the {step.value} step failed: {message}"
+                self._note(st.error)
+                if ends_run(error_type) or not await self._escalate(steps, st.error):
                     break
                 continue
             if decision.uses_retry:
@@ -312,7 +314,8 @@ def _review_outcome(verdict: str | None, existing_pr: bool) -> Outcome:
     return Outcome.APPROVED if verdict == "approve" else Outcome.CHANGES_REQUESTED
 
 
-def _cause(err: BaseException) -> str:
+def _cause(err: BaseException) -> tuple[str, str | None]:
+    """The innermost failure's message and, for an application error, its type."""
     while err.__cause__ is not None:
         err = err.__cause__
-    return str(err)
+    return str(err), err.type if isinstance(err, ApplicationError) else None

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from contracts.run import PendingGate
+from policy.failures import ends_run
 from policy.gates import decision_error
 
 PLAN = PendingGate(
@@ -37,3 +38,18 @@ def test_decision_error(gate: PendingGate | None, decision: str | None, comment:
         assert result is None
     else:
         assert result is not None and error in result
+
+
+@pytest.mark.parametrize(
+    ("error_type", "fatal"),
+    [
+        ("ProviderUnavailable", True),
+        ("ScriptNotFound", True),
+        ("SandboxUnavailable", True),
+        ("AgentTurnBudgetExceeded", False),
+        ("InvalidSubmission", False),
+        (None, False),
+    ],
+)
+def test_which_agent_failures_end_the_run(error_type: str | None, fatal: bool) -> None:
+    assert ends_run(error_type) is fatal

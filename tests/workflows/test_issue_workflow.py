@@ -25,7 +25,7 @@ from config.settings import Settings
 from contracts.run import GateDecision, IssueResult, OrchestrationState, Outcome
 from contracts.testing import RunTestsInput, TestFailure, TestReport
 from tests.conftest import git
-from tests.scripts import coder_run, planner_run, reviewer_run, tester_run, write_script
+from tests.scripts import coder_run, planner_run, reviewer_run, tester_run, tool, turn, write_script
 from worker import build_workers
 
 FIXED = "def add(a, b):\n    return a + b\n\n\ndef subtract(a, b):\n    return a - b\n"
@@ -321,3 +321,41 @@ async def test_invalid_input_fails_fast(
     cause = failure.value.cause
     assert isinstance(cause, ApplicationError) and cause.non_retryable and cause.type == "InvalidInput"
     assert field in cause.message
+
+
+async def test_misconfiguration_ends_the_run_with_the_reason(
+    time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path
+) -> None:
+    """No model provider on the workers: a human can't fix that at a gate, so the run ends and says why."""
+    async with pipeline(time_skipping_env, tmp_path, []) as (queue, _):
+        handle = await time_skipping_env.client.start_workflow(
+            "IssueWorkflow",
+            {"repo": str(sample_repo), "spec_content": "Add subtract"},
+            id=f"run-{uuid.uuid4().hex[:8]}",
+            task_queue=queue,
+            result_type=IssueResult,
+        )
+        result: IssueResult = await handle.result()
+    assert result.outcome == Outcome.FAILED
+    assert result.state.error is not None
+    assert "the planner step failed" in result.state.error and "'anthropic' is not configured" in result.state.error
+    assert result.state.pending_gate is None
+
+
+async def test_agent_failure_escalates_and_feedback_retries_the_step(
+    time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path
+) -> None:
+    """The coder runs out of turns; a human's feedback gives it another go."""
+    looping = {"turns": [turn(tool("list_files")) for _ in range(3)]}
+    script = write_script(
+        tmp_path / "s.json",
+        {"planner": [planner_run()], "coder": [looping, coder_run(FIXED, expect=["just edit calc"])],
+         "tester": [tester_run()], "reviewer": [reviewer_run()]},
+    )  # fmt: skip
+    async with pipeline(time_skipping_env, tmp_path, [True]) as (queue, _):
+        handle = await start(time_skipping_env, queue, sample_repo, script, budgets={"max_turns_per_agent": 3})
+        state = await wait_for_gate(handle, "escalation")
+        assert state.error is not None and "did not submit a result within its budget of 3 turns" in state.error
+        await handle.execute_update("decide", GateDecision(decision="feedback", comment="just edit calc"))
+        result: IssueResult = await handle.result()
+    assert result.outcome == Outcome.APPROVED and result.state.error is None
