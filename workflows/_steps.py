@@ -103,13 +103,14 @@ class Steps:
         review = Review.model_validate(result.submission)
         self.st.review_verdict = review.verdict
         self.st.review_comments = review.comments
+        posted = review.model_copy(update={"summary": self._labelled(review.summary)})
         await self._host(
             acts.POST_REVIEW,
             PostReviewInput(
                 repo=self.inp.repo,
                 pr_ref=self.st.prs_created[-1] if self.st.prs_created else self.branch,
                 commit_sha=commit,
-                review=review,
+                review=posted,
                 run_id=workflow.info().workflow_id,
                 round=self.st.round,
             ),
@@ -181,7 +182,9 @@ class Steps:
                 branch=self.branch,
                 base_branch=self.task.base_branch,
                 title=self.task.title,
-                body=f"{change.summary}\n\n{_plan_text(self.st.plan)}\n\nforgeflow run {workflow.info().workflow_id}",
+                body=self._labelled(
+                    f"{change.summary}\n\n{_plan_text(self.st.plan)}\n\nforgeflow run {workflow.info().workflow_id}"
+                ),
                 run_id=workflow.info().workflow_id,
             ),
             PublishResult,
@@ -220,7 +223,7 @@ class Steps:
                 repo=self.inp.repo,
                 issue_number=self.inp.issue_number,
                 branch=self.branch if self.st.branches_created else None,
-                body=body,
+                body=self._labelled(body),
                 run_id=workflow.info().workflow_id,
                 step=step,
             ),
@@ -238,6 +241,12 @@ class Steps:
             summary=summary,
         )
         return result
+
+    def _labelled(self, text: str) -> str:
+        """Whatever a scripted run writes says so: it is a replay, not a model's work."""
+        if self.model.provider != "scripted":
+            return text
+        return f"[scripted replay — no model was called]\n\n{text}"
 
     def _commit_under_work(self) -> str:
         return self.head_sha or self.task.base_sha

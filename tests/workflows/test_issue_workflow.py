@@ -131,6 +131,9 @@ async def test_autonomous_happy_path(time_skipping_env: WorkflowEnvironment, sam
     assert st.files_changed == ["calc/__init__.py"]
     assert st.review_verdict == "approve" and st.approval_status == "approved"
     assert st.scripted_replay
+    records = Path(git(sample_repo, "rev-parse", "--absolute-git-dir")) / "forgeflow"
+    assert "[scripted replay" in next((records / "reviews").rglob("latest.md")).read_text()
+    assert "[scripted replay" in next((records / "prs").glob("*.md")).read_text()
 
 
 async def test_test_failure_retries_with_failures_as_context(
