@@ -1,5 +1,5 @@
 """`python -m starter` is the `forgeflow` command."""
 
-from starter.cli import app
+from starter.cli import main
 
-app(prog_name="forgeflow")
+main()

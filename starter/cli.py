@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import os
 import sys
 import uuid
 from collections.abc import Coroutine
@@ -184,7 +185,7 @@ def _decide(workflow_id: str, decision: Decision, comment: str, signal: bool) ->
         try:
             outcome = await handle.execute_update(api.UPDATE_DECIDE, answer, result_type=str)
         except WorkflowUpdateFailedError as err:
-            console.print(f"[red]refused: {err.cause}[/red]")
+            console.print(f"[red]refused: {getattr(err.cause, 'message', err.cause)}[/red]")
             return 1
         except RPCError as err:
             console.print(f"[red]{err.message}[/red]")
@@ -244,3 +245,18 @@ def demo() -> None:
     from starter.demo import run_demo
 
     raise typer.Exit(_run(run_demo(get_settings())))
+
+
+def main() -> None:
+    """The console script. Ends the process with os._exit once the command is done: the Temporal
+    client's Rust threads can abort CPython's teardown (temporalio/sdk-python#300), which would
+    turn a finished command's exit code into SIGABRT."""
+    code: int = 0
+    try:
+        app(prog_name="forgeflow")
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)

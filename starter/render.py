@@ -27,7 +27,10 @@ def summary(st: OrchestrationState, workflow_id: str, settings: Settings) -> Tab
     table = Table(title=f"forgeflow run {workflow_id}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("outcome", st.outcome.value if st.outcome else st.stage.value)
+    if st.outcome is not None:
+        table.add_row("outcome", st.outcome.value)
+    else:
+        table.add_row("stage", st.stage.value)
     table.add_row("repository", st.repo)
     if st.scripted_replay:
         table.add_row("model", REPLAY_NOTE)
