@@ -10,13 +10,10 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from contracts import search
+from starter.server import register_search_attributes
 
 
 def installed_binary(name: str) -> str:
@@ -41,14 +38,6 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
     finally:
         await env.shutdown()
-
-
-async def register_search_attributes(client: Client) -> None:
-    """The run's search attributes, as the embedded dev server registers them at start."""
-    keyword = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-    await client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(namespace=client.namespace, search_attributes={k.name: keyword for k in search.ALL})
-    )
 
 
 def git(repo: Path, *args: str) -> str:

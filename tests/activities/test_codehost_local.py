@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Awaitable
 from pathlib import Path
 
@@ -19,17 +18,9 @@ from contracts.codehost import (
     PostReviewInput,
     PublishInput,
 )
+from tests.conftest import git
 
 WHEN = "2025-01-02T03:04:05.678901+00:00"
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
 
 
 @pytest.fixture
