@@ -19,7 +19,6 @@ are `refs/heads/forgeflow/*`, by compare-and-swap.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import tempfile
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from pathlib import Path
 
 from temporalio.exceptions import ApplicationError
 
+from activities import _records as records
 from activities._git import Repo, fail, open_repo, run_git
 from activities.blobstore import BlobNotFoundError, BlobStore
 from contracts.codehost import (
@@ -123,16 +123,18 @@ class LocalGitHost:
             f"# {req.title}\n\n- branch: `{req.branch}`\n- base: `{req.base_branch}`\n"
             f"- run: `{req.run_id}`\n\n{req.body.rstrip()}\n"
         )
-        await asyncio.to_thread(_write_atomic, _records(repo) / "prs" / f"{_file_name(req.branch)}.md", record)
+        await asyncio.to_thread(
+            records.write_atomic, _records(repo) / "prs" / f"{records.file_name(req.branch)}.md", record
+        )
         return PublishResult(ref=req.branch)
 
     async def post_review(self, req: PostReviewInput) -> PostedResult:
         repo = await open_repo(req.repo)
-        folder = _records(repo) / "reviews" / _file_name(req.pr_ref)
-        report = _review_markdown(req)
+        folder = _records(repo) / "reviews" / records.file_name(req.pr_ref)
+        report = records.review_markdown(req)
         target = folder / f"round-{req.round}.md"
-        await asyncio.to_thread(_write_atomic, target, report)
-        await asyncio.to_thread(_write_atomic, folder / "latest.md", report)
+        await asyncio.to_thread(records.write_atomic, target, report)
+        await asyncio.to_thread(records.write_atomic, folder / "latest.md", report)
         return PostedResult(location=str(target))
 
     async def post_comment(self, req: PostCommentInput) -> PostedResult:
@@ -140,12 +142,12 @@ class LocalGitHost:
         if req.issue_number is not None:
             name = f"issue-{req.issue_number}"
         elif req.branch:
-            name = _file_name(req.branch)
+            name = records.file_name(req.branch)
         else:
-            name = "run-" + _file_name(req.run_id)
+            name = "run-" + records.file_name(req.run_id)
         target = _records(repo) / "comments" / f"{name}.md"
         marker = f"<!-- forgeflow:{req.run_id}:{req.step} -->"
-        await asyncio.to_thread(_append_once, target, marker, req.body)
+        await asyncio.to_thread(records.append_once, target, marker, req.body)
         return PostedResult(location=str(target))
 
     async def _tree(self, repo: Repo, parent: str, overlay: dict[str, str | None]) -> str:
@@ -342,52 +344,3 @@ def _moved(repo: Repo, branch: str, expected: str | None, actual: str | None) ->
 
 def _records(repo: Repo) -> Path:
     return repo.git_dir / "forgeflow"
-
-
-def _file_name(text: str) -> str:
-    """A ref or id as one safe file name: `/` → `__`, anything unusual → `_`."""
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in text.replace("/", "__"))
-    return cleaned.lstrip(".") or "_"
-
-
-def _review_markdown(req: PostReviewInput) -> str:
-    review = req.review
-    lines = [
-        f"# Review of {req.pr_ref}, round {req.round}: {review.verdict}",
-        "",
-        f"- commit: `{req.commit_sha}`",
-        f"- run: `{req.run_id}`",
-        "",
-        review.summary.rstrip(),
-        "",
-        "## Comments",
-        "",
-    ]
-    for c in review.comments:
-        where = c.path if c.line is None else f"{c.path}:{c.line}"
-        body = c.body.strip().replace("\n", "\n  ")
-        lines.append(f"- {where} [{c.severity}/{c.category}] {body}")
-    if not review.comments:
-        lines.append("No comments.")
-    return "\n".join(lines) + "\n"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(tmp, path)  # readers see the old record or the new one, never half of one
-
-
-def _append_once(path: Path, marker: str, body: str) -> None:
-    """Append `body` under `marker` unless a comment with that marker is already there."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A body quoting a marker must not pass for a posted comment.
-    safe_body = body.rstrip().replace("<!-- forgeflow:", "<!-- forgeflow-quoted:")
-    with path.open("a+", encoding="utf-8") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)  # an overlapping retry waits, then sees our marker
-        f.seek(0)
-        if marker in f.read().splitlines():
-            return
-        f.write(f"{marker}\n{safe_body}\n\n---\n\n")
