@@ -11,9 +11,11 @@ import asyncio
 import signal
 from collections.abc import Sequence
 
+import anthropic
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.anthropic_provider import AnthropicProvider
 from activities.blobstore import BlobStore
 from activities.codehost import CodeHostActivities, CodeHosts
 from activities.codehost_local import LocalGitHost
@@ -22,6 +24,7 @@ from activities.providers import ModelProvider
 from activities.scripted import ScriptedProvider
 from activities.tools import ToolActivities
 from config.settings import Settings, get_settings
+from policy.pricing import PriceTable
 from workflows.agent import AgentWorkflow
 from workflows.issue import IssueWorkflow
 
@@ -38,7 +41,7 @@ def build_workers(client: Client, settings: Settings, queues: Sequence[str] | No
     if settings.task_queue in wanted:
         blobs = BlobStore(settings.blob_dir)
         hosts = CodeHosts(local=LocalGitHost(blobs))
-        providers: dict[str, ModelProvider] = {"scripted": ScriptedProvider(settings)}
+        providers = model_providers(settings)
         model, tools, host = (
             ModelActivities(blobs, providers),
             ToolActivities(hosts, blobs),
@@ -66,6 +69,22 @@ def build_workers(client: Client, settings: Settings, queues: Sequence[str] | No
         sandbox = SandboxActivities(settings)
         workers.append(Worker(client, task_queue=settings.sandbox_task_queue, activities=[sandbox.run_tests]))
     return workers
+
+
+def model_providers(settings: Settings) -> dict[str, ModelProvider]:
+    """The scripted replay always; Claude when the worker has an API key (one client per process)."""
+    providers: dict[str, ModelProvider] = {"scripted": ScriptedProvider(settings)}
+    if settings.anthropic_api_key is not None:
+        client = anthropic.AsyncAnthropic(
+            api_key=settings.anthropic_api_key.get_secret_value(),
+            base_url=settings.anthropic_base_url,
+            max_retries=0,  # Temporal owns retries
+        )
+        prices = (
+            PriceTable.model_validate_json(settings.price_table.read_text()) if settings.price_table else PriceTable()
+        )
+        providers["anthropic"] = AnthropicProvider(client, prices)
+    return providers
 
 
 async def run_workers(workers: list[Worker]) -> None:

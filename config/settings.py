@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TASK_QUEUE = "forgeflow"
@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     )
     script_delay_seconds: float = Field(
         default=0.0, alias="FORGEFLOW_SCRIPT_DELAY", description="Emulated latency of a scripted model turn."
+    )
+    anthropic_api_key: SecretStr | None = Field(default=None, alias="ANTHROPIC_API_KEY")
+    anthropic_base_url: str | None = Field(default=None, alias="ANTHROPIC_BASE_URL")
+    price_table: Path | None = Field(
+        default=None, alias="FORGEFLOW_PRICES", description="JSON file overriding the model price table."
     )
     allow_unsandboxed_tests: bool = Field(default=False, alias="FORGEFLOW_ALLOW_UNSANDBOXED")
 

@@ -97,7 +97,7 @@ class Workspace(BaseModel):
 
 class ModelSpec(BaseModel):
     provider: Literal["scripted", "anthropic"] = "anthropic"
-    model: str = "claude-sonnet-4-5"
+    model: str = "claude-sonnet-4-6"
     script: str | None = Field(default=None, description="Scripted replay file (provider=scripted).")
 
 

@@ -61,6 +61,7 @@ class IssueInput(BaseModel):
     model_script: str | None = Field(
         default=None, description="Path of a scripted conversation to replay instead of calling Claude."
     )
+    model: str = Field(default="claude-sonnet-4-6", min_length=1, description="Claude model id for every agent.")
     test_command: list[str] | None = Field(default=None, description="Overrides the detected test command.")
     base_ref: str | None = Field(default=None, description="Branch or commit to start from; default: the repo's HEAD.")
 

@@ -10,6 +10,9 @@ FATAL_ERROR_TYPES = frozenset(
         "ScriptDiverged",  # the run left the recorded conversation
         "TranscriptMissing",  # workers don't share the blob store
         "SandboxUnavailable",  # no bubblewrap on the sandbox worker
+        "AuthenticationFailed",  # the model API refused the worker's key
+        "PermissionDenied",  # the key may not use this model
+        "ModelNotFound",  # a wrong or retired model id
     }
 )
 

@@ -268,7 +268,7 @@ class IssueWorkflow:
     def _model_spec(inp: IssueInput) -> ModelSpec:
         if inp.model_script is not None:
             return ModelSpec(provider="scripted", model="scripted-replay", script=inp.model_script)
-        return ModelSpec()
+        return ModelSpec(provider="anthropic", model=inp.model)
 
     def _require_state(self) -> OrchestrationState:
         assert self._state is not None, "state exists once run() started"

@@ -362,3 +362,18 @@ async def test_agent_failure_escalates_and_feedback_retries_the_step(
         await handle.execute_update("decide", GateDecision(decision="feedback", comment="just edit calc"))
         result: IssueResult = await handle.result()
     assert result.outcome == Outcome.APPROVED and result.state.error is None
+
+
+async def test_spent_budget_stops_at_the_escalation_gate(
+    time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path
+) -> None:
+    """The planner's 240 tokens pass a 200-token budget: the coder never starts until a human says so."""
+    script = write_script(tmp_path / "s.json", {"planner": [planner_run()]})
+    async with pipeline(time_skipping_env, tmp_path, []) as (queue, _):
+        handle = await start(time_skipping_env, queue, sample_repo, script, budgets={"max_tokens": 200})
+        state = await wait_for_gate(handle, "escalation")
+        assert state.pending_gate is not None and "token budget spent: 240 of 200 tokens" in state.pending_gate.reason
+        assert state.round == 0 and set(state.usage.by_agent) == {"planner"}
+        await handle.execute_update("decide", GateDecision(decision="reject", comment="too expensive"))
+        result: IssueResult = await handle.result()
+    assert result.outcome == Outcome.REJECTED and result.state.branches_created == []

@@ -1,0 +1,109 @@
+"""A loopback server speaking Anthropic's Messages API: replies and errors in the real wire shape.
+
+Tests queue replies (messages or errors) and read back every request the real `anthropic` client
+sent, so retries, cache breakpoints and headers are checked on the wire.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import count
+from typing import Any
+
+_ids = count(1)
+
+
+@dataclass
+class Reply:
+    """A message (status 200) or an error (status >= 400) in Anthropic's JSON shapes."""
+
+    content: list[dict[str, Any]] = field(default_factory=list)
+    stop_reason: str = "tool_use"
+    usage: dict[str, int] = field(default_factory=lambda: {"input_tokens": 10, "output_tokens": 5})
+    status: int = 200
+    error_type: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def error(cls, status: int, error_type: str, **headers: str) -> Reply:
+        return cls(status=status, error_type=error_type, headers={k.replace("_", "-"): v for k, v in headers.items()})
+
+    def body(self, model: str) -> dict[str, Any]:
+        if self.status >= 400:
+            return {"type": "error", "error": {"type": self.error_type, "message": f"loopback {self.error_type}"}}
+        return {
+            "id": f"msg_loop{next(_ids):04d}",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": self.content,
+            "stop_reason": self.stop_reason,
+            "stop_sequence": None,
+            "usage": self.usage,
+        }
+
+
+@dataclass
+class Seen:
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+class AnthropicLoopback:
+    def __init__(self) -> None:
+        self.replies: list[Reply] = []
+        self.requests: list[Seen] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> AnthropicLoopback:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _next(self, body: dict[str, Any], headers: dict[str, str]) -> Reply:
+        with self._lock:
+            self.requests.append(Seen(body, headers))
+            if not self.replies:
+                return Reply.error(500, "api_error")
+            return self.replies.pop(0)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        loopback = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", "0"))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if self.path.rstrip("/") != "/v1/messages":
+                    self._send(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}}, {})
+                    return
+                reply = loopback._next(body, {k.lower(): v for k, v in self.headers.items()})
+                self._send(reply.status, reply.body(str(body.get("model", ""))), reply.headers)
+
+            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("request-id", f"req_loop{next(_ids):04d}")
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:  # quiet
+                pass
+
+        return Handler
