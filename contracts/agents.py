@@ -116,6 +116,8 @@ class AgentInput(BaseModel):
     test_command: list[str] | None = None
     model: ModelSpec
     max_turns: int = 40
+    tokens_left: int | None = Field(default=None, description="Run budget left, in tokens; None: unlimited.")
+    usd_left: float | None = Field(default=None, description="Run budget left, in USD; None: unlimited.")
     transcript_key: str | None = Field(default=None, description="Continue this role's earlier conversation.")
     carry_blocks: list[dict[str, Any]] = Field(
         default_factory=list, description="tool_result blocks owed to the earlier conversation's last turn."

@@ -57,6 +57,7 @@ class Steps:
         self.feedback_used = 0
         self.invocations: dict[str, int] = {}
         self.conversations: dict[str, AgentResult] = {}
+        self.budgets = inp.budgets  # raised when a human chooses to go on past a spent budget
 
     # --- agents -----------------------------------------------------------------------------
 
@@ -142,6 +143,8 @@ class Steps:
                 test_command=self.inp.test_command,
                 model=self.model,
                 max_turns=min(ROLES[role].max_turns, self.inp.budgets.max_turns_per_agent),
+                tokens_left=max(0, self.budgets.max_tokens - self.st.usage.total_tokens),
+                usd_left=max(0.0, self.budgets.max_usd - self.st.usage.total_cost_usd),
                 transcript_key=earlier.transcript_key if earlier else None,
                 carry_blocks=earlier.carry_blocks if earlier else [],
             ),

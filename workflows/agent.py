@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.testing import RunTestsInput
     from contracts.tools import ToolCallInput, ToolCallResult
     from contracts.usage import AgentUsage
+    from policy.stuck import call_signature, stuck_reason
     from roles import ROLES, RoleSpec
     from roles.briefs import test_report_text
     from roles.tools import RUN_TESTS, SUBMIT, WRITE_TOOLS
@@ -59,11 +60,13 @@ class _AgentLoop:
         self.transcript_key = inp.transcript_key
         self.test_report: TestReport | None = None
         self.invalid_submissions = 0
+        self.recent_calls: list[str] = []
 
     async def run(self) -> AgentResult:
         first: list[Block] = [*self.inp.carry_blocks, {"type": "text", "text": self.inp.brief}]
         pending = [Message(role="user", content=first)]
         for turn in range(self.inp.max_turns):
+            self._check_budget()
             self.wf._turn = turn + 1
             workflow.set_current_details(f"**{self.inp.role}** — model turn {turn + 1} of at most {self.inp.max_turns}")
             answer = await self._model_turn(turn, pending)
@@ -71,6 +74,7 @@ class _AgentLoop:
             if not uses:
                 pending = [Message(role="user", content=[{"type": "text", "text": NUDGE}])]
                 continue
+            self._check_stuck(uses)
             blocks = await self._run_tools([u for u in uses if u.get("name") != SUBMIT])
             submit = next((u for u in uses if u.get("name") == SUBMIT), None)
             if submit is not None:
@@ -78,11 +82,34 @@ class _AgentLoop:
                 if accepted is not None:
                     return accepted
             pending = [Message(role="user", content=blocks)]
-        raise ApplicationError(
+        raise self._failure(
             f"{self.inp.role} did not submit a result within its budget of {self.inp.max_turns} turns",
-            type="AgentTurnBudgetExceeded",
-            non_retryable=True,
+            "AgentTurnBudgetExceeded",
         )
+
+    def _failure(self, message: str, kind: str) -> ApplicationError:
+        """A typed, final failure that still reports what the run spent (details[0] is AgentUsage)."""
+        return ApplicationError(message, self.usage.model_dump(mode="json"), type=kind, non_retryable=True)
+
+    def _check_budget(self) -> None:
+        """Stop before a turn that would start past the run's budget (the parent escalates)."""
+        spent = self.usage.usage.total_tokens
+        if self.inp.tokens_left is not None and spent >= self.inp.tokens_left:
+            why = f"token budget spent: {spent} tokens in this {self.inp.role} run, {self.inp.tokens_left} were left"
+        elif self.inp.usd_left is not None and self.usage.cost_usd >= self.inp.usd_left:
+            spent_usd, left_usd = self.usage.cost_usd, self.inp.usd_left
+            why = f"cost budget spent: ${spent_usd:.2f} in this {self.inp.role} run, ${left_usd:.2f} were left"
+        else:
+            return
+        raise self._failure(why, "BudgetExceeded")
+
+    def _check_stuck(self, uses: list[Block]) -> None:
+        self.recent_calls.append(
+            "|".join(sorted(call_signature(str(u.get("name")), u.get("input") or {}) for u in uses))
+        )
+        reason = stuck_reason(self.recent_calls)
+        if reason is not None:
+            raise self._failure(f"{self.inp.role}: {reason}", "AgentStuck")
 
     async def _model_turn(self, turn: int, pending: list[Message]) -> ModelTurnResult:
         answer: ModelTurnResult = await workflow.execute_activity(
@@ -115,10 +142,9 @@ class _AgentLoop:
         except ValidationError as err:
             self.invalid_submissions += 1
             if self.invalid_submissions > MAX_INVALID_SUBMISSIONS:
-                raise ApplicationError(
+                raise self._failure(
                     f"{self.inp.role} submitted an invalid result {self.invalid_submissions} times: {err}",
-                    type="InvalidSubmission",
-                    non_retryable=True,
+                    "InvalidSubmission",
                 ) from None
             blocks.append(
                 tool_result(str(submit["id"]), f"Invalid submission, fix and resubmit:\n{err}", is_error=True)

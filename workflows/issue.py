@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         RunBudgets,
         Stage,
     )
+    from contracts.usage import AgentUsage
     from policy.budgets import budget_exceeded
     from policy.failures import ends_run
     from policy.gates import decision_error
@@ -121,23 +122,25 @@ class IssueWorkflow:
         self._set_stage(Stage.STARTING, f"run started in {inp.mode} mode")
         task = await self._fetch_task(inp)
         steps = Steps(inp, task, st, self._model_spec(inp))
-        budgets = inp.budgets
         step = Next.REVIEWER if inp.reviews_existing_pr else Next.PLANNER
         while step != Next.END:
-            over = budget_exceeded(st.usage, budgets)
+            over = budget_exceeded(st.usage, steps.budgets)
             if over is not None:
                 if not await self._escalate(steps, over):
                     break
-                budgets = _extend(budgets, inp.budgets)
+                steps.budgets = _extend(steps.budgets, inp.budgets)
                 continue
             try:
                 decision = await self._run_step(step, steps, inp)
             except (ChildWorkflowError, ActivityError) as err:
+                _count_failed_spend(st, step, err)
                 message, error_type = _cause(err)
                 st.error = f"the {step.value} step failed: {message}"
                 self._note(st.error)
                 if ends_run(error_type) or not await self._escalate(steps, st.error):
                     break
+                if error_type == "BudgetExceeded":
+                    steps.budgets = _extend(steps.budgets, inp.budgets)
                 continue
             if decision.uses_retry:
                 st.retry_count += 1
@@ -312,6 +315,13 @@ def _review_outcome(verdict: str | None, existing_pr: bool) -> Outcome:
     if existing_pr:
         return Outcome.REVIEWED
     return Outcome.APPROVED if verdict == "approve" else Outcome.CHANGES_REQUESTED
+
+
+def _count_failed_spend(st: OrchestrationState, step: Next, err: BaseException) -> None:
+    """An agent that failed still spent tokens: its ApplicationError carries its usage."""
+    cause = err.__cause__
+    if isinstance(err, ChildWorkflowError) and isinstance(cause, ApplicationError) and cause.details:
+        st.usage.add(step.value, AgentUsage.model_validate(cause.details[0]))
 
 
 def _cause(err: BaseException) -> tuple[str, str | None]:

@@ -82,7 +82,7 @@ async def test_tool_errors_are_readable_by_the_model(
 async def test_turn_budget_exceeded_is_a_typed_failure(
     time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path
 ) -> None:
-    turns = [turn(tool("list_files")) for _ in range(5)]
+    turns = [turn(tool("list_files", glob=f"*{i}*")) for i in range(5)]  # busy, not stuck
     with pytest.raises(WorkflowFailureError) as failure:
         await run_agent(time_skipping_env, tmp_path, sample_repo, turns, max_turns=3)
     cause = failure.value.cause
@@ -98,7 +98,9 @@ async def test_history_per_turn_stays_bounded(
     (sample_repo / "big.txt").write_text(big)
     git(sample_repo, "add", "big.txt")
     git(sample_repo, "commit", "-qm", "big file")
-    turns = [turn(tool("read_file", path="big.txt")) for _ in range(30)] + [turn(submit(**GOOD_CHANGE))]
+    # Alternate the first line so the agent is busy rather than stuck; each read returns ~8 KB.
+    reads = [turn(tool("read_file", path="big.txt", start_line=1 + i % 2)) for i in range(30)]
+    turns = [*reads, turn(submit(**GOOD_CHANGE))]
     result, wf_id = await run_agent(time_skipping_env, tmp_path, sample_repo, turns)
     assert result.usage.turns == 31
     history = await time_skipping_env.client.get_workflow_handle(wf_id).fetch_history()
@@ -112,3 +114,15 @@ async def test_history_per_turn_stays_bounded(
     # Each turn carries one ~8 KB tool result; re-sending the transcript would make turn 31 ~30x turn 2.
     assert max(sizes[1:]) < 1.2 * min(sizes[1:])
     assert max(sizes) < 3 * len(big)
+
+
+async def test_a_stuck_agent_is_stopped(
+    time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path
+) -> None:
+    turns = [turn(tool("read_file", path="calc/__init__.py")) for _ in range(10)]
+    with pytest.raises(WorkflowFailureError) as failure:
+        await run_agent(time_skipping_env, tmp_path, sample_repo, turns)
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "AgentStuck"
+    assert "repeated the same read_file call with the same input 3 times" in cause.message
+    assert cause.details and cause.details[0]["turns"] == 3  # what it spent travels with the failure

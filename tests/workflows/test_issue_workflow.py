@@ -349,7 +349,7 @@ async def test_agent_failure_escalates_and_feedback_retries_the_step(
     time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path
 ) -> None:
     """The coder runs out of turns; a human's feedback gives it another go."""
-    looping = {"turns": [turn(tool("list_files")) for _ in range(3)]}
+    looping = {"turns": [turn(tool("list_files", glob=f"*{i}")) for i in range(3)]}
     script = write_script(
         tmp_path / "s.json",
         {"planner": [planner_run()], "coder": [looping, coder_run(FIXED, expect=["just edit calc"])],
@@ -377,3 +377,20 @@ async def test_spent_budget_stops_at_the_escalation_gate(
         await handle.execute_update("decide", GateDecision(decision="reject", comment="too expensive"))
         result: IssueResult = await handle.result()
     assert result.outcome == Outcome.REJECTED and result.state.branches_created == []
+
+
+async def test_budget_is_checked_between_turns_and_failed_spend_is_counted(
+    time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path
+) -> None:
+    """Planner 240 tokens of 300; the coder's first turn spends 120 more, so its second never starts."""
+    script = write_script(tmp_path / "s.json", {"planner": [planner_run()], "coder": [coder_run(FIXED)]})
+    async with pipeline(time_skipping_env, tmp_path, []) as (queue, _):
+        handle = await start(time_skipping_env, queue, sample_repo, script, budgets={"max_tokens": 300})
+        state = await wait_for_gate(handle, "escalation")
+        assert (
+            state.error is not None and "token budget spent: 120 tokens in this coder run, 60 were left" in state.error
+        )
+        assert state.usage.by_agent["coder"].turns == 1 and state.usage.total_tokens == 360
+        await handle.signal("reject")
+        result: IssueResult = await handle.result()
+    assert result.outcome == Outcome.REJECTED and result.state.commits == []
