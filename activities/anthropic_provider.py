@@ -47,8 +47,33 @@ def cached_messages(messages: list[Message]) -> list[dict[str, Any]]:
     return wire
 
 
+# An error event inside a stream arrives with HTTP 200: its type says what the status would be.
+_STATUS_OF_ERROR_TYPE = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+
+def _status(err: anthropic.APIError) -> int | None:
+    if not isinstance(err, anthropic.APIStatusError):
+        return None  # connection error or timeout: no response
+    if err.status_code >= 400:
+        return err.status_code
+    body = err.body if isinstance(err.body, dict) else {}
+    error = body.get("error")
+    kind = error.get("type") if isinstance(error, dict) else None
+    return _STATUS_OF_ERROR_TYPE.get(str(kind), 500)
+
+
 def to_application_error(err: anthropic.APIError) -> ApplicationError:
-    status = err.status_code if isinstance(err, anthropic.APIStatusError) else None
+    status = _status(err)
     headers = dict(err.response.headers) if isinstance(err, anthropic.APIStatusError) else {}
     decision = classify_http(status, headers, "anthropic")
     delay = timedelta(seconds=decision.delay_seconds) if decision.delay_seconds is not None else None
@@ -68,13 +93,15 @@ class AnthropicProvider:
 
     async def complete(self, req: ModelRequest) -> ModelResponse:
         try:
-            message = await self._client.messages.create(
+            # Streamed, so a long answer never hits an HTTP read timeout; the activity heartbeats meanwhile.
+            async with self._client.messages.stream(
                 model=req.model.model,
                 max_tokens=MAX_TOKENS,
                 system=system_blocks(req.system),  # type: ignore[arg-type]  # wire-shaped dicts
                 tools=cached_tools(req.tools),  # type: ignore[arg-type]
                 messages=cached_messages(req.messages),  # type: ignore[arg-type]
-            )
+            ) as stream:
+                message = await stream.get_final_message()
         except anthropic.APIError as err:
             raise to_application_error(err) from None
         usage = Usage(

@@ -12,7 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.blobstore import BlobNotFoundError, BlobStore
 from activities.providers import ModelProvider, ModelRequest, ModelResponse
-from contracts.model import Message, ModelTurnInput, ModelTurnResult
+from contracts.model import Block, Message, ModelTurnInput, ModelTurnResult
 from roles import ROLES
 
 _TRANSCRIPT = TypeAdapter(list[Message])
@@ -27,6 +27,14 @@ async def _heartbeating(call: Callable[[ModelRequest], Awaitable[ModelResponse]]
         if done:
             return task.result()
         activity.heartbeat()
+
+
+def _complete_blocks(content: list[Block], stop_reason: str | None) -> list[Block]:
+    """An answer cut off at max_tokens may end in a tool call with half its input: drop that call,
+    so the agent is asked to continue instead of running a truncated command."""
+    if stop_reason == "max_tokens" and content and content[-1].get("type") == "tool_use":
+        content = content[:-1]
+    return content or [{"type": "text", "text": "(no output)"}]
 
 
 class ModelActivities:
@@ -60,10 +68,11 @@ class ModelActivities:
                 messages=messages,
             ),
         )
-        messages.append(Message(role="assistant", content=response.content))
+        content = _complete_blocks(response.content, response.stop_reason)
+        messages.append(Message(role="assistant", content=content))
         return ModelTurnResult(
             transcript_key=self._blobs.put(_TRANSCRIPT.dump_json(messages)),
-            content=response.content,
+            content=content,
             stop_reason=response.stop_reason,
             model=response.model,
             usage=response.usage,

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
 
 MAX_INVALID_SUBMISSIONS = 3
 NUDGE = "Use the tools to make progress, and call `submit` with your result when done."
+CONTINUE = "Your last reply hit the output limit and was cut off. Continue from where it stopped, in smaller steps."
 
 
 def tool_result(tool_use_id: str, content: str, *, is_error: bool = False) -> Block:
@@ -72,7 +73,8 @@ class _AgentLoop:
             answer = await self._model_turn(turn, pending)
             uses = answer.tool_uses()
             if not uses:
-                pending = [Message(role="user", content=[{"type": "text", "text": NUDGE}])]
+                prompt = CONTINUE if answer.stop_reason == "max_tokens" else NUDGE
+                pending = [Message(role="user", content=[{"type": "text", "text": prompt}])]
                 continue
             self._check_stuck(uses)
             blocks = await self._run_tools([u for u in uses if u.get("name") != SUBMIT])

@@ -134,12 +134,15 @@ async def test_rate_limit_waits_out_retry_after_then_succeeds(
     assert waited.total_seconds() >= 45  # the server's retry-after became Temporal's next retry delay
 
 
-async def test_overloaded_is_retried(
+async def test_overloaded_is_retried_before_and_inside_the_stream(
     time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path, api: AnthropicLoopback
 ) -> None:
-    api.replies = [Reply.error(529, "overloaded_error"), Reply.error(529, "overloaded_error"), use("submit", CHANGE, 1)]
+    mid_stream = use("submit", CHANGE, 9)
+    mid_stream.stream_error = "overloaded_error"  # HTTP 200, then an error event
+    api.replies = [Reply.error(529, "overloaded_error"), mid_stream, use("submit", CHANGE, 1)]
     result, _ = await run_coder(time_skipping_env, tmp_path, sample_repo, api)
     assert result.submission == CHANGE and len(api.requests) == 3
+    assert all(r.body["stream"] is True for r in api.requests)
 
 
 async def test_bad_key_fails_at_once_with_a_clear_error(

@@ -26,6 +26,7 @@ class Reply:
     status: int = 200
     error_type: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    stream_error: str = ""  # when streaming: fail with this error type after the message starts
 
     @classmethod
     def error(cls, status: int, error_type: str, **headers: str) -> Reply:
@@ -90,7 +91,19 @@ class AnthropicLoopback:
                     self._send(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}}, {})
                     return
                 reply = loopback._next(body, {k.lower(): v for k, v in self.headers.items()})
-                self._send(reply.status, reply.body(str(body.get("model", ""))), reply.headers)
+                payload = reply.body(str(body.get("model", "")))
+                if body.get("stream") and reply.status == 200:
+                    self._stream(payload, reply.stream_error)
+                else:
+                    self._send(reply.status, payload, reply.headers)
+
+            def _stream(self, message: dict[str, Any], error_type: str) -> None:
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.end_headers()
+                for event in sse_events(message, error_type):
+                    self.wfile.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
+                    self.wfile.flush()
 
             def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
                 data = json.dumps(payload).encode()
@@ -107,3 +120,30 @@ class AnthropicLoopback:
                 pass
 
         return Handler
+
+
+def sse_events(message: dict[str, Any], error_type: str = "") -> list[dict[str, Any]]:
+    """A complete message as the Messages API streams it."""
+    usage = dict(message["usage"])
+    output_tokens = usage.pop("output_tokens", 0)
+    start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
+    events: list[dict[str, Any]] = [{"type": "message_start", "message": start}]
+    if error_type:
+        return [*events, {"type": "error", "error": {"type": error_type, "message": f"loopback {error_type}"}}]
+    for i, block in enumerate(message["content"]):
+        if block["type"] == "text":
+            events.append({"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}})
+            delta = {"type": "text_delta", "text": block["text"]}
+        else:
+            events.append({"type": "content_block_start", "index": i, "content_block": {**block, "input": {}}})
+            delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
+        events.append({"type": "content_block_delta", "index": i, "delta": delta})
+        events.append({"type": "content_block_stop", "index": i})
+    events.append(
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+            "usage": {"output_tokens": output_tokens},
+        }
+    )
+    return [*events, {"type": "message_stop"}]

@@ -126,3 +126,14 @@ async def test_a_stuck_agent_is_stopped(
     assert isinstance(cause, ApplicationError) and cause.type == "AgentStuck"
     assert "repeated the same read_file call with the same input 3 times" in cause.message
     assert cause.details and cause.details[0]["turns"] == 3  # what it spent travels with the failure
+
+
+async def test_an_answer_cut_off_at_max_tokens_continues(
+    time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path
+) -> None:
+    cut = turn(tool("write_file", path="calc/half.py", content="def half("), text="Writing the file")
+    cut["stop_reason"] = "max_tokens"  # the write's input is truncated: it must not run
+    turns = [cut, turn(submit(**GOOD_CHANGE), expect=["hit the output limit"])]
+    result, _ = await run_agent(time_skipping_env, tmp_path, sample_repo, turns)
+    assert result.submission == GOOD_CHANGE
+    assert result.workspace.overlay == {}  # the truncated write never ran
