@@ -12,6 +12,7 @@ import signal
 from collections.abc import Sequence
 
 import anthropic
+import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -21,6 +22,7 @@ from activities.codehost import CodeHostActivities, CodeHosts
 from activities.codehost_local import LocalGitHost
 from activities.llm import ModelActivities
 from activities.providers import ModelProvider
+from activities.research import ResearchActivities, SqliteResearchCache
 from activities.scripted import ScriptedProvider
 from activities.tools import ToolActivities
 from config.settings import Settings, get_settings
@@ -42,11 +44,8 @@ def build_workers(client: Client, settings: Settings, queues: Sequence[str] | No
         blobs = BlobStore(settings.blob_dir)
         hosts = CodeHosts(local=LocalGitHost(blobs))
         providers = model_providers(settings)
-        model, tools, host = (
-            ModelActivities(blobs, providers),
-            ToolActivities(hosts, blobs),
-            CodeHostActivities(hosts),
-        )
+        model, tools, host = ModelActivities(blobs, providers), ToolActivities(hosts, blobs), CodeHostActivities(hosts)
+        research = research_activities(settings)
         workers.append(
             Worker(
                 client,
@@ -60,6 +59,7 @@ def build_workers(client: Client, settings: Settings, queues: Sequence[str] | No
                     host.publish_change,
                     host.post_review,
                     host.post_comment,
+                    research.research,
                 ],
             )
         )
@@ -85,6 +85,19 @@ def model_providers(settings: Settings) -> dict[str, ModelProvider]:
         )
         providers["anthropic"] = AnthropicProvider(client, prices)
     return providers
+
+
+def research_activities(settings: Settings) -> ResearchActivities:
+    """Perplexity over one shared httpx client when the worker has a key; answers cached on disk."""
+    http = None
+    if settings.perplexity_api_key is not None:
+        http = httpx.AsyncClient(
+            base_url=settings.perplexity_base_url,
+            headers={"authorization": f"Bearer {settings.perplexity_api_key.get_secret_value()}"},
+            timeout=httpx.Timeout(120.0, connect=10.0),
+        )
+    cache = SqliteResearchCache(settings.data_dir / "research.sqlite")
+    return ResearchActivities(http, cache, model=settings.research_model)
 
 
 async def run_workers(workers: list[Worker]) -> None:

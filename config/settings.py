@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     )
     anthropic_api_key: SecretStr | None = Field(default=None, alias="ANTHROPIC_API_KEY")
     anthropic_base_url: str | None = Field(default=None, alias="ANTHROPIC_BASE_URL")
+    perplexity_api_key: SecretStr | None = Field(default=None, alias="PERPLEXITY_API_KEY")
+    perplexity_base_url: str = Field(default="https://api.perplexity.ai", alias="PERPLEXITY_BASE_URL")
+    research_model: str = Field(default="sonar", alias="FORGEFLOW_RESEARCH_MODEL")
     price_table: Path | None = Field(
         default=None, alias="FORGEFLOW_PRICES", description="JSON file overriding the model price table."
     )

@@ -10,6 +10,7 @@ ToolDef = dict[str, Any]
 
 SUBMIT = "submit"
 RUN_TESTS = "run_tests"
+RESEARCH = "research"
 WRITE_TOOLS = frozenset({"write_file", "str_replace"})
 
 _PATH = {"type": "string", "description": "Path relative to the repository root."}
@@ -60,6 +61,12 @@ DEFINITIONS: dict[str, ToolDef] = {
         "name": "view_diff",
         "description": "Show the unified diff of every change this run made so far.",
         "input_schema": {"type": "object", "properties": {}},
+    },
+    RESEARCH: {
+        "name": RESEARCH,
+        "description": "Ask a web-research service a technical question (library APIs, known bugs); "
+        "returns an answer with source links. May be unavailable: then plan without it.",
+        "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
     },
     RUN_TESTS: {
         "name": RUN_TESTS,

@@ -13,6 +13,7 @@ from temporalio.common import RetryPolicy
 MODEL_TURN = "model_turn"
 RUN_TOOL = "run_tool"
 RUN_TESTS = "run_tests"
+RESEARCH = "research"
 FETCH_TASK = "fetch_task"
 LAND_CHANGES = "land_changes"
 PUBLISH_CHANGE = "publish_change"
@@ -40,6 +41,12 @@ HOST_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=6,
+    non_retryable_error_types=_NON_RETRYABLE,
+)
+RESEARCH_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=3,  # then the planner goes on without research
     non_retryable_error_types=_NON_RETRYABLE,
 )
 SANDBOX_RETRY = RetryPolicy(

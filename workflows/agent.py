@@ -11,7 +11,7 @@ import asyncio
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -19,13 +19,14 @@ with workflow.unsafe.imports_passed_through():
     from contracts.agents import AgentInput, AgentResult, TestReport, Workspace
     from contracts.api import AGENT_WORKFLOW_TYPE, sandbox_queue
     from contracts.model import Block, Message, ModelTurnInput, ModelTurnResult
+    from contracts.research import ResearchInput, ResearchResult, research_text
     from contracts.testing import RunTestsInput
     from contracts.tools import ToolCallInput, ToolCallResult
     from contracts.usage import AgentUsage
     from policy.stuck import call_signature, stuck_reason
     from roles import ROLES, RoleSpec
     from roles.briefs import test_report_text
-    from roles.tools import RUN_TESTS, SUBMIT, WRITE_TOOLS
+    from roles.tools import RESEARCH, RUN_TESTS, SUBMIT, WRITE_TOOLS
     from workflows import _activities as acts
 
 MAX_INVALID_SUBMISSIONS = 3
@@ -178,6 +179,26 @@ class _AgentLoop:
             )
         if name == RUN_TESTS:
             return await self._run_tests(use_id)
+        try:
+            if name == RESEARCH:
+                return await self._research(use_id, tool_input)
+            return await self._workspace_tool(use_id, name, tool_input)
+        except ActivityError as err:
+            # The tool failed after its retries: the model reads why and works around it.
+            return tool_result(use_id, f"{name} failed: {_innermost(err)}", is_error=True)
+
+    async def _research(self, use_id: str, tool_input: dict[str, Any]) -> Block:
+        answer = await workflow.execute_activity(
+            acts.RESEARCH,
+            ResearchInput(query=str(tool_input.get("query", ""))[:2000] or "(empty)"),
+            result_type=ResearchResult,
+            start_to_close_timeout=acts.MODEL_TIMEOUT,
+            retry_policy=acts.RESEARCH_RETRY,
+            summary=f"{self.inp.role} · research",
+        )
+        return tool_result(use_id, research_text(answer), is_error=not answer.available)
+
+    async def _workspace_tool(self, use_id: str, name: str, tool_input: dict[str, Any]) -> Block:
         result = await workflow.execute_activity(
             acts.RUN_TOOL,
             ToolCallInput(
@@ -222,6 +243,12 @@ class _AgentLoop:
             summary=f"{self.inp.role} · run_tests on {self.inp.commit_sha[:12]}",
         )
         return tool_result(use_id, test_report_text(self.test_report), is_error=not self.test_report.ok)
+
+
+def _innermost(err: BaseException) -> str:
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return str(err)
 
 
 def _tool_target(tool_input: dict[str, Any]) -> str:
