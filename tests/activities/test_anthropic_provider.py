@@ -18,6 +18,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from benchmarks.cache_share import cached_share
 from config.settings import Settings
 from contracts.agents import AgentInput, AgentResult, ModelSpec, Workspace
 from tests.conftest import git
@@ -157,3 +158,10 @@ async def test_bad_key_fails_at_once_with_a_clear_error(
     assert isinstance(cause, ApplicationError) and cause.type == "AuthenticationFailed" and cause.non_retryable
     assert "HTTP 401" in cause.message and "API key" in cause.message
     assert len(api.requests) == 1  # not retried
+
+
+async def test_most_input_is_read_from_the_prompt_cache(time_skipping_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    """The loopback caches by the request's own breakpoints: misplaced ones would read nothing."""
+    share, usage = await cached_share(time_skipping_env, 8, tmp_path)
+    assert usage.input_tokens == 0  # everything is either written to or read from the cache
+    assert share > 0.75

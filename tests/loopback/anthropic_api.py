@@ -53,8 +53,65 @@ class Seen:
     headers: dict[str, str]
 
 
-class AnthropicLoopback:
+class PromptCache:
+    """Prompt caching as the Messages API does it, by content: each `cache_control` breakpoint marks
+    a prefix (tools → system → messages) to write; a request reads the longest prefix written
+    before, checked at every block boundary up to its last breakpoint (the marker itself is not part
+    of the content). Tokens are estimated as characters / 4."""
+
     def __init__(self) -> None:
+        self._written: set[str] = set()
+
+    def usage(self, body: dict[str, Any]) -> dict[str, int]:
+        marked = _prefix_blocks(body)
+        blocks = [_unmarked(b) for b in marked]
+        cuts = [i + 1 for i, block in enumerate(marked) if isinstance(block, dict) and "cache_control" in block]
+        total = _tokens(blocks)
+        if not cuts:
+            return {"input_tokens": total, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
+
+        def key(n: int) -> str:
+            return json.dumps(blocks[:n], sort_keys=True)
+
+        read = max((_tokens(blocks[:n]) for n in range(1, cuts[-1] + 1) if key(n) in self._written), default=0)
+        written = 0
+        if key(cuts[-1]) not in self._written:
+            written = _tokens(blocks[: cuts[-1]]) - read
+            self._written.update(key(n) for n in cuts)
+        return {
+            "input_tokens": total - read - written,
+            "cache_read_input_tokens": read,
+            "cache_creation_input_tokens": written,
+        }
+
+
+def _unmarked(block: Any) -> Any:
+    return {k: v for k, v in block.items() if k != "cache_control"} if isinstance(block, dict) else block
+
+
+def _prefix_blocks(body: dict[str, Any]) -> list[Any]:
+    system = body.get("system") or []
+    system_blocks = [{"type": "text", "text": system}] if isinstance(system, str) else list(system)
+    message_blocks = [
+        block
+        for message in body.get("messages", [])
+        for block in (
+            [{"type": "text", "text": message["content"]}]
+            if isinstance(message["content"], str)
+            else message["content"]
+        )
+    ]
+    return [*body.get("tools", []), *system_blocks, *message_blocks]
+
+
+def _tokens(blocks: list[Any]) -> int:
+    return len(json.dumps(blocks)) // 4
+
+
+class AnthropicLoopback:
+    def __init__(self, *, simulate_cache: bool = False) -> None:
+        """With `simulate_cache`, replies' input/cache token counts come from PromptCache, not the script."""
+        self.cache = PromptCache() if simulate_cache else None
         self.replies: list[Reply] = []
         self.requests: list[Seen] = []
         self._lock = threading.Lock()
@@ -78,7 +135,10 @@ class AnthropicLoopback:
             self.requests.append(Seen(body, headers))
             if not self.replies:
                 return Reply.error(500, "api_error")
-            return self.replies.pop(0)
+            reply = self.replies.pop(0)
+            if self.cache is not None and reply.status == 200:
+                reply.usage = {**reply.usage, **self.cache.usage(body)}
+            return reply
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         loopback = self
