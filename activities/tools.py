@@ -132,6 +132,19 @@ async def str_replace(view: WorkspaceView, args: dict[str, Any]) -> str:
     return f"edited {path}"
 
 
+async def insert(view: WorkspaceView, args: dict[str, Any]) -> str:
+    path = repo_path(str(args["path"]))
+    lines = (await view.read_text(path)).splitlines(keepends=True)
+    at = int(args["insert_line"])
+    if not 0 <= at <= len(lines):
+        raise ToolError(f"{path}: insert_line must be between 0 and {len(lines)}")
+    new = str(args["new_str"])
+    if lines and at == len(lines) and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    view.write(path, "".join([*lines[:at], new if new.endswith("\n") else new + "\n", *lines[at:]]))
+    return f"inserted {len(new.splitlines())} line(s) into {path} after line {at}"
+
+
 async def view_diff(view: WorkspaceView, args: dict[str, Any]) -> str:
     ws = view.ws
     parts = []
@@ -159,6 +172,7 @@ TOOLS: dict[str, Tool] = {
     "search": search,
     "write_file": write_file,
     "str_replace": str_replace,
+    "insert": insert,
     "view_diff": view_diff,
 }
 

@@ -11,7 +11,7 @@ ToolDef = dict[str, Any]
 SUBMIT = "submit"
 RUN_TESTS = "run_tests"
 RESEARCH = "research"
-WRITE_TOOLS = frozenset({"write_file", "str_replace"})
+WRITE_TOOLS = frozenset({"write_file", "str_replace", "insert"})
 
 _PATH = {"type": "string", "description": "Path relative to the repository root."}
 
@@ -55,6 +55,15 @@ DEFINITIONS: dict[str, ToolDef] = {
             "type": "object",
             "properties": {"path": _PATH, "old_str": {"type": "string"}, "new_str": {"type": "string"}},
             "required": ["path", "old_str", "new_str"],
+        },
+    },
+    "insert": {
+        "name": "insert",
+        "description": "Insert text after line insert_line (0 inserts at the top of the file).",
+        "input_schema": {
+            "type": "object",
+            "properties": {"path": _PATH, "insert_line": {"type": "integer"}, "new_str": {"type": "string"}},
+            "required": ["path", "insert_line", "new_str"],
         },
     },
     "view_diff": {

@@ -64,6 +64,7 @@ def build_input(
     max_retries: int,
     require_plan_approval: bool,
     script: Path | None,
+    model: str | None = None,
 ) -> IssueInput:
     """Validate on the client first, so a bad option is named before anything starts."""
     if spec_file is not None:
@@ -73,7 +74,7 @@ def build_input(
     raw = {
         "repo": repo, "issue_number": issue, "pr_number": pr, "spec_content": spec, "mode": mode,
         "max_retries": max_retries, "require_plan_approval": require_plan_approval,
-        "model_script": str(script.resolve()) if script else None,
+        "model_script": str(script.resolve()) if script else None, "model": model,
     }  # fmt: skip
     try:
         return IssueInput.model_validate({k: v for k, v in raw.items() if v is not None})
@@ -96,6 +97,7 @@ Script = Annotated[
     Path | None, typer.Option(help="Replay this scripted conversation instead of calling Claude.", exists=True)
 ]
 WorkflowId = Annotated[str | None, typer.Option(help="Workflow id (default: generated).")]
+Model = Annotated[str | None, typer.Option(help="Claude model id (default: claude-sonnet-4-6).")]
 
 
 async def _start(inp: IssueInput, workflow_id: str | None) -> str:
@@ -125,10 +127,10 @@ async def _watch(workflow_id: str) -> int:
 def start(
     repo: Repo, issue: Issue = None, pr: Pr = None, spec: Spec = None, spec_file: SpecFile = None,
     mode: Mode = "autonomous", max_retries: Retries = 3, require_plan_approval: Gate = False,
-    script: Script = None, workflow_id: WorkflowId = None,
+    script: Script = None, workflow_id: WorkflowId = None, model: Model = None,
 ) -> None:  # fmt: skip
     """Start a run and print its id (a worker must be running: `forgeflow worker`)."""
-    inp = build_input(repo, issue, pr, spec, spec_file, mode, max_retries, require_plan_approval, script)
+    inp = build_input(repo, issue, pr, spec, spec_file, mode, max_retries, require_plan_approval, script, model)
     _run(_start(inp, workflow_id))
 
 
@@ -136,10 +138,10 @@ def start(
 def run(
     repo: Repo, issue: Issue = None, pr: Pr = None, spec: Spec = None, spec_file: SpecFile = None,
     mode: Mode = "autonomous", max_retries: Retries = 3, require_plan_approval: Gate = False,
-    script: Script = None, workflow_id: WorkflowId = None,
+    script: Script = None, workflow_id: WorkflowId = None, model: Model = None,
 ) -> None:  # fmt: skip
     """Start a run and follow it to the end."""
-    inp = build_input(repo, issue, pr, spec, spec_file, mode, max_retries, require_plan_approval, script)
+    inp = build_input(repo, issue, pr, spec, spec_file, mode, max_retries, require_plan_approval, script, model)
 
     async def go() -> int:
         return await _watch(await _start(inp, workflow_id))

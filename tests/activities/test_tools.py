@@ -1,0 +1,90 @@
+"""Workspace tools on a real git repository: base commit + overlay, as agents see them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from activities.blobstore import BlobStore
+from activities.codehost import CodeHosts
+from activities.codehost_local import LocalGitHost
+from activities.tools import ToolActivities
+from contracts.agents import Workspace
+from contracts.tools import ToolCallInput, ToolCallResult
+from tests.conftest import git
+
+
+class Tools:
+    def __init__(self, repo: Path, tmp_path: Path) -> None:
+        self.blobs = BlobStore(tmp_path / "blobs")
+        self.acts = ToolActivities(CodeHosts(local=LocalGitHost(self.blobs)), self.blobs)
+        base = git(repo, "rev-parse", "HEAD")
+        self.ws = Workspace(repo=str(repo), base_sha=base, origin_sha=base)
+
+    async def call(self, name: str, **args: object) -> ToolCallResult:
+        req = ToolCallInput(role="coder", run_id="r", tool_use_id="t", name=name, input=args, workspace=self.ws)
+        result: ToolCallResult = await ActivityEnvironment().run(self.acts.run_tool, req)
+        self.ws = self.ws.model_copy(update={"overlay": {**self.ws.overlay, **result.overlay_updates}})
+        return result
+
+    def text(self, path: str) -> str:
+        key = self.ws.overlay[path]
+        assert key is not None
+        return self.blobs.get(key).decode()
+
+
+@pytest.fixture
+def tools(sample_repo: Path, tmp_path: Path) -> Tools:
+    return Tools(sample_repo, tmp_path)
+
+
+async def test_read_with_line_ranges_and_search(tools: Tools) -> None:
+    read = await tools.call("read_file", path="calc/__init__.py", start_line=2, end_line=2)
+    assert read.content == "    2|     return a + b"
+    found = await tools.call("search", pattern=r"def \w+", glob="*.py")
+    assert "calc/__init__.py:1: def add(a, b):" in found.content
+    listed = await tools.call("list_files", glob="tests/*")
+    assert listed.content == "tests/test_calc.py"
+
+
+async def test_edits_build_an_overlay_that_later_calls_see(tools: Tools, sample_repo: Path) -> None:
+    await tools.call("str_replace", path="calc/__init__.py", old_str="a + b", new_str="b + a")
+    await tools.call("insert", path="calc/__init__.py", insert_line=0, new_str='"""Arithmetic."""')
+    await tools.call("write_file", path="calc/sub.py", content="def sub(a, b):\n    return a - b\n")
+    assert tools.text("calc/__init__.py") == '"""Arithmetic."""\ndef add(a, b):\n    return b + a\n'
+    diff = await tools.call("view_diff")
+    assert '+"""Arithmetic."""' in diff.content and "+++ b/calc/sub.py" in diff.content
+    assert git(sample_repo, "status", "--porcelain") == ""  # the user's files never change
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "error"),
+    [
+        ("write_file", {"path": "../x.py", "content": "x"}, "leaves the repository"),
+        ("write_file", {"path": "/etc/x", "content": "x"}, "is absolute"),
+        ("write_file", {"path": ".git/config", "content": "x"}, "inside .git"),
+        ("str_replace", {"path": "calc/__init__.py", "old_str": "return", "new_str": "x"}, "matches 1 times"),
+        ("str_replace", {"path": "calc/__init__.py", "old_str": "zzz", "new_str": "x"}, "matches 0 times"),
+        ("insert", {"path": "calc/__init__.py", "insert_line": 99, "new_str": "x"}, "between 0 and 2"),
+        ("read_file", {"path": "missing.py"}, "no such file"),
+        ("search", {"pattern": "("}, "bad regular expression"),
+        ("read_file", {}, "missing argument"),
+    ],
+)
+async def test_refusals_are_readable(tools: Tools, name: str, args: dict[str, object], error: str) -> None:
+    if error == "matches 1 times":  # make "return" appear twice first
+        await tools.call("insert", path="calc/__init__.py", insert_line=2, new_str="    return 0")
+        error = "matches 2 times"
+    result = await tools.call(name, **args)
+    assert result.is_error and error in result.content
+
+
+async def test_binary_files_are_refused(tools: Tools, sample_repo: Path) -> None:
+    (sample_repo / "logo.bin").write_bytes(b"\x89PNG\x00\xff\xfe")
+    git(sample_repo, "add", "logo.bin")
+    git(sample_repo, "commit", "-qm", "binary")
+    tools.ws = tools.ws.model_copy(update={"base_sha": git(sample_repo, "rev-parse", "HEAD")})
+    result = await tools.call("str_replace", path="logo.bin", old_str="PNG", new_str="GIF")
+    assert result.is_error and "binary file" in result.content
