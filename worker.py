@@ -44,7 +44,11 @@ def build_workers(client: Client, settings: Settings, queues: Sequence[str] | No
         blobs = BlobStore(settings.blob_dir)
         hosts = CodeHosts(local=LocalGitHost(blobs))
         providers = model_providers(settings)
-        model, tools, host = ModelActivities(blobs, providers), ToolActivities(hosts, blobs), CodeHostActivities(hosts)
+        model, tools, host = (
+            ModelActivities(blobs, providers, settings.context_tokens),
+            ToolActivities(hosts, blobs),
+            CodeHostActivities(hosts),
+        )
         research = research_activities(settings)
         workers.append(
             Worker(

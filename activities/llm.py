@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 
+import structlog
 from pydantic import TypeAdapter
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -13,7 +14,10 @@ from temporalio.exceptions import ApplicationError
 from activities.blobstore import BlobNotFoundError, BlobStore
 from activities.providers import ModelProvider, ModelRequest, ModelResponse
 from contracts.model import Block, Message, ModelTurnInput, ModelTurnResult
+from policy.compaction import compact
 from roles import ROLES
+
+_log = structlog.get_logger(__name__)
 
 _TRANSCRIPT = TypeAdapter(list[Message])
 HEARTBEAT_EVERY = 5.0
@@ -38,9 +42,10 @@ def _complete_blocks(content: list[Block], stop_reason: str | None) -> list[Bloc
 
 
 class ModelActivities:
-    def __init__(self, blobs: BlobStore, providers: dict[str, ModelProvider]) -> None:
+    def __init__(self, blobs: BlobStore, providers: dict[str, ModelProvider], context_tokens: int = 150_000) -> None:
         self._blobs = blobs
         self._providers = providers
+        self._context_tokens = context_tokens
 
     @activity.defn(name="model_turn")
     async def model_turn(self, inp: ModelTurnInput) -> ModelTurnResult:
@@ -54,6 +59,10 @@ class ModelActivities:
                 non_retryable=True,
             )
         messages = [*self._load(inp.transcript_key), *inp.new_messages]
+        compacted = compact(messages, self._context_tokens)
+        if compacted is not None:
+            _log.info("conversation compacted", role=inp.role, before=len(messages), after=len(compacted))
+            messages = compacted
         spec = ROLES[inp.role]
         response = await _heartbeating(
             provider.complete,

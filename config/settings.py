@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     perplexity_api_key: SecretStr | None = Field(default=None, alias="PERPLEXITY_API_KEY")
     perplexity_base_url: str = Field(default="https://api.perplexity.ai", alias="PERPLEXITY_BASE_URL")
     research_model: str = Field(default="sonar", alias="FORGEFLOW_RESEARCH_MODEL")
+    context_tokens: int = Field(
+        default=150_000, alias="FORGEFLOW_CONTEXT_TOKENS", description="Compact a conversation past this size."
+    )
     price_table: Path | None = Field(
         default=None, alias="FORGEFLOW_PRICES", description="JSON file overriding the model price table."
     )

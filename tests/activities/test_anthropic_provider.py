@@ -52,7 +52,7 @@ def api() -> Iterator[AnthropicLoopback]:
 
 
 async def run_coder(
-    env: WorkflowEnvironment, tmp_path: Path, repo: Path, api: AnthropicLoopback
+    env: WorkflowEnvironment, tmp_path: Path, repo: Path, api: AnthropicLoopback, **env_vars: str
 ) -> tuple[AgentResult, str]:
     queue = f"claude-{uuid.uuid4().hex[:8]}"
     settings = Settings.model_validate(
@@ -61,6 +61,7 @@ async def run_coder(
             "FORGEFLOW_TASK_QUEUE": queue,
             "ANTHROPIC_API_KEY": API_KEY,
             "ANTHROPIC_BASE_URL": api.base_url,
+            **env_vars,
         }
     )
     base = git(repo, "rev-parse", "HEAD")
@@ -165,3 +166,21 @@ async def test_most_input_is_read_from_the_prompt_cache(time_skipping_env: Workf
     share, usage = await cached_share(time_skipping_env, 8, tmp_path)
     assert usage.input_tokens == 0  # everything is either written to or read from the cache
     assert share > 0.75
+
+
+async def test_a_long_conversation_is_compacted_and_stays_valid(
+    time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path, api: AnthropicLoopback
+) -> None:
+    """Past the context limit the oldest turns become a summary; every request still passes the API's
+    conversation rules (the loopback answers 400 otherwise) and the brief survives."""
+    (sample_repo / "big.txt").write_text("".join(f"row {i}: {'y' * 70}\n" for i in range(60)))  # ~1.2k tokens
+    git(sample_repo, "add", "big.txt")
+    git(sample_repo, "commit", "-qm", "big")
+    api.replies = [use("read_file", {"path": "big.txt", "start_line": 1 + n % 2}, n) for n in range(10)]
+    api.replies.append(use("submit", CHANGE, 99))
+    result, _ = await run_coder(time_skipping_env, tmp_path, sample_repo, api, FORGEFLOW_CONTEXT_TOKENS="4000")
+    assert result.submission == CHANGE and len(api.requests) == 11  # no request was refused
+    last = api.requests[-1].body["messages"]
+    assert len(json.dumps(last)) // 4 <= 4000 + 1500  # bounded: limit plus the newest exchange
+    summary = last[0]["content"][0]["text"]
+    assert "compacted" in summary and "Make the change." in summary and "(you called) read_file" in summary

@@ -150,6 +150,12 @@ class AnthropicLoopback:
                 if self.path.rstrip("/") != "/v1/messages":
                     self._send(404, {"type": "error", "error": {"type": "not_found_error", "message": self.path}}, {})
                     return
+                problem = conversation_problem(body.get("messages", []))
+                if problem is not None:
+                    error = {"type": "error", "error": {"type": "invalid_request_error", "message": problem}}
+                    loopback.requests.append(Seen(body, {k.lower(): v for k, v in self.headers.items()}))
+                    self._send(400, error, {})
+                    return
                 reply = loopback._next(body, {k.lower(): v for k, v in self.headers.items()})
                 payload = reply.body(str(body.get("model", "")))
                 if body.get("stream") and reply.status == 200:
@@ -207,3 +213,25 @@ def sse_events(message: dict[str, Any], error_type: str = "") -> list[dict[str, 
         }
     )
     return [*events, {"type": "message_stop"}]
+
+
+def conversation_problem(messages: list[dict[str, Any]]) -> str | None:
+    """What the Messages API would reject: roles not alternating from a user turn, or a tool_use
+    whose result is missing from the very next user message (or a result for no such call)."""
+    for i, message in enumerate(messages):
+        if message.get("role") != ("user" if i % 2 == 0 else "assistant"):
+            return f"messages: roles must alternate starting with user (message {i})"
+    for i in range(1, len(messages)):
+        content = messages[i].get("content")
+        blocks = content if isinstance(content, list) else []
+        results = {b["tool_use_id"] for b in blocks if b.get("type") == "tool_result"}
+        asked: set[str] = set()
+        if messages[i]["role"] == "user":
+            before = messages[i - 1].get("content")
+            asked = {b["id"] for b in (before if isinstance(before, list) else []) if b.get("type") == "tool_use"}
+            if results != asked:
+                return f"messages.{i}: tool_result ids {sorted(results)} do not answer tool_use ids {sorted(asked)}"
+    last = messages[-1] if messages else None
+    if last is not None and last.get("role") == "assistant":
+        return "the last message must come from the user"
+    return None
