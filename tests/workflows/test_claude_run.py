@@ -1,0 +1,62 @@
+"""A whole run with every agent on Claude — the real `anthropic` client against the loopback API —
+and the real sandbox and git: plan, a failing commit, a fix, passing tests and an approving review."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+
+from config.settings import Settings
+from contracts.run import IssueResult, Outcome
+from starter.sample import SCRIPT, SPEC, create_sample_repo
+from tests.conftest import git
+from tests.loopback.anthropic_api import AnthropicLoopback, Reply
+from worker import build_workers
+
+ORDER = [("planner", 0), ("coder", 0), ("tester", 0), ("coder", 1), ("tester", 1), ("reviewer", 0)]
+
+
+def recorded_replies() -> list[Reply]:
+    """The demo's recorded conversation, served by the loopback in the order the agents run."""
+    agents = json.loads(SCRIPT.read_text())["agents"]
+    return [
+        Reply(content=t["content"], stop_reason=t["stop_reason"], usage=t["usage"])
+        for role, run in ORDER
+        for t in agents[role][run]["turns"]
+    ]
+
+
+async def test_full_run_on_claude(time_skipping_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    repo = create_sample_repo(tmp_path / "textkit")
+    queue = f"claude-run-{uuid.uuid4().hex[:6]}"
+    with AnthropicLoopback() as api:
+        api.replies = recorded_replies()
+        settings = Settings.model_validate(
+            {
+                "FORGEFLOW_DATA_DIR": str(tmp_path / "data"),
+                "FORGEFLOW_TASK_QUEUE": queue,
+                "ANTHROPIC_API_KEY": "sk-ant-loopback",
+                "ANTHROPIC_BASE_URL": api.base_url,
+            }
+        )
+        workers = build_workers(time_skipping_env.client, settings)
+        async with workers[0], workers[1]:
+            result = await time_skipping_env.client.execute_workflow(
+                "IssueWorkflow",
+                {"repo": str(repo), "spec_content": SPEC.read_text()},
+                id=f"claude-run-{uuid.uuid4().hex[:6]}",
+                task_queue=queue,
+                result_type=IssueResult,
+            )
+    st = result.state
+    assert result.outcome == Outcome.APPROVED and not st.scripted_replay
+    assert st.plan is not None and st.round == 2 and len(st.commits) == 2
+    assert st.test_results is not None and (st.test_results.passed, st.test_results.failed) == (5, 0)
+    assert git(repo, "rev-list", "--count", f"main..{st.branches_created[0]}") == "2"
+    assert len(api.requests) == len(recorded_replies()) == 19  # one request per recorded turn, none repeated
+    assert {r.body["model"] for r in api.requests} == {"claude-sonnet-4-6"}
+    # Cost is computed from the recorded usage with the default price table.
+    assert st.usage.total_cost_usd > 0 and set(st.usage.by_agent) == {"planner", "coder", "tester", "reviewer"}
