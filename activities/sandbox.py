@@ -25,8 +25,10 @@ from temporalio.exceptions import ApplicationError
 
 from activities._bwrap import JUNIT, OUT, bwrap_argv
 from activities._junit import parse_junit
+from activities.blobstore import BlobStore
 from config.settings import Settings
 from contracts.testing import RunTestsInput, TestReport
+from policy.paths import repo_path
 
 MEMORY_LIMIT = 2 * 1024**3
 MAX_PROCESSES = 256
@@ -52,6 +54,7 @@ def _limits(cpu_seconds: int) -> None:
 class SandboxActivities:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self._blobs = BlobStore(settings.blob_dir)
 
     @activity.defn(name="run_tests")
     async def run_tests(self, req: RunTestsInput) -> TestReport:
@@ -60,6 +63,7 @@ class SandboxActivities:
             workspace.mkdir()
             out_dir.mkdir()
             await _export(req.repo_path, req.commit_sha, workspace)
+            _apply_overlay(workspace, req.overlay, self._blobs)
             command = req.test_command or default_command()
             argv, note = self._argv(workspace, out_dir, command)
             started = time.monotonic()
@@ -82,6 +86,17 @@ class SandboxActivities:
             )
         local = [arg.replace(OUT, str(out_dir)) for arg in command]
         return ["env", "-C", str(workspace), f"PYTHONPATH={workspace}", *local], "UNSANDBOXED RUN (operator allowed)\n"
+
+
+def _apply_overlay(workspace: Path, overlay: dict[str, str | None], blobs: BlobStore) -> None:
+    """Lay the agent's uncommitted files over the exported commit (paths were checked when written)."""
+    for raw, key in overlay.items():
+        target = workspace / repo_path(raw)
+        if key is None:
+            target.unlink(missing_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(blobs.get(key))
 
 
 async def _export(repo: str, sha: str, into: Path) -> None:

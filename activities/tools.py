@@ -19,7 +19,8 @@ from activities.blobstore import BlobStore
 from activities.codehost import CodeHost, CodeHosts
 from contracts.agents import Workspace
 from contracts.tools import ToolCallInput, ToolCallResult
-from policy.paths import UnsafePathError, repo_path
+from policy.paths import UnsafePathError, is_test_path, repo_path
+from roles.tools import WRITE_TOOLS
 
 MAX_OUTPUT = 16_000
 MAX_LISTED = 500
@@ -177,6 +178,13 @@ TOOLS: dict[str, Tool] = {
 }
 
 
+def _check_role_may_write(call: ToolCallInput) -> None:
+    if call.role == "tester" and call.name in WRITE_TOOLS:
+        path = repo_path(str(call.input.get("path", "")))
+        if not is_test_path(path):
+            raise ToolError(f"{path}: the tester may only write test files (tests/…, test_*.py, *.test.js, …)")
+
+
 class ToolActivities:
     def __init__(self, hosts: CodeHosts, blobs: BlobStore) -> None:
         self._hosts = hosts
@@ -189,6 +197,7 @@ class ToolActivities:
             return ToolCallResult(tool_use_id=call.tool_use_id, content=f"unknown tool {call.name!r}", is_error=True)
         view = WorkspaceView(call.workspace, self._hosts.for_repo(call.workspace.repo), self._blobs)
         try:
+            _check_role_may_write(call)
             content = await tool(view, call.input)
         except (ToolError, UnsafePathError) as err:
             return ToolCallResult(tool_use_id=call.tool_use_id, content=str(err), is_error=True)

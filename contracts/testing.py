@@ -47,5 +47,8 @@ class RunTestsInput(BaseModel):
 
     repo_path: str = Field(description="Local git repository (or cache clone) holding commit_sha.")
     commit_sha: str
+    overlay: dict[str, str | None] = Field(
+        default_factory=dict, description="Files changed on top of the commit (blob keys; None: deleted)."
+    )
     test_command: list[str] | None = Field(default=None, description="Default: pytest on the repository.")
     timeout_seconds: int = 300

@@ -25,3 +25,19 @@ def repo_path(raw: str) -> str:
     if parts[0] == ".git":
         raise UnsafePathError(f"{raw!r} is inside .git")
     return "/".join(parts)
+
+
+_TEST_DIRS = frozenset({"tests", "test", "__tests__", "spec", "testing"})
+
+
+def is_test_path(path: str) -> bool:
+    """A file the tester may write: under a tests folder, or named like a test (test_x.py, x_test.go, x.test.js)."""
+    parts = path.split("/")
+    name = parts[-1]
+    stem = name.rsplit(".", 1)[0]
+    return (
+        any(part in _TEST_DIRS for part in parts[:-1])
+        or name == "conftest.py"
+        or stem.startswith("test_")
+        or stem.endswith(("_test", ".test", ".spec"))
+    )

@@ -7,11 +7,13 @@ from roles.tools import RUN_TESTS
 TESTER = RoleSpec(
     name="tester",
     system_prompt=(
-        "You are the tester in a software-engineering team. Run the test suite on the commit under test "
-        "with `run_tests`, read what failed, and call `submit` with a short report. The counts are taken "
-        "from the test runner's own report, so describe, do not restate, them."
+        "You are the tester in a software-engineering team. Check that the change is covered by tests: "
+        "write or update test files where coverage is missing (you may change test files only), run "
+        "the suite with `run_tests` (it includes your edits), read what failed, and call `submit` with a "
+        "short report. The counts are taken from the test runner's own report, so describe, do not "
+        "restate, them."
     ),
-    tool_names=("list_files", "read_file", RUN_TESTS),
+    tool_names=("list_files", "read_file", "search", "write_file", "str_replace", "insert", RUN_TESTS),
     result_model=TesterReport,
     submit_description="Submit your report after running the tests.",
     max_turns=20,

@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import _activities as acts
 
 T = TypeVar("T")
+TESTER_COMMIT_MESSAGE = "Add tests for the change\n\nWritten by the forgeflow tester."
 
 
 class Steps:
@@ -83,14 +84,21 @@ class Steps:
         change = ChangeSummary.model_validate(result.submission)
         self.last_failed_tests, self.last_review = None, None
         if result.workspace.overlay:
-            await self._land(result.workspace.overlay, change)
+            await self._commit(result.workspace.overlay, change.commit_message, "coder")
+            await self._publish(change.summary)
         return Outcome.DONE
 
     async def test(self) -> Outcome:
         commit = self._commit_under_work()
         result = await self._agent("tester", briefs.tester_brief(self.task, commit), commit_sha=commit)
+        report = result.test_report
+        if result.workspace.overlay:  # the tester wrote tests: they join the branch as their own commit
+            await self._commit(result.workspace.overlay, TESTER_COMMIT_MESSAGE, "tester")
+            if report is not None:
+                # The sandbox ran exactly commit + overlay, which is the new commit's tree.
+                report = report.model_copy(update={"commit_sha": self._commit_under_work()})
         # Routing trusts the runner's own report: if the tester never ran the suite, run it here.
-        report = result.test_report or await self._run_tests(commit)
+        report = report or await self._run_tests(self._commit_under_work())
         self.st.test_results, self.st.test_failures = report, report.failures
         if report.ok:
             return Outcome.PASSED
@@ -158,7 +166,7 @@ class Steps:
 
     # --- code host --------------------------------------------------------------------------
 
-    async def _land(self, overlay: dict[str, str | None], change: ChangeSummary) -> None:
+    async def _commit(self, overlay: dict[str, str | None], message: str, author_role: str) -> None:
         landed: LandChangesResult = await self._host(
             acts.LAND_CHANGES,
             LandChangesInput(
@@ -167,17 +175,19 @@ class Steps:
                 parent_sha=self.head_sha or self.task.base_sha,
                 expected_branch_sha=self.branch_sha,
                 overlay=overlay,
-                message=change.commit_message,
+                message=message,
                 timestamp=workflow.now().isoformat(),
             ),
             LandChangesResult,
-            f"commit round {self.st.round} to {self.branch}",
+            f"commit {author_role} round {self.st.round} to {self.branch}",
         )
         self.head_sha = self.branch_sha = landed.commit_sha
         self.st.commits.append(landed.commit_sha)
         self.st.files_changed = sorted({*self.st.files_changed, *landed.files_changed})
         if self.branch not in self.st.branches_created:
             self.st.branches_created.append(self.branch)
+
+    async def _publish(self, summary: str) -> None:
         published: PublishResult = await self._host(
             acts.PUBLISH_CHANGE,
             PublishInput(
@@ -186,7 +196,7 @@ class Steps:
                 base_branch=self.task.base_branch,
                 title=self.task.title,
                 body=self._labelled(
-                    f"{change.summary}\n\n{_plan_text(self.st.plan)}\n\nforgeflow run {workflow.info().workflow_id}"
+                    f"{summary}\n\n{_plan_text(self.st.plan)}\n\nforgeflow run {workflow.info().workflow_id}"
                 ),
                 run_id=workflow.info().workflow_id,
             ),

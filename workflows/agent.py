@@ -63,6 +63,7 @@ class _AgentLoop:
         self.test_report: TestReport | None = None
         self.invalid_submissions = 0
         self.recent_calls: list[str] = []
+        self.tested_overlay: dict[str, str | None] | None = None  # the files the last test run saw
 
     async def run(self) -> AgentResult:
         first: list[Block] = [*self.inp.carry_blocks, {"type": "text", "text": self.inp.brief}]
@@ -158,7 +159,8 @@ class _AgentLoop:
             submission=result.model_dump(mode="json"),
             workspace=self.workspace,
             usage=self.usage,
-            test_report=self.test_report,
+            # A report is only the run's if the files did not change after it.
+            test_report=self.test_report if self.tested_overlay == self.workspace.overlay else None,
             transcript_key=self.transcript_key,
             carry_blocks=[*blocks, tool_result(str(submit["id"]), "Submission accepted.")],
         )
@@ -230,8 +232,10 @@ class _AgentLoop:
         req = RunTestsInput(
             repo_path=self.inp.sandbox_repo_path,
             commit_sha=self.inp.commit_sha,
+            overlay=self.workspace.overlay,
             test_command=self.inp.test_command,
         )
+        self.tested_overlay = dict(self.workspace.overlay)
         self.test_report = await workflow.execute_activity(
             acts.RUN_TESTS,
             req,

@@ -14,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities._bwrap import bwrap_argv
+from activities.blobstore import BlobStore
 from activities.sandbox import SandboxActivities
 from config.settings import Settings
 from contracts.testing import RunTestsInput, TestReport
@@ -200,3 +201,21 @@ def test_bwrap_argv_isolates() -> None:
     assert "/etc/passwd" not in argv  # only host paths that exist are bound
     assert argv[-2:] == ["--", "pytest"]
     assert os.environ.get("HOME", "") not in argv
+
+
+async def test_uncommitted_overlay_files_are_part_of_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tester's new test file (a blob, not yet committed) runs with the commit; a deleted one does not."""
+    data = tmp_path / "data"
+    monkeypatch.setenv("FORGEFLOW_DATA_DIR", str(data))
+    repo, sha = make_repo(
+        tmp_path, {"tests/test_a.py": "def test_a():\n    pass\n", "tests/test_old.py": "def test_old():\n    pass\n"}
+    )
+    blobs = BlobStore(Settings().blob_dir)
+    key = blobs.put(b"def test_new():\n    assert 1 == 2\n")
+    acts = SandboxActivities(Settings())
+    req = RunTestsInput(
+        repo_path=str(repo), commit_sha=sha, overlay={"tests/test_new.py": key, "tests/test_old.py": None}
+    )
+    report: TestReport = await ActivityEnvironment().run(acts.run_tests, req)
+    assert (report.total, report.passed, report.failed) == (2, 1, 1)
+    assert report.failures[0].name == "tests/test_new.py::test_new"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from policy.paths import UnsafePathError, repo_path
+from policy.paths import UnsafePathError, is_test_path, repo_path
 
 
 @pytest.mark.parametrize(
@@ -22,3 +22,22 @@ def test_accepted(raw: str, clean: str) -> None:
 def test_refused(raw: str) -> None:
     with pytest.raises(UnsafePathError):
         repo_path(raw)
+
+
+@pytest.mark.parametrize(
+    ("path", "is_test"),
+    [
+        ("tests/test_x.py", True),
+        ("pkg/tests/helpers.py", True),
+        ("test_x.py", True),
+        ("conftest.py", True),
+        ("src/app_test.go", True),
+        ("web/app.test.js", True),
+        ("web/__tests__/app.js", True),
+        ("src/app.py", False),
+        ("src/testing_utils.py", False),
+        (".github/workflows/ci.yml", False),
+    ],
+)
+def test_is_test_path(path: str, is_test: bool) -> None:
+    assert is_test_path(path) is is_test

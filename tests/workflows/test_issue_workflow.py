@@ -25,7 +25,7 @@ from config.settings import Settings
 from contracts.run import GateDecision, IssueResult, OrchestrationState, Outcome
 from contracts.testing import RunTestsInput, TestFailure, TestReport
 from tests.conftest import git
-from tests.scripts import coder_run, planner_run, reviewer_run, tester_run, tool, turn, write_script
+from tests.scripts import coder_run, planner_run, reviewer_run, submit, tester_run, tool, turn, write_script
 from worker import build_workers
 
 FIXED = "def add(a, b):\n    return a + b\n\n\ndef subtract(a, b):\n    return a - b\n"
@@ -39,10 +39,12 @@ class QueuedTestRuns:
     def __init__(self, outcomes: list[bool]) -> None:
         self.outcomes = list(outcomes)
         self.commits: list[str] = []
+        self.overlays: list[dict[str, str | None]] = []
 
     @activity.defn(name="run_tests")
     async def run_tests(self, req: RunTestsInput) -> TestReport:
         self.commits.append(req.commit_sha)
+        self.overlays.append(req.overlay)
         ok = self.outcomes.pop(0)
         failures = [] if ok else [TestFailure(name=FAILING_TEST, message="assert 6 == -2")]
         return TestReport(
@@ -394,3 +396,35 @@ async def test_budget_is_checked_between_turns_and_failed_spend_is_counted(
         await handle.signal("reject")
         result: IssueResult = await handle.result()
     assert result.outcome == Outcome.REJECTED and result.state.commits == []
+
+
+async def test_tester_writes_tests_that_join_the_branch(
+    time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path
+) -> None:
+    new_test = "from calc import subtract\n\n\ndef test_subtract():\n    assert subtract(3, 1) == 2\n"
+    tester = {
+        "turns": [
+            turn(tool("write_file", path="calc/__init__.py", content="sabotage")),
+            turn(
+                tool("write_file", path="tests/test_subtract.py", content=new_test),
+                expect=["may only write test files"],
+            ),
+            turn(tool("run_tests")),
+            turn(submit(summary="added a test for subtract")),
+        ]
+    }
+    script = write_script(
+        tmp_path / "s.json",
+        {"planner": [planner_run()], "coder": [coder_run(FIXED)], "tester": [tester], "reviewer": [reviewer_run()]},
+    )
+    async with pipeline(time_skipping_env, tmp_path, [True]) as (queue, runs):
+        handle = await start(time_skipping_env, queue, sample_repo, script)
+        result: IssueResult = await handle.result()
+    st = result.state
+    assert result.outcome == Outcome.APPROVED and len(st.commits) == 2
+    assert list(runs.overlays[0]) == ["tests/test_subtract.py"]  # the run saw the tester's file
+    branch = st.branches_created[0]
+    assert git(sample_repo, "show", f"{branch}:tests/test_subtract.py") + "\n" == new_test
+    assert git(sample_repo, "log", "-1", "--format=%s", branch) == "Add tests for the change"
+    assert git(sample_repo, "show", f"{branch}:calc/__init__.py") + "\n" == FIXED  # the sabotage was refused
+    assert st.test_results is not None and st.test_results.commit_sha == st.commits[-1]
