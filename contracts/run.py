@@ -61,7 +61,10 @@ class IssueInput(BaseModel):
     model_script: str | None = Field(
         default=None, description="Path of a scripted conversation to replay instead of calling Claude."
     )
-    model: str = Field(default="claude-sonnet-4-6", min_length=1, description="Claude model id for every agent.")
+    model: str = Field(default="claude-sonnet-4-6", min_length=1, description="Claude model id for the agents.")
+    models: dict[Literal["planner", "coder", "tester", "reviewer"], str] = Field(
+        default_factory=dict, description="Per-agent model ids, overriding `model` and the roles' defaults."
+    )
     test_command: list[str] | None = Field(default=None, description="Overrides the detected test command.")
     base_ref: str | None = Field(default=None, description="Branch or commit to start from; default: the repo's HEAD.")
 

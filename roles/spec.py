@@ -17,6 +17,7 @@ class RoleSpec:
     result_model: type[BaseModel]
     submit_description: str
     max_turns: int = 40
+    model: str | None = None  # None: the run's model (IssueInput.model)
 
     def tools(self) -> list[ToolDef]:
         """Tool definitions in a fixed order, so the prompt prefix is byte-stable across turns."""

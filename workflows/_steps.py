@@ -149,7 +149,7 @@ class Steps:
                 commit_sha=commit_sha,
                 sandbox_repo_path=self.task.sandbox_repo_path,
                 test_command=self.inp.test_command,
-                model=self.model,
+                model=self._model_for(role),
                 max_turns=min(ROLES[role].max_turns, self.inp.budgets.max_turns_per_agent),
                 tokens_left=max(0, self.budgets.max_tokens - self.st.usage.total_tokens),
                 usd_left=max(0.0, self.budgets.max_usd - self.st.usage.total_cost_usd),
@@ -254,6 +254,13 @@ class Steps:
             summary=summary,
         )
         return result
+
+    def _model_for(self, role: Role) -> ModelSpec:
+        """The run's override for this agent, else the role's own default, else the run's model."""
+        if self.model.provider != "anthropic":
+            return self.model
+        chosen = self.inp.models.get(role) or ROLES[role].model or self.model.model
+        return self.model.model_copy(update={"model": chosen})
 
     def _labelled(self, text: str) -> str:
         """Whatever a scripted run writes says so: it is a replay, not a model's work."""

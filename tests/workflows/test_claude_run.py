@@ -60,3 +60,35 @@ async def test_full_run_on_claude(time_skipping_env: WorkflowEnvironment, tmp_pa
     assert {r.body["model"] for r in api.requests} == {"claude-sonnet-4-6"}
     # Cost is computed from the recorded usage with the default price table.
     assert st.usage.total_cost_usd > 0 and set(st.usage.by_agent) == {"planner", "coder", "tester", "reviewer"}
+
+
+async def test_each_agent_can_have_its_own_model(time_skipping_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    repo = create_sample_repo(tmp_path / "textkit")
+    queue = f"claude-models-{uuid.uuid4().hex[:6]}"
+    planner_turns = json.loads(SCRIPT.read_text())["agents"]["planner"][0]["turns"]
+    with AnthropicLoopback() as api:
+        api.replies = [Reply(content=t["content"], usage=t["usage"]) for t in planner_turns]
+        settings = Settings.model_validate(
+            {
+                "FORGEFLOW_DATA_DIR": str(tmp_path / "data"),
+                "FORGEFLOW_TASK_QUEUE": queue,
+                "ANTHROPIC_API_KEY": "sk-ant-loopback",
+                "ANTHROPIC_BASE_URL": api.base_url,
+            }
+        )
+        (worker,) = build_workers(time_skipping_env.client, settings, [queue])
+        async with worker:
+            result = await time_skipping_env.client.execute_workflow(
+                "IssueWorkflow",
+                {
+                    "repo": str(repo),
+                    "spec_content": SPEC.read_text(),
+                    "mode": "plan",
+                    "models": {"planner": "claude-opus-4-7"},
+                },
+                id=f"claude-models-{uuid.uuid4().hex[:6]}",
+                task_queue=queue,
+                result_type=IssueResult,
+            )
+    assert result.outcome == Outcome.PLANNED
+    assert {r.body["model"] for r in api.requests} == {"claude-opus-4-7"}
