@@ -13,6 +13,7 @@ from pathlib import Path
 WORKSPACE = "/workspace"
 OUT = "/forgeflow-out"
 JUNIT = f"{OUT}/junit.xml"
+COVERAGE = f"{OUT}/coverage.xml"
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64")
 ETC_FILES = (
     "/etc/ld.so.cache",

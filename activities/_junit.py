@@ -68,3 +68,12 @@ def _failure(name: str, kind: str, element: ET.Element) -> TestFailure:
         message=(element.get("message") or "")[:MAX_DETAIL],
         output=detail,
     )
+
+
+def parse_coverage(xml_text: str) -> float | None:
+    """Line coverage in percent from a Cobertura report (coverage.py's XML), if it has one."""
+    try:
+        rate = ET.fromstring(xml_text).get("line-rate")
+        return round(float(rate) * 100, 1) if rate is not None else None
+    except (ET.ParseError, ValueError):
+        return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import os
 import resource
 import shutil
@@ -23,8 +24,8 @@ from pathlib import Path
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities._bwrap import JUNIT, OUT, bwrap_argv
-from activities._junit import parse_junit
+from activities._bwrap import COVERAGE, JUNIT, OUT, WORKSPACE, bwrap_argv
+from activities._junit import parse_coverage, parse_junit
 from activities.blobstore import BlobStore
 from config.settings import Settings
 from contracts.testing import RunTestsInput, TestReport
@@ -39,7 +40,10 @@ _NO_TESTS = 5  # pytest's exit code for "no tests collected"
 
 
 def default_command() -> list[str]:
-    return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={JUNIT}"]
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={JUNIT}"]
+    if importlib.util.find_spec("pytest_cov") is not None:
+        command += [f"--cov={WORKSPACE}", f"--cov-report=xml:{COVERAGE}"]
+    return command
 
 
 def _limits(cpu_seconds: int) -> None:
@@ -188,8 +192,10 @@ def _report(
         status = "failed"
     else:
         status = "passed"
+    coverage = out_dir / "coverage.xml"
     return TestReport(
         status=status,
+        coverage_percent=parse_coverage(coverage.read_text()) if coverage.exists() else None,
         total=counts.total,
         passed=counts.passed,
         failed=counts.failed,

@@ -32,6 +32,7 @@ class TestReport(BaseModel):
     skipped: int = 0
     failures: list[TestFailure] = Field(default_factory=list)
     output_tail: str = Field(default="", description="Last part of the runner's console output, truncated.")
+    coverage_percent: float | None = Field(default=None, description="Line coverage, when the runner reported it.")
     exit_code: int | None = None
     duration_seconds: float = 0.0
 

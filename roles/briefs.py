@@ -94,6 +94,8 @@ def test_report_text(report: TestReport) -> str:
         f"status: {report.status}; total {report.total}, passed {report.passed}, failed {report.failed}, "
         f"errors {report.errors}, skipped {report.skipped} (exit code {report.exit_code})"
     )
+    if report.coverage_percent is not None:
+        head += f"; line coverage {report.coverage_percent}%"
     if report.ok:
         return head
     return f"{head}\n{_failures(report)}"

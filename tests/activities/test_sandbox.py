@@ -100,10 +100,13 @@ async def test_counts_match_pytest_and_name_failures_by_node_id(tmp_path: Path) 
     assert "fixture exploded" in names["tests/test_mixed.py::test_errors"].output
 
 
-async def test_passing_suite(tmp_path: Path) -> None:
-    repo, sha = make_repo(tmp_path, {"tests/test_a.py": "def test_a():\n    pass\n\ndef test_b():\n    pass\n"})
+async def test_passing_suite_with_coverage(tmp_path: Path) -> None:
+    module = "def used():\n    return 1\n\n\ndef unused():\n    return 2\n"
+    tests = "from lib import used\n\n\ndef test_a():\n    assert used() == 1\n\n\ndef test_b():\n    pass\n"
+    repo, sha = make_repo(tmp_path, {"lib.py": module, "tests/test_a.py": tests})
     report = await run(repo, sha)
     assert (report.status, report.total, report.passed, report.exit_code) == ("passed", 2, 2, 0)
+    assert report.coverage_percent is not None and 50 < report.coverage_percent < 100  # unused() never ran
 
 
 async def test_collection_error_is_reported_against_the_file(tmp_path: Path) -> None:
