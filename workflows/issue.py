@@ -124,24 +124,14 @@ class IssueWorkflow:
         steps = Steps(inp, task, st, self._model_spec(inp))
         step = Next.REVIEWER if inp.reviews_existing_pr else Next.PLANNER
         while step != Next.END:
-            over = budget_exceeded(st.usage, steps.budgets)
-            if over is not None:
-                if not await self._escalate(steps, over):
-                    break
-                steps.budgets = _extend(steps.budgets, inp.budgets)
-                continue
+            if not await self._within_budget(steps, inp):
+                break
             try:
                 decision = await self._run_step(step, steps, inp)
             except (ChildWorkflowError, ActivityError) as err:
-                _count_failed_spend(st, step, err)
-                message, error_type = _cause(err)
-                st.error = f"the {step.value} step failed: {message}"
-                self._note(st.error)
-                if ends_run(error_type) or not await self._escalate(steps, st.error):
+                if not await self._recover(step, steps, inp, err):
                     break
-                if error_type == "BudgetExceeded":
-                    steps.budgets = _extend(steps.budgets, inp.budgets)
-                continue
+                continue  # the same step again, after a human's feedback
             if decision.uses_retry:
                 st.retry_count += 1
             self._note(decision.reason)
@@ -149,6 +139,29 @@ class IssueWorkflow:
                 break
             step = Next.CODER if decision.escalate else decision.next
         return self._finish()
+
+    async def _within_budget(self, steps: Steps, inp: IssueInput) -> bool:
+        """True to go on; a spent budget waits for a human, whose feedback grants it once more."""
+        over = budget_exceeded(self._require_state().usage, steps.budgets)
+        if over is None:
+            return True
+        if not await self._escalate(steps, over):
+            return False
+        steps.budgets = _extend(steps.budgets, inp.budgets)
+        return True
+
+    async def _recover(self, step: Next, steps: Steps, inp: IssueInput, err: BaseException) -> bool:
+        """A step failed: end on misconfiguration, else escalate; True when a human says try again."""
+        st = self._require_state()
+        _count_failed_spend(st, step, err)
+        message, error_type = _cause(err)
+        st.error = f"the {step.value} step failed: {message}"
+        self._note(st.error)
+        if ends_run(error_type) or not await self._escalate(steps, st.error):
+            return False
+        if error_type == "BudgetExceeded":
+            steps.budgets = _extend(steps.budgets, inp.budgets)
+        return True
 
     async def _run_step(self, step: Next, steps: Steps, inp: IssueInput) -> Route:
         st = self._require_state()
