@@ -66,6 +66,10 @@ class IssueInput(BaseModel):
         default_factory=dict, description="Per-agent model ids, overriding `model` and the roles' defaults."
     )
     test_command: list[str] | None = Field(default=None, description="Overrides the detected test command.")
+    protected_paths: list[str] = Field(
+        default_factory=list,
+        description="More path patterns whose changes need approval (CI, CODEOWNERS, secrets always do).",
+    )
     base_ref: str | None = Field(default=None, description="Branch or commit to start from; default: the repo's HEAD.")
 
     @field_validator("repo")
@@ -108,6 +112,7 @@ class Stage(StrEnum):
     TESTING = "testing"
     REVIEWING = "reviewing"
     AWAITING_ESCALATION = "awaiting_escalation"
+    AWAITING_CHANGE_APPROVAL = "awaiting_change_approval"
     DONE = "done"
 
 
@@ -122,12 +127,13 @@ class Outcome(StrEnum):
     FAILED = "failed"
 
 
-GateKind = Literal["plan_approval", "escalation"]
+GateKind = Literal["plan_approval", "escalation", "protected_paths"]
 Decision = Literal["approve", "reject", "feedback"]
 
 ALLOWED_DECISIONS: dict[str, tuple[Decision, ...]] = {
     "plan_approval": ("approve", "reject", "feedback"),
     "escalation": ("feedback", "reject"),
+    "protected_paths": ("approve", "reject"),
 }
 
 

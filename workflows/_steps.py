@@ -7,6 +7,7 @@ feedback, the agent's own earlier conversation) is kept here.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from temporalio import workflow
@@ -44,8 +45,15 @@ T = TypeVar("T")
 TESTER_COMMIT_MESSAGE = "Add tests for the change\n\nWritten by the forgeflow tester."
 
 
+Guard = Callable[[dict[str, str | None], str], Awaitable[dict[str, str | None]]]
+
+
 class Steps:
-    def __init__(self, inp: IssueInput, task: TaskSpec, state: OrchestrationState, model: ModelSpec) -> None:
+    def __init__(
+        self, inp: IssueInput, task: TaskSpec, state: OrchestrationState, model: ModelSpec, guard: Guard
+    ) -> None:
+        """`guard` sees every overlay before it is committed and returns what may be committed."""
+        self.guard = guard
         self.inp = inp
         self.task = task
         self.st = state
@@ -83,9 +91,8 @@ class Steps:
         result = await self._agent("coder", brief)
         change = ChangeSummary.model_validate(result.submission)
         self.last_failed_tests, self.last_review = None, None
-        if result.workspace.overlay:
-            await self._commit(result.workspace.overlay, change.commit_message, "coder")
-            await self._publish(change.summary)
+        if result.workspace.overlay and await self._commit(result.workspace.overlay, change.commit_message, "coder"):
+            await self._publish(change.summary)  # something was committed
         return Outcome.DONE
 
     async def test(self) -> Outcome:
@@ -93,8 +100,10 @@ class Steps:
         result = await self._agent("tester", briefs.tester_brief(self.task, commit), commit_sha=commit)
         report = result.test_report
         if result.workspace.overlay:  # the tester wrote tests: they join the branch as their own commit
-            await self._commit(result.workspace.overlay, TESTER_COMMIT_MESSAGE, "tester")
-            if report is not None:
+            committed = await self._commit(result.workspace.overlay, TESTER_COMMIT_MESSAGE, "tester")
+            if committed != result.workspace.overlay:
+                report = None  # not all that was tested was committed: test the commit itself
+            elif report is not None:
                 # The sandbox ran exactly commit + overlay, which is the new commit's tree.
                 report = report.model_copy(update={"commit_sha": self._commit_under_work()})
         # Routing trusts the runner's own report: if the tester never ran the suite, run it here.
@@ -166,7 +175,11 @@ class Steps:
 
     # --- code host --------------------------------------------------------------------------
 
-    async def _commit(self, overlay: dict[str, str | None], message: str, author_role: str) -> None:
+    async def _commit(self, proposed: dict[str, str | None], message: str, author_role: str) -> dict[str, str | None]:
+        """Commit what the guard allows of `proposed`; returns what was committed (maybe nothing)."""
+        overlay = await self.guard(proposed, author_role)
+        if not overlay:
+            return overlay
         landed: LandChangesResult = await self._host(
             acts.LAND_CHANGES,
             LandChangesInput(
@@ -186,6 +199,7 @@ class Steps:
         self.st.files_changed = sorted({*self.st.files_changed, *landed.files_changed})
         if self.branch not in self.st.branches_created:
             self.st.branches_created.append(self.branch)
+        return overlay
 
     async def _publish(self, summary: str) -> None:
         published: PublishResult = await self._host(

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from policy.budgets import budget_exceeded
     from policy.failures import ends_run
     from policy.gates import decision_error
+    from policy.protected import protected_paths
     from policy.routing import Next, Route, retries_left, route
     from workflows import _activities as acts
     from workflows._steps import Steps
@@ -59,6 +60,7 @@ class IssueWorkflow:
         self._state: OrchestrationState | None = None
         self._decision: GateDecision | None = None
         self._gate_timeout = 0
+        self._protected_patterns: list[str] = []
 
     # --- messages ---------------------------------------------------------------------------
 
@@ -112,6 +114,7 @@ class IssueWorkflow:
     async def run(self, params: dict[str, Any]) -> IssueResult:
         inp = parse_input(params)
         self._gate_timeout = inp.gate_timeout_seconds
+        self._protected_patterns = inp.protected_paths
         st = self._state = OrchestrationState(
             repo=inp.repo,
             mode=inp.mode,
@@ -121,13 +124,15 @@ class IssueWorkflow:
         workflow.upsert_search_attributes([search.REPO.value_set(inp.repo), search.MODE.value_set(inp.mode)])
         self._set_stage(Stage.STARTING, f"run started in {inp.mode} mode")
         task = await self._fetch_task(inp)
-        steps = Steps(inp, task, st, self._model_spec(inp))
+        steps = Steps(inp, task, st, self._model_spec(inp), self._guard)
         step = Next.REVIEWER if inp.reviews_existing_pr else Next.PLANNER
         while step != Next.END:
             if not await self._within_budget(steps, inp):
                 break
             try:
                 decision = await self._run_step(step, steps, inp)
+            except _GateTimedOut:
+                break
             except (ChildWorkflowError, ActivityError) as err:
                 if not await self._recover(step, steps, inp, err):
                     break
@@ -234,6 +239,24 @@ class IssueWorkflow:
         self._note(f"human feedback received from {answer.by or 'a human'}: one more round")
         return True
 
+    async def _guard(self, overlay: dict[str, str | None], role: str) -> dict[str, str | None]:
+        """Changes to protected paths wait for a human: approved they are committed, rejected dropped."""
+        guarded = protected_paths(list(overlay), tuple(self._protected_patterns))
+        if not guarded:
+            return overlay
+        st = self._require_state()
+        answer = await self._gate("protected_paths", f"the {role} changed protected paths: {', '.join(guarded)}")
+        if answer is None:
+            raise _GateTimedOut
+        if answer.decision == "approve":
+            self._note(f"changes to {', '.join(guarded)} approved by {answer.by or 'a human'}")
+            return overlay
+        st.human_feedback.append(
+            f"Do not change {', '.join(guarded)}: a maintainer rejected it. {answer.comment}".strip()
+        )
+        self._note(f"changes to {', '.join(guarded)} rejected by {answer.by or 'a human'}; the rest goes on")
+        return {path: key for path, key in overlay.items() if path not in guarded}
+
     async def _gate(self, kind: GateKind, reason: str) -> GateDecision | None:
         """Wait for a valid decision; None (and the run's end recorded) when the gate times out."""
         st = self._require_state()
@@ -245,7 +268,7 @@ class IssueWorkflow:
             opened_at=workflow.now().isoformat(),
             timeout_seconds=timeout,
         )
-        stage = Stage.AWAITING_PLAN_APPROVAL if kind == "plan_approval" else Stage.AWAITING_ESCALATION
+        stage = _GATE_STAGES[kind]
         self._set_stage(stage, f"waiting for a human at the {kind} gate: {reason}")
         self._decision = None
         try:
@@ -312,6 +335,17 @@ class IssueWorkflow:
         )
         workflow.set_current_details(f"**done** — {st.outcome.value}")
         return IssueResult(outcome=st.outcome, state=st)
+
+
+class _GateTimedOut(Exception):
+    """Nobody answered a gate in the middle of a step: the run ends (the reason is recorded)."""
+
+
+_GATE_STAGES = {
+    "plan_approval": Stage.AWAITING_PLAN_APPROVAL,
+    "escalation": Stage.AWAITING_ESCALATION,
+    "protected_paths": Stage.AWAITING_CHANGE_APPROVAL,
+}
 
 
 def _extend(current: RunBudgets, original: RunBudgets) -> RunBudgets:

@@ -428,3 +428,36 @@ async def test_tester_writes_tests_that_join_the_branch(
     assert git(sample_repo, "log", "-1", "--format=%s", branch) == "Add tests for the change"
     assert git(sample_repo, "show", f"{branch}:calc/__init__.py") + "\n" == FIXED  # the sabotage was refused
     assert st.test_results is not None and st.test_results.commit_sha == st.commits[-1]
+
+
+def _ci_change_script(tmp_path: Path) -> str:
+    coder = {
+        "turns": [
+            turn(tool("write_file", path="calc/__init__.py", content=FIXED)),
+            turn(tool("write_file", path=".github/workflows/ci.yml", content="on: push\n")),
+            turn(submit(summary="subtract and CI", commit_message="Add subtract and CI")),
+        ]
+    }
+    return write_script(
+        tmp_path / "s.json",
+        {"planner": [planner_run()], "coder": [coder], "tester": [tester_run()], "reviewer": [reviewer_run()]},
+    )
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+async def test_protected_paths_wait_for_approval_before_commit(
+    time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path, decision: str
+) -> None:
+    async with pipeline(time_skipping_env, tmp_path, [True]) as (queue, _):
+        handle = await start(time_skipping_env, queue, sample_repo, _ci_change_script(tmp_path))
+        state = await wait_for_gate(handle, "protected_paths")
+        assert state.stage == "awaiting_change_approval" and state.commits == []  # nothing landed yet
+        assert state.pending_gate is not None and ".github/workflows/ci.yml" in state.pending_gate.reason
+        await handle.execute_update("decide", GateDecision(decision=decision, by="maintainer"))  # type: ignore[arg-type]
+        result: IssueResult = await handle.result()
+    branch = result.state.branches_created[0]
+    files = git(sample_repo, "ls-tree", "-r", "--name-only", branch).split()
+    assert "calc/__init__.py" in files and result.outcome == Outcome.APPROVED
+    assert (".github/workflows/ci.yml" in files) is (decision == "approve")
+    if decision == "reject":
+        assert any("Do not change .github/workflows/ci.yml" in f for f in result.state.human_feedback)

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import pytest
+
+from policy.protected import protected_paths
+
+
+@pytest.mark.parametrize(
+    ("path", "protected"),
+    [
+        (".github/workflows/ci.yml", True),
+        (".github/workflows/nested/x.yaml", True),
+        (".github/actions/setup/action.yml", True),
+        (".ci/run", True),
+        ("CODEOWNERS", True),
+        (".github/CODEOWNERS", True),
+        (".env", True),
+        ("config/.env.production", True),
+        ("deploy/server.pem", True),
+        ("secrets.yaml", True),
+        ("app/credentials.json", True),
+        ("src/app.py", False),
+        ("README.md", False),
+        (".github/ISSUE_TEMPLATE/bug.md", False),
+        ("docs/environment.md", False),
+    ],
+)
+def test_protected(path: str, protected: bool) -> None:
+    assert (protected_paths([path]) == [path]) is protected
+
+
+def test_extra_patterns_and_order() -> None:
+    assert protected_paths(["b/infra.tf", "a.py", ".env"], ("*.tf",)) == [".env", "b/infra.tf"]
