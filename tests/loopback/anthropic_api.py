@@ -7,11 +7,12 @@ sent, so retries, cache breakpoints and headers are checked on the wire.
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from itertools import count
 from typing import Any
+
+from tests.loopback._server import LoopbackServer
 
 _ids = count(1)
 
@@ -108,27 +109,13 @@ def _tokens(blocks: list[Any]) -> int:
     return len(json.dumps(blocks)) // 4
 
 
-class AnthropicLoopback:
+class AnthropicLoopback(LoopbackServer):
     def __init__(self, *, simulate_cache: bool = False) -> None:
         """With `simulate_cache`, replies' input/cache token counts come from PromptCache, not the script."""
         self.cache = PromptCache() if simulate_cache else None
         self.replies: list[Reply] = []
         self.requests: list[Seen] = []
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> AnthropicLoopback:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(self._handler())
 
     def _next(self, body: dict[str, Any], headers: dict[str, str]) -> Reply:
         with self._lock:

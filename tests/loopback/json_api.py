@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.loopback._server import LoopbackServer
 
 
 @dataclass
@@ -24,26 +25,12 @@ class Request:
     headers: dict[str, str]
 
 
-class JsonLoopback:
+class JsonLoopback(LoopbackServer):
     def __init__(self, fallback: JsonReply | None = None) -> None:
         self.replies: list[JsonReply] = []
         self.requests: list[Request] = []
         self.fallback = fallback or JsonReply({"error": "no reply queued"}, status=500)
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> JsonLoopback:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(self._handler())
 
     def _next(self, request: Request) -> JsonReply:
         with self._lock:
