@@ -33,7 +33,7 @@ def summary(st: OrchestrationState, workflow_id: str, settings: Settings) -> Tab
         table.add_row("stage", st.stage.value)
     table.add_row("repository", st.repo)
     if st.scripted_replay:
-        table.add_row("model", REPLAY_NOTE)
+        table.add_row("model", REPLAY_NOTE.removeprefix("model: "))
     table.add_row("rounds", f"{st.round} (retries used {st.retry_count} of {st.max_retries})")
     if st.plan is not None:
         table.add_row("plan", st.plan.summary)
