@@ -10,7 +10,6 @@ server. Prints the share of input tokens read from cache (one run, no timing inv
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import tempfile
 import uuid
@@ -20,11 +19,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from config.settings import Settings
-from contracts.agents import AgentInput, AgentResult, ModelSpec, Workspace
+from contracts.agents import AgentResult, ModelSpec
 from contracts.usage import Usage
 from starter.sample import create_sample_repo
 from tests.conftest import installed_binary
 from tests.loopback.anthropic_api import AnthropicLoopback, Reply
+from tests.scripts import agent_input
 from worker import build_workers
 
 FILES = ["textkit/__init__.py", "tests/test_slugify.py", "README.md", "conftest.py"]
@@ -41,14 +41,9 @@ def coder_turns(turns: int) -> list[Reply]:
     return [*reads, Reply(content=[{"type": "tool_use", "id": "toolu_done", "name": "submit", "input": done}])]
 
 
-def _head(repo: Path) -> str:
-    return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-
-
 async def cached_share(env: WorkflowEnvironment, turns: int, work: Path) -> tuple[float, Usage]:
     """Run the coder for `turns` model turns; the share of its input tokens read from cache."""
     repo = create_sample_repo(work / "textkit")
-    base = _head(repo)
     with AnthropicLoopback(simulate_cache=True) as api:
         api.replies = coder_turns(turns)
         queue = f"bench-{uuid.uuid4().hex[:6]}"
@@ -60,14 +55,7 @@ async def cached_share(env: WorkflowEnvironment, turns: int, work: Path) -> tupl
                 "ANTHROPIC_BASE_URL": api.base_url,
             }
         )
-        inp = AgentInput(
-            role="coder",
-            run_id="bench",
-            invocation=0,
-            brief="Read the repository, then submit.",
-            workspace=Workspace(repo=str(repo), base_sha=base),
-            model=ModelSpec(provider="anthropic"),
-        )
+        inp = agent_input("coder", repo, ModelSpec(provider="anthropic"), brief="Read the repository, then submit.")
         (worker,) = build_workers(env.client, settings, [queue])
         async with worker:
             result = await env.client.execute_workflow(

@@ -7,6 +7,9 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
+from contracts.agents import AgentInput, ModelSpec, Role, Workspace
+from tests.conftest import git
+
 _ids = count(1)
 
 
@@ -65,3 +68,18 @@ def reviewer_run(verdict: str = "approve", comments: list[dict[str, Any]] | None
 def write_script(path: Path, agents: dict[str, list[dict[str, Any]]]) -> str:
     path.write_text(json.dumps({"description": "test script", "agents": agents}, indent=1))
     return str(path)
+
+
+def scripted(script: str) -> ModelSpec:
+    return ModelSpec(provider="scripted", model="scripted-replay", script=script)
+
+
+def agent_input(
+    role: Role, repo: Path, model: ModelSpec, *, brief: str = "Make the change.", **extra: Any
+) -> AgentInput:
+    """One agent run on the repository's HEAD, as a test starts it directly."""
+    base = git(repo, "rev-parse", "HEAD")
+    workspace = Workspace(repo=str(repo), base_sha=base, origin_sha=base)
+    return AgentInput(
+        role=role, run_id=f"run-{role}", invocation=0, brief=brief, workspace=workspace, model=model, **extra
+    )

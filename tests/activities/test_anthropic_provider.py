@@ -20,9 +20,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from benchmarks.cache_share import cached_share
 from config.settings import Settings
-from contracts.agents import AgentInput, AgentResult, ModelSpec, Workspace
+from contracts.agents import AgentResult, ModelSpec
 from tests.conftest import git
 from tests.loopback.anthropic_api import AnthropicLoopback, Reply
+from tests.scripts import agent_input
 from worker import build_workers
 
 API_KEY = "sk-ant-loopback-0123456789"
@@ -64,15 +65,7 @@ async def run_coder(
             **env_vars,
         }
     )
-    base = git(repo, "rev-parse", "HEAD")
-    inp = AgentInput(
-        role="coder",
-        run_id="run-claude",
-        invocation=0,
-        brief="Make the change.",
-        workspace=Workspace(repo=str(repo), base_sha=base, origin_sha=base),
-        model=ModelSpec(provider="anthropic", model=MODEL),
-    )
+    inp = agent_input("coder", repo, ModelSpec(provider="anthropic", model=MODEL))
     workflow_id = f"coder-{uuid.uuid4().hex[:8]}"
     (worker,) = build_workers(env.client, settings, [queue])
     async with worker:

@@ -12,11 +12,10 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.research import ResearchActivities, SqliteResearchCache
 from config.settings import Settings
-from contracts.agents import AgentInput, AgentResult, ModelSpec, Workspace
+from contracts.agents import AgentResult
 from contracts.research import ResearchInput, ResearchResult
-from tests.conftest import git
 from tests.loopback.json_api import JsonLoopback, JsonReply
-from tests.scripts import submit, tool, turn, write_script
+from tests.scripts import agent_input, scripted, submit, tool, turn, write_script
 from worker import build_workers, research_activities
 
 KEY = "pplx-loopback-secret"
@@ -100,15 +99,7 @@ async def test_outage_falls_back_to_planning_without_research(
     )
     queue = f"research-{uuid.uuid4().hex[:8]}"
     settings = settings_for(tmp_path, perplexity, FORGEFLOW_TASK_QUEUE=queue)
-    base = git(sample_repo, "rev-parse", "HEAD")
-    inp = AgentInput(
-        role="planner",
-        run_id="run-research",
-        invocation=0,
-        brief="Plan the change.",
-        workspace=Workspace(repo=str(sample_repo), base_sha=base),
-        model=ModelSpec(provider="scripted", model="scripted-replay", script=script),
-    )
+    inp = agent_input("planner", sample_repo, scripted(script), brief="Plan the change.")
     perplexity.fallback = JsonReply({"error": "down"}, status=503)
     (worker,) = build_workers(time_skipping_env.client, settings, [queue])
     async with worker:

@@ -13,9 +13,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from config.settings import Settings
-from contracts.agents import AgentInput, AgentResult, ModelSpec, Workspace
+from contracts.agents import AgentResult
 from tests.conftest import git
-from tests.scripts import submit, tool, turn, write_script
+from tests.scripts import agent_input, scripted, submit, tool, turn, write_script
 from worker import build_workers
 
 GOOD_CHANGE = {"summary": "done", "commit_message": "Do it"}
@@ -27,16 +27,7 @@ async def run_agent(
     queue = f"agent-{uuid.uuid4().hex[:8]}"
     settings = Settings.model_validate({"FORGEFLOW_DATA_DIR": str(tmp_path / "data"), "FORGEFLOW_TASK_QUEUE": queue})
     script = write_script(tmp_path / f"{queue}.json", {"coder": [{"turns": turns}]})
-    base = git(repo, "rev-parse", "HEAD")
-    inp = AgentInput(
-        role="coder",
-        run_id="run-1",
-        invocation=0,
-        brief="Make the change.",
-        workspace=Workspace(repo=str(repo), base_sha=base, origin_sha=base),
-        model=ModelSpec(provider="scripted", model="scripted-replay", script=script),
-        max_turns=max_turns,
-    )
+    inp = agent_input("coder", repo, scripted(script), max_turns=max_turns)
     wf_id = f"agent-{uuid.uuid4().hex[:8]}"
     (worker,) = build_workers(env.client, settings, [queue])
     async with worker:
