@@ -1,0 +1,259 @@
+"""A loopback server for the subset of GitHub's REST API forgeflow uses, backed by a real git repository.
+
+Trees, commits, refs and archives are real git objects, so what the client writes can be checked
+with git. Errors use GitHub's shapes (`{"message": ..., "documentation_url": ...}`), including
+bad credentials and the secondary rate limit with `retry-after`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+from tests.loopback._server import LoopbackServer
+
+DOCS = "https://docs.github.com/rest"
+Handler = Callable[["GitHubLoopback", re.Match[str], Any], tuple[int, Any]]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+@dataclass
+class Issue:
+    title: str
+    body: str
+    author: str = "octocat"
+    labels: list[str] = field(default_factory=list)
+    comments: list[dict[str, Any]] = field(default_factory=list)
+
+
+class GitHubLoopback(LoopbackServer):
+    def __init__(self, owner: str, name: str, repo: Path, token: str) -> None:
+        self.owner, self.name, self.repo, self.token = owner, name, repo, token
+        self.issues: dict[int, Issue] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.rate_limit_next: int = 0  # answer this many requests with a secondary rate limit first
+        super().__init__(self._handler())
+
+    # --- git -----------------------------------------------------------------------------------
+
+    def git(self, *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(self.repo), *args],
+            input=stdin,
+            capture_output=True,
+            env={**os.environ, **(env or {})},
+            check=False,
+        )
+        if done.returncode != 0:
+            raise ApiError(422, done.stderr.decode(errors="replace").strip() or "git failed")
+        return done.stdout.decode().strip()
+
+    def _sha(self, ref: str) -> str:
+        try:
+            return self.git("rev-parse", "--verify", f"{ref}^{{commit}}")
+        except ApiError:
+            raise ApiError(404, "Not Found") from None
+
+    # --- routes --------------------------------------------------------------------------------
+
+    def route(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        prefix = f"/repos/{self.owner}/{self.name}"
+        if not path.startswith(prefix):
+            raise ApiError(404, "Not Found")
+        rest = path[len(prefix) :].split("?", 1)[0]
+        for (verb, pattern), handler in ROUTES.items():
+            match = re.fullmatch(pattern, rest)
+            if verb == method and match:
+                return handler(self, match, body)
+        raise ApiError(404, "Not Found")
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        loopback = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self, method: str) -> None:
+                loopback.requests.append((method, self.path))
+                raw = self.rfile.read(int(self.headers.get("content-length", "0")))
+                try:
+                    loopback._authorise(self.headers.get("authorization", ""))
+                    status, payload = loopback.route(method, self.path, json.loads(raw) if raw else None)
+                except ApiError as err:
+                    self._send(err.status, {"message": err.message, "documentation_url": DOCS}, err.headers)
+                    return
+                if isinstance(payload, bytes):
+                    self._send_bytes(status, payload, "application/x-gzip")
+                else:
+                    self._send(status, payload, {})
+
+            def do_GET(self) -> None:
+                self._serve("GET")
+
+            def do_POST(self) -> None:
+                self._serve("POST")
+
+            def do_PATCH(self) -> None:
+                self._serve("PATCH")
+
+            def _send(self, status: int, payload: Any, headers: dict[str, str]) -> None:
+                self._send_bytes(status, json.dumps(payload).encode(), "application/json; charset=utf-8", headers)
+
+            def _send_bytes(self, status: int, data: bytes, kind: str, headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                self.send_header("content-type", kind)
+                self.send_header("x-ratelimit-limit", "5000")
+                self.send_header("x-ratelimit-remaining", "4999")
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        return Handler
+
+    def _authorise(self, header: str) -> None:
+        if header not in (f"Bearer {self.token}", f"token {self.token}"):
+            raise ApiError(401, "Bad credentials")
+        if self.rate_limit_next > 0:
+            self.rate_limit_next -= 1
+            raise ApiError(403, "You have exceeded a secondary rate limit.", {"retry-after": "30"})
+
+
+# --- handlers: one small function per endpoint --------------------------------------------------
+
+
+def get_repo(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, Any]:
+    branch = gh.git("symbolic-ref", "--short", "HEAD")
+    full = f"{gh.owner}/{gh.name}"
+    return 200, {"id": 1, "name": gh.name, "full_name": full, "default_branch": branch, "private": False,
+                 "owner": {"login": gh.owner}, "permissions": {"admin": False, "push": True, "pull": True}}  # fmt: skip
+
+
+def get_issue(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, Any]:
+    issue = gh.issues.get(int(m["n"]))
+    if issue is None:
+        raise ApiError(404, "Not Found")
+    return 200, {"number": int(m["n"]), "title": issue.title, "body": issue.body, "state": "open",
+                 "user": {"login": issue.author}, "labels": [{"name": n} for n in issue.labels],
+                 "comments": len(issue.comments)}  # fmt: skip
+
+
+def list_comments(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, Any]:
+    issue = gh.issues.get(int(m["n"]))
+    if issue is None:
+        raise ApiError(404, "Not Found")
+    return 200, issue.comments
+
+
+def create_comment(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, Any]:
+    issue = gh.issues.get(int(m["n"]))
+    if issue is None:
+        raise ApiError(404, "Not Found")
+    comment = {"id": 1000 + len(issue.comments), "body": body["body"], "user": {"login": "forgeflow[bot]"}}
+    issue.comments.append(comment)
+    return 201, comment
+
+
+def get_commit(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, Any]:
+    sha = gh._sha(m["ref"])
+    return 200, {"sha": sha, "commit": {"tree": {"sha": gh.git("rev-parse", f"{sha}^{{tree}}")}}}
+
+
+def tarball(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, Any]:
+    sha = gh._sha(m["ref"])
+    prefix = f"{gh.owner}-{gh.name}-{sha[:7]}/"  # GitHub's archives wrap the tree in one folder
+    data = subprocess.run(
+        ["git", "-C", str(gh.repo), "archive", "--format=tar.gz", f"--prefix={prefix}", sha],
+        capture_output=True,
+        check=True,
+    ).stdout
+    return 200, data
+
+
+def create_blob(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, Any]:
+    content = body["content"]
+    data = base64.b64decode(content) if body.get("encoding") == "base64" else content.encode()
+    return 201, {"sha": gh.git("hash-object", "-w", "--stdin", stdin=data)}
+
+
+def create_tree(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        if body.get("base_tree"):
+            gh.git("read-tree", body["base_tree"], env=env)
+        for entry in body["tree"]:
+            if entry.get("sha") is None and "content" not in entry:
+                gh.git("update-index", "--force-remove", entry["path"], env=env)
+                continue
+            sha = entry.get("sha") or gh.git("hash-object", "-w", "--stdin", stdin=entry["content"].encode())
+            gh.git("update-index", "--add", "--cacheinfo", f"{entry['mode']},{sha},{entry['path']}", env=env)
+        return 201, {"sha": gh.git("write-tree", env=env)}
+
+
+def create_commit(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, Any]:
+    parents = [arg for p in body.get("parents", []) for arg in ("-p", p)]
+    env = {"GIT_AUTHOR_NAME": "forgeflow", "GIT_AUTHOR_EMAIL": "forgeflow@users.noreply.github.com",
+           "GIT_COMMITTER_NAME": "GitHub", "GIT_COMMITTER_EMAIL": "noreply@github.com"}  # fmt: skip
+    sha = gh.git("commit-tree", body["tree"], *parents, "-m", body["message"], env=env)
+    return 201, {"sha": sha, "tree": {"sha": body["tree"]}, "parents": [{"sha": p} for p in body.get("parents", [])]}
+
+
+def get_ref(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, Any]:
+    ref = f"refs/heads/{m['branch']}"
+    try:
+        sha = gh.git("rev-parse", "--verify", ref)
+    except ApiError:
+        raise ApiError(404, "Not Found") from None
+    return 200, {"ref": ref, "object": {"type": "commit", "sha": sha}}
+
+
+def create_ref(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, Any]:
+    try:
+        gh.git("update-ref", body["ref"], body["sha"], "0" * 40)
+    except ApiError:
+        raise ApiError(422, "Reference already exists") from None
+    return 201, {"ref": body["ref"], "object": {"type": "commit", "sha": body["sha"]}}
+
+
+def update_ref(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, Any]:
+    ref = f"refs/heads/{m['branch']}"
+    current = get_ref(gh, m, None)[1]["object"]["sha"]
+    ancestor = subprocess.run(
+        ["git", "-C", str(gh.repo), "merge-base", "--is-ancestor", current, body["sha"]], check=False
+    )
+    if not body.get("force") and ancestor.returncode != 0:
+        raise ApiError(422, "Update is not a fast forward")
+    gh.git("update-ref", ref, body["sha"], current)
+    return 200, {"ref": ref, "object": {"type": "commit", "sha": body["sha"]}}
+
+
+ROUTES: dict[tuple[str, str], Handler] = {
+    ("GET", ""): get_repo,
+    ("GET", r"/issues/(?P<n>\d+)"): get_issue,
+    ("GET", r"/issues/(?P<n>\d+)/comments"): list_comments,
+    ("POST", r"/issues/(?P<n>\d+)/comments"): create_comment,
+    ("GET", r"/commits/(?P<ref>[^/]+)"): get_commit,
+    ("GET", r"/tarball/(?P<ref>[^/]+)"): tarball,
+    ("POST", r"/git/blobs"): create_blob,
+    ("POST", r"/git/trees"): create_tree,
+    ("POST", r"/git/commits"): create_commit,
+    ("GET", r"/git/ref/heads/(?P<branch>.+)"): get_ref,
+    ("POST", r"/git/refs"): create_ref,
+    ("PATCH", r"/git/refs/heads/(?P<branch>.+)"): update_ref,
+}
