@@ -62,3 +62,20 @@ def classify_http(status: int | None, headers: Mapping[str, str], service: str) 
         return RetryDecision(retryable=True, delay_seconds=delay, reason=f"{service}: HTTP {status}, will retry")
     why = _NOT_RETRYABLE_WHY.get(status, "the request was refused")
     return RetryDecision(retryable=False, reason=f"{service}: HTTP {status}: {why}")
+
+
+def classify_github(status: int | None, headers: Mapping[str, str], now: datetime | None = None) -> RetryDecision:
+    """GitHub's rate limits arrive as 403 or 429: with `retry-after` (secondary limit) or with
+    `x-ratelimit-remaining: 0` (primary limit, wait until `x-ratelimit-reset`). Any other 403 is a
+    missing permission, which no retry fixes."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if status in (403, 429):
+        delay = retry_after_seconds(lowered, now)
+        if delay is None and lowered.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in lowered:
+            reset = datetime.fromtimestamp(float(lowered["x-ratelimit-reset"]), UTC)
+            delay = min(max((reset - (now or datetime.now(UTC))).total_seconds(), 0.0) + 1, MAX_DELAY_SECONDS)
+        if delay is not None:
+            return RetryDecision(retryable=True, delay_seconds=delay, reason=f"github: HTTP {status}: rate limited")
+        if status == 403:
+            return RetryDecision(retryable=False, reason="github: HTTP 403: the token lacks a permission for this")
+    return classify_http(status, headers, "github")

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from policy.retry import classify_http, retry_after_seconds
+from policy.retry import classify_github, classify_http, retry_after_seconds
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -38,3 +38,23 @@ def test_classify_http(
 def test_retry_after_http_date() -> None:
     assert retry_after_seconds({"retry-after": "Thu, 01 Jan 2026 12:00:30 GMT"}, now=NOW) == 30.0
     assert retry_after_seconds({"retry-after": "soon"}) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "retryable", "delay"),
+    [
+        (403, {"retry-after": "60"}, True, 60.0),
+        (429, {"Retry-After": "5"}, True, 5.0),
+        (403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(NOW.timestamp()) + 120)}, True, 121.0),
+        (403, {"x-ratelimit-remaining": "12"}, False, None),
+        (403, {}, False, None),
+        (404, {}, False, None),
+        (502, {}, True, None),
+        (None, {}, True, None),
+    ],
+)
+def test_classify_github(status: int | None, headers: dict[str, str], retryable: bool, delay: float | None) -> None:
+    decision = classify_github(status, headers, now=NOW)
+    assert (decision.retryable, decision.delay_seconds) == (retryable, delay)
+    if status == 403 and not retryable:
+        assert "permission" in decision.reason
