@@ -10,15 +10,19 @@ import argparse
 import asyncio
 import signal
 from collections.abc import Sequence
+from typing import Any
 
 import anthropic
 import httpx
+from githubkit import GitHub
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities._commit_cache import CommitCache
 from activities.anthropic_provider import AnthropicProvider
 from activities.blobstore import BlobStore
 from activities.codehost import CodeHostActivities, CodeHosts
+from activities.codehost_github import GitHubHost
 from activities.codehost_local import LocalGitHost
 from activities.llm import ModelActivities
 from activities.providers import ModelProvider
@@ -42,7 +46,7 @@ def build_workers(client: Client, settings: Settings, queues: Sequence[str] | No
     workers = []
     if settings.task_queue in wanted:
         blobs = BlobStore(settings.blob_dir)
-        hosts = CodeHosts(local=LocalGitHost(blobs))
+        hosts = CodeHosts(local=LocalGitHost(blobs), github=github_host(settings))
         providers = model_providers(settings)
         model, tools, host = (
             ModelActivities(blobs, providers, settings.context_tokens),
@@ -89,6 +93,16 @@ def model_providers(settings: Settings) -> dict[str, ModelProvider]:
         )
         providers["anthropic"] = AnthropicProvider(client, prices)
     return providers
+
+
+def github_host(settings: Settings) -> GitHubHost | None:
+    """GitHub through one githubkit client per worker, its own retries and cache off (Temporal owns retries)."""
+    if settings.github_token is None:
+        return None
+    client: GitHub[Any] = GitHub(
+        settings.github_token.get_secret_value(), base_url=settings.github_api_url, auto_retry=False, http_cache=False
+    )
+    return GitHubHost(client, CommitCache(settings.data_dir / "repos"))
 
 
 def research_activities(settings: Settings) -> ResearchActivities:

@@ -25,6 +25,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities._bwrap import COVERAGE, JUNIT, OUT, WORKSPACE, bwrap_argv
+from activities._commit_cache import mapping_ref
 from activities._junit import parse_coverage, parse_junit
 from activities.blobstore import BlobStore
 from config.settings import Settings
@@ -104,12 +105,10 @@ def _apply_overlay(workspace: Path, overlay: dict[str, str | None], blobs: BlobS
 
 
 async def _export(repo: str, sha: str, into: Path) -> None:
-    archive = await asyncio.create_subprocess_exec(
-        "git", "-C", repo, "archive", "--format=tar", f"{sha}^{{commit}}",
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    data, err = await archive.communicate()
-    if archive.returncode != 0:
+    data, err, code = await _archive(repo, f"{sha}^{{commit}}")
+    if code != 0:  # a remote commit: the worker's cache maps it to a local one
+        data, _, code = await _archive(repo, mapping_ref(sha))
+    if code != 0:
         raise ApplicationError(
             f"commit {sha} not found in {repo}: {err.decode(errors='replace').strip()}",
             type="CommitNotFound",
@@ -119,6 +118,14 @@ async def _export(repo: str, sha: str, into: Path) -> None:
     await untar.communicate(data)
     if untar.returncode != 0:
         raise ApplicationError(f"could not unpack commit {sha}", type="ExportFailed")
+
+
+async def _archive(repo: str, ref: str) -> tuple[bytes, bytes, int | None]:
+    proc = await asyncio.create_subprocess_exec(
+        "git", "-C", repo, "archive", "--format=tar", ref, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    out, err = await proc.communicate()
+    return out, err, proc.returncode
 
 
 async def _run(argv: list[str], log: Path, limit_seconds: int) -> int | None:

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     perplexity_api_key: SecretStr | None = Field(default=None, alias="PERPLEXITY_API_KEY")
     perplexity_base_url: str = Field(default="https://api.perplexity.ai", alias="PERPLEXITY_BASE_URL")
     research_model: str = Field(default="sonar", alias="FORGEFLOW_RESEARCH_MODEL")
+    github_token: SecretStr | None = Field(default=None, alias="GITHUB_TOKEN")
+    github_api_url: str = Field(default="https://api.github.com", alias="GITHUB_API_URL")
     context_tokens: int = Field(
         default=150_000, alias="FORGEFLOW_CONTEXT_TOKENS", description="Compact a conversation past this size."
     )
