@@ -102,7 +102,7 @@ def github_host(settings: Settings) -> GitHubHost | None:
     client: GitHub[Any] = GitHub(
         settings.github_token.get_secret_value(), base_url=settings.github_api_url, auto_retry=False, http_cache=False
     )
-    return GitHubHost(client, CommitCache(settings.data_dir / "repos"))
+    return GitHubHost(client, CommitCache(settings.data_dir / "repos"), BlobStore(settings.blob_dir))
 
 
 def research_activities(settings: Settings) -> ResearchActivities:

@@ -1,16 +1,17 @@
 """The GitHub code host through githubkit (its own retries off: Temporal owns them).
 
-This part reads — repository, default branch, issue with comments, code at a commit (one archive
-download per commit, cached on the worker) — and posts issue comments exactly once (a hidden
-marker per run and step). Commits, pull requests and reviews through the Git Data and Pulls APIs
-are the rest of issue 4; until then those operations fail the run with a clear message.
+Reads the repository, default branch, issue with its comments, and the code at a commit (one
+archive download per commit, cached on the worker). Writes are idempotent under retries: one
+commit per round through the Git Data API with a compare-and-swap on the branch, the pull request
+found before one is created, comments and reviews carrying a hidden marker per run and step.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Awaitable
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from githubkit import GitHub, Response
 from githubkit.exception import RequestFailed
@@ -18,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities._commit_cache import CommitCache
 from activities._git import run_git
+from activities.blobstore import BlobStore
 from contracts.codehost import (
     FetchTaskInput,
     LandChangesInput,
@@ -38,20 +40,24 @@ def marker(run_id: str, step: str) -> str:
     return f"<!-- forgeflow:{run_id}:{step} -->"
 
 
+def to_error(err: RequestFailed, what: str) -> ApplicationError:
+    """A failed API call as Temporal should treat it, saying what was missing."""
+    status, headers = err.response.status_code, dict(err.response.headers)
+    decision = classify_github(status, headers)
+    delay = timedelta(seconds=decision.delay_seconds) if decision.delay_seconds is not None else None
+    why = {404: f"{what} not found, or the token cannot see it", 401: "the GitHub token was refused"}.get(status)
+    kind = "GitHubNotFound" if status == 404 else "GitHubRequestFailed"
+    return ApplicationError(
+        f"{decision.reason} ({why or what})", type=kind, non_retryable=not decision.retryable, next_retry_delay=delay
+    )
+
+
 async def call(request: Awaitable[Response[Any]], what: str) -> Any:
-    """The JSON of one API call; failures become ApplicationErrors that say what was missing."""
+    """The JSON of one API call; failures become typed ApplicationErrors."""
     try:
         return (await request).json()
     except RequestFailed as err:
-        status, headers = err.response.status_code, dict(err.response.headers)
-        decision = classify_github(status, headers)
-        delay = timedelta(seconds=decision.delay_seconds) if decision.delay_seconds is not None else None
-        why = {404: f"{what} not found, or the token cannot see it", 401: "the GitHub token was refused"}.get(status)
-        message = f"{decision.reason} ({why or what})"
-        kind = "GitHubNotFound" if status == 404 else "GitHubRequestFailed"
-        raise ApplicationError(
-            message, type=kind, non_retryable=not decision.retryable, next_retry_delay=delay
-        ) from None
+        raise to_error(err, what) from None
 
 
 def _split(repo: str) -> tuple[str, str]:
@@ -60,9 +66,10 @@ def _split(repo: str) -> tuple[str, str]:
 
 
 class GitHubHost:
-    def __init__(self, github: GitHub[Any], cache: CommitCache) -> None:
+    def __init__(self, github: GitHub[Any], cache: CommitCache, blobs: BlobStore) -> None:
         self._gh = github
         self._cache = cache
+        self._blobs = blobs
 
     async def fetch_task(self, req: FetchTaskInput) -> TaskSpec:
         owner, name = _split(req.repo)
@@ -139,13 +146,132 @@ class GitHubHost:
         return PostedResult(location=str(created.get("html_url") or created["id"]))
 
     async def land_changes(self, req: LandChangesInput) -> LandChangesResult:
-        raise _unsupported("committing")
+        """One commit through the Git Data API (blobs → tree → commit → ref), safe to retry."""
+        if not req.branch.startswith("forgeflow/"):
+            raise ApplicationError(
+                f"branch {req.branch!r} is not under forgeflow/", type="BranchNotAllowed", non_retryable=True
+            )
+        owner, name = _split(req.repo)
+        parent = await call(self._gh.rest.git.async_get_commit(owner, name, req.parent_sha), f"commit {req.parent_sha}")
+        entries = await self._entries(req)
+        tree_request = self._gh.rest.git.async_create_tree(owner, name, base_tree=parent["tree"]["sha"], tree=entries)
+        tree = str((await call(tree_request, f"a tree in {req.repo}"))["sha"])
+        current = await self._branch_head(owner, name, req.branch)
+        if current != req.expected_branch_sha:
+            if current is not None and await self._is_ours(owner, name, current, tree, req.parent_sha):
+                return self._landed(req, current)  # the ref moved before a crash: already done
+            raise ApplicationError(
+                f"branch {req.branch} moved: expected {req.expected_branch_sha}, found {current}",
+                type="BranchMoved",
+                non_retryable=True,
+            )
+        commit_request = self._gh.rest.git.async_create_commit(
+            owner, name, message=req.message, tree=tree, parents=[req.parent_sha]
+        )
+        commit = str((await call(commit_request, f"a commit in {req.repo}"))["sha"])
+        if current is None:
+            await call(
+                self._gh.rest.git.async_create_ref(owner, name, ref=f"refs/heads/{req.branch}", sha=commit), req.branch
+            )
+        else:
+            ref_update = self._gh.rest.git.async_update_ref(owner, name, f"heads/{req.branch}", sha=commit, force=False)
+            await call(ref_update, req.branch)
+        await self._local(req.repo, commit)  # the sandbox and later reads use the worker's cache
+        return self._landed(req, commit)
+
+    @staticmethod
+    def _landed(req: LandChangesInput, commit: str) -> LandChangesResult:
+        return LandChangesResult(commit_sha=commit, branch=req.branch, files_changed=sorted(req.overlay))
+
+    async def _entries(self, req: LandChangesInput) -> list[Any]:
+        """Tree entries as the Git Data API takes them (githubkit's TypedDict, built as plain dicts)."""
+        owner, name = _split(req.repo)
+        local = await self._local(req.repo, req.parent_sha)
+        entries: list[dict[str, Any]] = []
+        for path, key in sorted(req.overlay.items()):
+            mode = await self._mode(req.repo, local, path)
+            if key is None:
+                entries.append({"path": path, "mode": mode, "type": "blob", "sha": None})
+                continue
+            content = base64.b64encode(self._blobs.get(key)).decode()
+            blob = await call(
+                self._gh.rest.git.async_create_blob(owner, name, content=content, encoding="base64"), path
+            )
+            entries.append({"path": path, "mode": mode, "type": "blob", "sha": blob["sha"]})
+        return entries
+
+    async def _mode(self, repo: str, local_commit: str, path: str) -> str:
+        listed = await run_git(str(self._cache.path(repo)), "ls-tree", local_commit, "--", path)
+        mode = listed.text.split(" ", 1)[0] if listed.ok and listed.text else ""
+        return mode if mode in ("100755", "120000") else "100644"
+
+    async def _branch_head(self, owner: str, name: str, branch: str) -> str | None:
+        try:
+            response = await self._gh.rest.git.async_get_ref(owner, name, f"heads/{branch}")
+        except RequestFailed as err:
+            if err.response.status_code == 404:
+                return None
+            raise to_error(err, f"branch {branch}") from None
+        ref: dict[str, Any] = cast(dict[str, Any], response.json())  # the wire key is "object"
+        return str(ref["object"]["sha"])
+
+    async def _is_ours(self, owner: str, name: str, sha: str, tree: str, parent: str) -> bool:
+        head = await call(self._gh.rest.git.async_get_commit(owner, name, sha), f"commit {sha}")
+        return bool(head["tree"]["sha"] == tree and [p["sha"] for p in head["parents"]] == [parent])
 
     async def publish_change(self, req: PublishInput) -> PublishResult:
-        raise _unsupported("opening pull requests")
+        """Find the open pull request for the branch (a retried create must not open a second) or open a draft."""
+        owner, name = _split(req.repo)
+        what = f"pull requests of {req.repo}"
+        found = await call(
+            self._gh.rest.pulls.async_list(owner, name, head=f"{owner}:{req.branch}", state="open"), what
+        )
+        if found:
+            number = int(found[0]["number"])
+            await call(self._gh.rest.pulls.async_update(owner, name, number, title=req.title, body=req.body), what)
+            return PublishResult(ref=str(found[0]["html_url"]))
+        create = self._gh.rest.pulls.async_create(
+            owner, name, title=req.title, head=req.branch, base=req.base_branch, body=req.body, draft=True
+        )
+        return PublishResult(ref=str((await call(create, what))["html_url"]))
 
     async def post_review(self, req: PostReviewInput) -> PostedResult:
-        raise _unsupported("posting reviews")
+        """The verdict as one review with line comments, posted once per run and round."""
+        owner, name = _split(req.repo)
+        number = _pull_number(req.pr_ref)
+        tag = marker(req.run_id, f"review-{req.round}")
+        what = f"pull request #{number} in {req.repo}"
+        for review in await call(self._gh.rest.pulls.async_list_reviews(owner, name, number), what):
+            if tag in str(review.get("body") or ""):
+                return PostedResult(location=str(review.get("html_url") or review["id"]))
+        body = f"{tag}\n**{req.review.verdict.replace('_', ' ')}** — {req.review.summary}"
+        comments = [
+            {"path": c.path, "line": c.line, "side": "RIGHT", "body": f"[{c.severity}/{c.category}] {c.body}"}
+            for c in req.review.comments
+            if c.line is not None
+        ]
+        # A bot may not approve its own pull request: the verdict is in the body, the event a comment.
+        try:
+            response = await self._gh.rest.pulls.async_create_review(
+                owner, name, number, commit_id=req.commit_sha, body=body, event="COMMENT", comments=comments
+            )
+            posted = response.json()
+        except RequestFailed as err:
+            if err.response.status_code != 422 or not comments:
+                raise to_error(err, what) from None
+            inline = "".join(f"\n- `{c['path']}:{c['line']}` {c['body']}" for c in comments)  # lines outside the diff
+            retry = self._gh.rest.pulls.async_create_review(
+                owner, name, number, commit_id=req.commit_sha, body=body + inline, event="COMMENT"
+            )
+            posted = await call(retry, what)
+        return PostedResult(location=str(posted.get("html_url") or posted["id"]))
+
+
+def _pull_number(ref: str) -> int:
+    tail = ref.rstrip("/").rsplit("/", 1)[-1]
+    if not tail.isdigit():
+        raise ApplicationError(f"{ref!r} is not a pull request URL", type="InvalidInput", non_retryable=True)
+    return int(tail)
 
 
 def _unsupported(what: str) -> ApplicationError:

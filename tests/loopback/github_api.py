@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from tests.loopback._server import LoopbackServer
 
@@ -44,6 +45,8 @@ class GitHubLoopback(LoopbackServer):
     def __init__(self, owner: str, name: str, repo: Path, token: str) -> None:
         self.owner, self.name, self.repo, self.token = owner, name, repo, token
         self.issues: dict[int, Issue] = {}
+        self.pulls: dict[int, dict[str, Any]] = {}
+        self.reviews: dict[int, list[dict[str, Any]]] = {}
         self.requests: list[tuple[str, str]] = []
         self.rate_limit_next: int = 0  # answer this many requests with a secondary rate limit first
         super().__init__(self._handler())
@@ -74,10 +77,12 @@ class GitHubLoopback(LoopbackServer):
         prefix = f"/repos/{self.owner}/{self.name}"
         if not path.startswith(prefix):
             raise ApiError(404, "Not Found")
-        rest = path[len(prefix) :].split("?", 1)[0]
+        rest, _, query = path[len(prefix) :].partition("?")
         for (verb, pattern), handler in ROUTES.items():
             match = re.fullmatch(pattern, rest)
             if verb == method and match:
+                if method == "GET" and query:
+                    body = {key: values[-1] for key, values in parse_qs(query).items()}
                 return handler(self, match, body)
         raise ApiError(404, "Not Found")
 
@@ -243,6 +248,70 @@ def update_ref(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, An
     return 200, {"ref": ref, "object": {"type": "commit", "sha": body["sha"]}}
 
 
+def get_git_commit(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, Any]:
+    sha = gh._sha(m["sha"])
+    parents = gh.git("rev-list", "--parents", "-n", "1", sha).split()[1:]
+    return 200, {
+        "sha": sha,
+        "tree": {"sha": gh.git("rev-parse", f"{sha}^{{tree}}")},
+        "parents": [{"sha": p} for p in parents],
+    }
+
+
+def _pull_json(gh: GitHubLoopback, number: int) -> dict[str, Any]:
+    pull = gh.pulls[number]
+    return {**pull, "number": number, "html_url": f"https://github.test/{gh.owner}/{gh.name}/pull/{number}"}
+
+
+def list_pulls(gh: GitHubLoopback, m: re.Match[str], query: Any) -> tuple[int, Any]:
+    query = query or {}
+    head = str(query.get("head", ""))
+    found = [
+        _pull_json(gh, n)
+        for n, pull in gh.pulls.items()
+        if (not head or f"{gh.owner}:{pull['head']['ref']}" == head) and pull["state"] == query.get("state", "open")
+    ]
+    return 200, found
+
+
+def create_pull(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, Any]:
+    if any(p["head"]["ref"] == body["head"] and p["state"] == "open" for p in gh.pulls.values()):
+        raise ApiError(422, f"A pull request already exists for {gh.owner}:{body['head']}.")
+    number = 100 + len(gh.pulls)
+    gh.pulls[number] = {
+        "title": body["title"],
+        "body": body.get("body", ""),
+        "state": "open",
+        "draft": body.get("draft", False),
+        "head": {"ref": body["head"]},
+        "base": {"ref": body["base"]},
+    }
+    return 201, _pull_json(gh, number)
+
+
+def update_pull(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, Any]:
+    number = int(m["n"])
+    if number not in gh.pulls:
+        raise ApiError(404, "Not Found")
+    gh.pulls[number].update({k: v for k, v in body.items() if k in ("title", "body")})
+    return 200, _pull_json(gh, number)
+
+
+def list_reviews(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, Any]:
+    return 200, gh.reviews.get(int(m["n"]), [])
+
+
+def create_review(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, Any]:
+    number = int(m["n"])
+    if number not in gh.pulls:
+        raise ApiError(404, "Not Found")
+    review = {"id": 5000 + len(gh.reviews.get(number, [])), "body": body.get("body", ""), "state": "COMMENTED",
+              "event": body.get("event"), "commit_id": body.get("commit_id"), "comments": body.get("comments", []),
+              "html_url": f"https://github.test/{gh.owner}/{gh.name}/pull/{number}#review"}  # fmt: skip
+    gh.reviews.setdefault(number, []).append(review)
+    return 200, review
+
+
 ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", ""): get_repo,
     ("GET", r"/issues/(?P<n>\d+)"): get_issue,
@@ -256,4 +325,10 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", r"/git/ref/heads/(?P<branch>.+)"): get_ref,
     ("POST", r"/git/refs"): create_ref,
     ("PATCH", r"/git/refs/heads/(?P<branch>.+)"): update_ref,
+    ("GET", r"/git/commits/(?P<sha>[0-9a-f]{40})"): get_git_commit,
+    ("GET", r"/pulls"): list_pulls,
+    ("POST", r"/pulls"): create_pull,
+    ("PATCH", r"/pulls/(?P<n>\d+)"): update_pull,
+    ("GET", r"/pulls/(?P<n>\d+)/reviews"): list_reviews,
+    ("POST", r"/pulls/(?P<n>\d+)/reviews"): create_review,
 }

@@ -11,11 +11,14 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
+from activities.blobstore import BlobStore
 from config.settings import Settings
-from contracts.codehost import PostCommentInput
+from contracts.agents import Review
+from contracts.codehost import LandChangesInput, PostCommentInput, PostReviewInput, PublishInput
 from contracts.run import IssueResult, Outcome
+from tests.conftest import git
 from tests.loopback.github_api import GitHubLoopback, Issue
-from tests.scripts import planner_run, write_script
+from tests.scripts import coder_run, planner_run, reviewer_run, tester_run, write_script
 from worker import build_workers, github_host
 
 TOKEN = "ghp_loopback_plan"
@@ -90,3 +93,63 @@ async def test_missing_issue_fails_fast_naming_it(
         cause = cause.__cause__
     assert isinstance(cause, ApplicationError) and cause.non_retryable and cause.type == "GitHubNotFound"
     assert "issue #99 in acme/calc not found" in cause.message
+
+
+FIXED = "def add(a, b):\n    return a + b\n\n\ndef subtract(a, b):\n    return a - b\n"
+
+
+async def test_autonomous_run_from_an_issue_to_a_reviewed_pull_request(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path, github: GitHubLoopback, sample_repo: Path
+) -> None:
+    comment = {"path": "calc/__init__.py", "line": 5, "severity": "info", "category": "style", "body": "Nice."}
+    script = write_script(
+        tmp_path / "s.json",
+        {"planner": [planner_run()], "coder": [coder_run(FIXED)], "tester": [tester_run()],
+         "reviewer": [reviewer_run("approve", [comment])]},
+    )  # fmt: skip
+    queue = f"gh-{uuid.uuid4().hex[:6]}"
+    settings = settings_for(tmp_path, github, queue)
+    main_before = git(sample_repo, "rev-parse", "main")
+    workers = build_workers(time_skipping_env.client, settings)  # the real sandbox runs the tests
+    workflow_id = f"gh-run-{uuid.uuid4().hex[:6]}"
+    async with workers[0], workers[1]:
+        result = await time_skipping_env.client.execute_workflow(
+            "IssueWorkflow",
+            {"repo": "acme/calc", "issue_number": 7, "model_script": script},
+            id=workflow_id,
+            task_queue=queue,
+            result_type=IssueResult,
+        )
+    st = result.state
+    assert result.outcome == Outcome.APPROVED
+    assert st.test_results is not None and st.test_results.ok  # ran in bubblewrap on the cached commit
+    (number, pull) = next(iter(github.pulls.items()))
+    assert len(github.pulls) == 1 and pull["draft"] and pull["head"]["ref"] == f"forgeflow/{workflow_id}"
+    assert st.prs_created == [f"https://github.test/acme/calc/pull/{number}"] and "Add subtract" in pull["body"]
+    branch = f"forgeflow/{workflow_id}"
+    assert git(sample_repo, "rev-parse", f"{branch}^") == main_before == git(sample_repo, "rev-parse", "main")
+    assert git(sample_repo, "show", f"{branch}:calc/__init__.py") + "\n" == FIXED
+    (review,) = github.reviews[number]
+    assert f"forgeflow:{workflow_id}:review-1" in review["body"] and review["event"] == "COMMENT"
+    assert review["comments"] == [
+        {"path": "calc/__init__.py", "line": 5, "side": "RIGHT", "body": "[info/style] Nice."}
+    ]
+
+    # Every write is safe to retry: same commit, same pull request, no second review.
+    host = github_host(settings)
+    assert host is not None
+    land = LandChangesInput(
+        repo="acme/calc", branch=branch, parent_sha=main_before, expected_branch_sha=None,
+        overlay={"calc/__init__.py": BlobStore(settings.blob_dir).put(FIXED.encode())},
+        message="Add subtract", timestamp="2026-01-01T00:00:00+00:00",
+    )  # fmt: skip
+    again = await ActivityEnvironment().run(host.land_changes, land)
+    assert again.commit_sha == st.commits[0]
+    publish = PublishInput(repo="acme/calc", branch=branch, base_branch="main", title="t", body="b", run_id=workflow_id)
+    assert (await ActivityEnvironment().run(host.publish_change, publish)).ref == st.prs_created[0]
+    review_again = PostReviewInput(
+        repo="acme/calc", pr_ref=st.prs_created[0], commit_sha=st.commits[0], run_id=workflow_id, round=1,
+        review=Review(verdict="approve", summary="again"),
+    )  # fmt: skip
+    await ActivityEnvironment().run(host.post_review, review_again)
+    assert len(github.pulls) == 1 and len(github.reviews[number]) == 1
