@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,3 +155,34 @@ async def test_autonomous_run_from_an_issue_to_a_reviewed_pull_request(
     )  # fmt: skip
     await ActivityEnvironment().run(host.post_review, review_again)
     assert len(github.pulls) == 1 and len(github.reviews[number]) == 1
+
+
+async def test_secondary_rate_limit_is_waited_out_and_no_token_enters_history(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path, github: GitHubLoopback
+) -> None:
+    script = write_script(tmp_path / "s.json", {"planner": [planner_run()]})
+    queue = f"gh-{uuid.uuid4().hex[:6]}"
+    github.rate_limit_next = 2  # the first two requests get 403 with retry-after: 30
+    (worker,) = build_workers(time_skipping_env.client, settings_for(tmp_path, github, queue), [queue])
+    workflow_id = f"gh-limited-{uuid.uuid4().hex[:6]}"
+    async with worker:
+        result = await time_skipping_env.client.execute_workflow(
+            "IssueWorkflow",
+            {"repo": "acme/calc", "issue_number": 7, "mode": "plan", "model_script": script},
+            id=workflow_id,
+            task_queue=queue,
+            result_type=IssueResult,
+        )
+    assert result.outcome == Outcome.PLANNED
+    history = await time_skipping_env.client.get_workflow_handle(workflow_id).fetch_history()
+    fetch = next(e for e in history.events if e.HasField("activity_task_started_event_attributes"))
+    assert fetch.activity_task_started_event_attributes.attempt == 3  # two rate-limited attempts, then success
+    for run_id in (workflow_id, f"{workflow_id}.planner-1"):  # the run and its agent, payloads decoded
+        text = decoded((await time_skipping_env.client.get_workflow_handle(run_id).fetch_history()).to_json())
+        assert "acme/calc" in text and TOKEN not in text
+
+
+def decoded(history_json: str) -> str:
+    """History JSON with every payload's base64 data decoded next to it, so a scan sees the contents."""
+    payloads = re.findall(r'"data": "([A-Za-z0-9+/=]+)"', history_json)
+    return history_json + "\n".join(base64.b64decode(p).decode("utf-8", "replace") for p in payloads)
