@@ -34,6 +34,7 @@ from contracts.codehost import (
 from policy.retry import classify_github
 
 UNSUPPORTED = "HostOperationUnsupported"
+WRITE_PERMISSIONS = ("admin", "maintain", "write")
 
 
 def marker(run_id: str, step: str) -> str:
@@ -96,9 +97,23 @@ class GitHubHost:
         owner, name = _split(req.repo)
         what = f"issue #{req.issue_number} in {req.repo}"
         issue = await call(self._gh.rest.issues.async_get(owner, name, req.issue_number), what)
+        if not req.trust_any_author:
+            await self._check_author(req.repo, str(issue["user"]["login"]), req.issue_number)
         comments = await call(self._gh.rest.issues.async_list_comments(owner, name, req.issue_number), what)
         thread = "".join(f"\n\n--- comment by @{c['user']['login']} ---\n{c['body']}" for c in comments)
         return str(issue["title"]), f"{issue.get('body') or ''}{thread}", f"issue #{req.issue_number}"
+
+    async def _check_author(self, repo: str, login: str, number: int) -> None:
+        """Issue text steers the agents: act only on issues from people who could push the change themselves."""
+        owner, name = _split(repo)
+        found = await call(self._gh.rest.repos.async_get_collaborator_permission_level(owner, name, login), f"@{login}")
+        if found.get("permission") not in WRITE_PERMISSIONS:
+            raise ApplicationError(
+                f"issue #{number} in {repo} was opened by @{login}, who has {found.get('permission')} access; "
+                "forgeflow acts on issues from users with write access (set trust_any_author to override)",
+                type="IssueAuthorNotTrusted",
+                non_retryable=True,
+            )
 
     async def _local(self, repo: str, sha: str) -> str:
         owner, name = _split(repo)

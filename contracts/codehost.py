@@ -15,6 +15,7 @@ class FetchTaskInput(BaseModel):
     pr_number: int | None = None
     spec_content: str | None = None
     base_ref: str | None = None
+    trust_any_author: bool = Field(default=False, description="Act on issues from users without write access.")
 
 
 class TaskSpec(BaseModel):

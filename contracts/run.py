@@ -66,6 +66,9 @@ class IssueInput(BaseModel):
         default_factory=dict, description="Per-agent model ids, overriding `model` and the roles' defaults."
     )
     test_command: list[str] | None = Field(default=None, description="Overrides the detected test command.")
+    trust_any_author: bool = Field(
+        default=False, description="Act on issues opened by users without write access to the repository."
+    )
     protected_paths: list[str] = Field(
         default_factory=list,
         description="More path patterns whose changes need approval (CI, CODEOWNERS, secrets always do).",

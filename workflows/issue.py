@@ -292,6 +292,7 @@ class IssueWorkflow:
             pr_number=inp.pr_number,
             spec_content=inp.spec_content,
             base_ref=inp.base_ref,
+            trust_any_author=inp.trust_any_author,
         )
         task: TaskSpec = await workflow.execute_activity(
             acts.FETCH_TASK,

@@ -46,6 +46,7 @@ class GitHubLoopback(LoopbackServer):
         self.owner, self.name, self.repo, self.token = owner, name, repo, token
         self.issues: dict[int, Issue] = {}
         self.pulls: dict[int, dict[str, Any]] = {}
+        self.permissions: dict[str, str] = {"octocat": "write", "maintainer": "admin"}  # others: read
         self.reviews: dict[int, list[dict[str, Any]]] = {}
         self.requests: list[tuple[str, str]] = []
         self.rate_limit_next: int = 0  # answer this many requests with a secondary rate limit first
@@ -312,6 +313,11 @@ def create_review(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int,
     return 200, review
 
 
+def get_permission(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, Any]:
+    permission = gh.permissions.get(m["user"], "read")
+    return 200, {"permission": permission, "role_name": permission, "user": {"login": m["user"]}}
+
+
 ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", ""): get_repo,
     ("GET", r"/issues/(?P<n>\d+)"): get_issue,
@@ -326,6 +332,7 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", r"/git/refs"): create_ref,
     ("PATCH", r"/git/refs/heads/(?P<branch>.+)"): update_ref,
     ("GET", r"/git/commits/(?P<sha>[0-9a-f]{40})"): get_git_commit,
+    ("GET", r"/collaborators/(?P<user>[^/]+)/permission"): get_permission,
     ("GET", r"/pulls"): list_pulls,
     ("POST", r"/pulls"): create_pull,
     ("PATCH", r"/pulls/(?P<n>\d+)"): update_pull,
