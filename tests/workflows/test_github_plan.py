@@ -217,3 +217,36 @@ async def test_issues_from_users_without_write_access_are_refused_unless_trusted
         cause = cause.__cause__
     assert isinstance(cause, ApplicationError) and cause.type == "IssueAuthorNotTrusted" and cause.non_retryable
     assert "@stranger, who has read access" in cause.message
+
+
+async def test_a_second_round_updates_the_same_branch_and_pull_request(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path, github: GitHubLoopback, sample_repo: Path
+) -> None:
+    change = {"path": "calc/__init__.py", "line": 5, "severity": "major", "category": "tests", "body": "Add a test."}
+    script = write_script(
+        tmp_path / "s.json",
+        {
+            "planner": [planner_run()],
+            "coder": [coder_run(FIXED), coder_run(FIXED + "\n", expect=["Add a test."])],
+            "tester": [tester_run(), tester_run()],
+            "reviewer": [reviewer_run("request_changes", [change]), reviewer_run()],
+        },
+    )
+    queue = f"gh-{uuid.uuid4().hex[:6]}"
+    workers = build_workers(time_skipping_env.client, settings_for(tmp_path, github, queue))
+    workflow_id = f"gh-rounds-{uuid.uuid4().hex[:6]}"
+    async with workers[0], workers[1]:
+        result = await time_skipping_env.client.execute_workflow(
+            "IssueWorkflow",
+            {"repo": "acme/calc", "issue_number": 7, "model_script": script},
+            id=workflow_id,
+            task_queue=queue,
+            result_type=IssueResult,
+        )
+    assert result.outcome == Outcome.APPROVED and result.state.round == 2
+    assert len(github.pulls) == 1 and len(result.state.prs_created) == 1
+    number = next(iter(github.pulls))
+    branch = f"forgeflow/{workflow_id}"
+    assert git(sample_repo, "rev-list", "--count", f"main..{branch}") == "2"
+    assert [f"review-{n}" in r["body"] for n, r in enumerate(github.reviews[number], 1)] == [True, True]
+    assert "request changes" in github.reviews[number][0]["body"] and "approve" in github.reviews[number][1]["body"]
