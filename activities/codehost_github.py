@@ -75,6 +75,8 @@ class GitHubHost:
     async def fetch_task(self, req: FetchTaskInput) -> TaskSpec:
         owner, name = _split(req.repo)
         info = await call(self._gh.rest.repos.async_get(owner, name), f"repository {req.repo}")
+        if req.pr_number is not None:
+            return await self._pull_request_task(req)
         base_branch = req.base_ref or str(info["default_branch"])
         commit = await call(self._gh.rest.repos.async_get_commit(owner, name, base_branch), f"{req.repo}@{base_branch}")
         base_sha = str(commit["sha"])
@@ -86,6 +88,26 @@ class GitHubHost:
             source=source,
             base_sha=base_sha,
             base_branch=base_branch,
+            sandbox_repo_path=str(self._cache.path(req.repo)),
+        )
+
+    async def _pull_request_task(self, req: FetchTaskInput) -> TaskSpec:
+        """Review mode: the pull request's base and head, both in the worker's cache."""
+        assert req.pr_number is not None
+        owner, name = _split(req.repo)
+        what = f"pull request #{req.pr_number} in {req.repo}"
+        pull = await call(self._gh.rest.pulls.async_get(owner, name, req.pr_number), what)
+        base_sha, head_sha = str(pull["base"]["sha"]), str(pull["head"]["sha"])
+        await self._local(req.repo, base_sha)
+        await self._local(req.repo, head_sha)
+        return TaskSpec(
+            title=str(pull["title"]),
+            body=str(pull.get("body") or ""),
+            source=f"PR #{req.pr_number}",
+            base_sha=base_sha,
+            base_branch=str(pull["base"]["ref"]),
+            head_sha=head_sha,
+            pr_ref=str(pull["html_url"]),
             sandbox_repo_path=str(self._cache.path(req.repo)),
         )
 

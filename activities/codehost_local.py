@@ -70,6 +70,7 @@ class LocalGitHost:
             base_sha=base,
             base_branch=base_branch,
             head_sha=pr.head_sha if pr else None,
+            pr_ref=pr.branch if pr else None,
             sandbox_repo_path=repo.path,
         )
 

@@ -27,6 +27,7 @@ class TaskSpec(BaseModel):
     base_sha: str
     base_branch: str
     head_sha: str | None = Field(default=None, description="For a PR under review: its head commit.")
+    pr_ref: str | None = Field(default=None, description="For a PR under review: where its review goes.")
     sandbox_repo_path: str = Field(description="A local git repository holding base_sha, for the sandbox.")
 
 

@@ -126,7 +126,7 @@ class Steps:
             acts.POST_REVIEW,
             PostReviewInput(
                 repo=self.inp.repo,
-                pr_ref=self.st.prs_created[-1] if self.st.prs_created else self.branch,
+                pr_ref=self._review_target(),
                 commit_sha=commit,
                 review=posted,
                 run_id=workflow.info().workflow_id,
@@ -281,6 +281,12 @@ class Steps:
         if self.model.provider != "scripted":
             return text
         return f"[scripted replay — no model was called]\n\n{text}"
+
+    def _review_target(self) -> str:
+        """The pull request the review belongs to: ours, the one under review, or (locally) our branch."""
+        if self.st.prs_created:
+            return self.st.prs_created[-1]
+        return self.task.pr_ref or self.branch
 
     def _commit_under_work(self) -> str:
         return self.head_sha or self.task.base_sha

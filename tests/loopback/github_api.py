@@ -290,6 +290,15 @@ def create_pull(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, A
     return 201, _pull_json(gh, number)
 
 
+def get_pull(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, Any]:
+    number = int(m["n"])
+    if number not in gh.pulls:
+        raise ApiError(404, "Not Found")
+    pull = _pull_json(gh, number)
+    head, base = gh._sha(pull["head"]["ref"]), gh._sha(pull["base"]["ref"])
+    return 200, {**pull, "head": {**pull["head"], "sha": head}, "base": {**pull["base"], "sha": base}}
+
+
 def update_pull(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, Any]:
     number = int(m["n"])
     if number not in gh.pulls:
@@ -335,6 +344,7 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", r"/collaborators/(?P<user>[^/]+)/permission"): get_permission,
     ("GET", r"/pulls"): list_pulls,
     ("POST", r"/pulls"): create_pull,
+    ("GET", r"/pulls/(?P<n>\d+)"): get_pull,
     ("PATCH", r"/pulls/(?P<n>\d+)"): update_pull,
     ("GET", r"/pulls/(?P<n>\d+)/reviews"): list_reviews,
     ("POST", r"/pulls/(?P<n>\d+)/reviews"): create_review,

@@ -250,3 +250,33 @@ async def test_a_second_round_updates_the_same_branch_and_pull_request(
     assert git(sample_repo, "rev-list", "--count", f"main..{branch}") == "2"
     assert [f"review-{n}" in r["body"] for n, r in enumerate(github.reviews[number], 1)] == [True, True]
     assert "request changes" in github.reviews[number][0]["body"] and "approve" in github.reviews[number][1]["body"]
+
+
+async def test_review_mode_on_an_existing_pull_request(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path, github: GitHubLoopback, sample_repo: Path
+) -> None:
+    git(sample_repo, "checkout", "-q", "-b", "feature")
+    (sample_repo / "calc" / "__init__.py").write_text(FIXED)
+    git(sample_repo, "commit", "-qam", "Add subtract")
+    git(sample_repo, "checkout", "-q", "main")
+    github.pulls[42] = {"title": "Add subtract", "body": "As discussed.", "state": "open", "draft": False,
+                        "head": {"ref": "feature"}, "base": {"ref": "main"}}  # fmt: skip
+    reviewer = reviewer_run("request_changes", [{"path": "calc/__init__.py", "line": 6, "body": "Test it."}])
+    reviewer["turns"][1]["expect"] = ["+def subtract(a, b):", "PR #42"]  # the PR's diff and text reach the reviewer
+    script = write_script(tmp_path / "s.json", {"reviewer": [reviewer]})
+    queue = f"gh-{uuid.uuid4().hex[:6]}"
+    (worker,) = build_workers(time_skipping_env.client, settings_for(tmp_path, github, queue), [queue])
+    workflow_id = f"gh-review-{uuid.uuid4().hex[:6]}"
+    async with worker:
+        result = await time_skipping_env.client.execute_workflow(
+            "IssueWorkflow",
+            {"repo": "acme/calc", "pr_number": 42, "mode": "review", "model_script": script},
+            id=workflow_id,
+            task_queue=queue,
+            result_type=IssueResult,
+        )
+    assert result.outcome == Outcome.REVIEWED and result.state.review_verdict == "request_changes"
+    (review,) = github.reviews[42]
+    assert f"forgeflow:{workflow_id}:review-0" in review["body"] and review["comments"][0]["line"] == 6
+    assert review["commit_id"] == git(sample_repo, "rev-parse", "feature")
+    assert result.state.branches_created == [] and git(sample_repo, "branch", "--list", "forgeflow/*") == ""
