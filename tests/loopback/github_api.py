@@ -50,6 +50,7 @@ class GitHubLoopback(LoopbackServer):
         self.reviews: dict[int, list[dict[str, Any]]] = {}
         self.requests: list[tuple[str, str]] = []
         self.rate_limit_next: int = 0  # answer this many requests with a secondary rate limit first
+        self.after_pull_created: Callable[[], None] | None = None  # runs before the reply (crash tests)
         super().__init__(self._handler())
 
     # --- git -----------------------------------------------------------------------------------
@@ -287,6 +288,8 @@ def create_pull(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, A
         "head": {"ref": body["head"]},
         "base": {"ref": body["base"]},
     }
+    if gh.after_pull_created is not None:
+        gh.after_pull_created()  # e.g. the client is killed while GitHub has already opened the PR
     return 201, _pull_json(gh, number)
 
 
