@@ -10,11 +10,12 @@ import argparse
 import asyncio
 import signal
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import anthropic
 import httpx
-from githubkit import GitHub
+from githubkit import AppInstallationAuthStrategy, GitHub
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -96,13 +97,30 @@ def model_providers(settings: Settings) -> dict[str, ModelProvider]:
 
 
 def github_host(settings: Settings) -> GitHubHost | None:
-    """GitHub through one githubkit client per worker, its own retries and cache off (Temporal owns retries)."""
-    if settings.github_token is None:
+    """GitHub through one githubkit client per worker, its own retries and cache off (Temporal owns retries).
+
+    A GitHub App (preferred) mints short-lived installation tokens inside the worker; otherwise a token.
+    """
+    auth = github_auth(settings)
+    if auth is None:
         return None
-    client: GitHub[Any] = GitHub(
-        settings.github_token.get_secret_value(), base_url=settings.github_api_url, auto_retry=False, http_cache=False
-    )
+    client: GitHub[Any] = GitHub(auth, base_url=settings.github_api_url, auto_retry=False, http_cache=False)
     return GitHubHost(client, CommitCache(settings.data_dir / "repos"), BlobStore(settings.blob_dir))
+
+
+def github_auth(settings: Settings) -> AppInstallationAuthStrategy | str | None:
+    app = (settings.github_app_id, settings.github_app_installation_id, settings.github_app_private_key)
+    if all(part is not None for part in app):
+        assert settings.github_app_private_key is not None and settings.github_app_installation_id is not None
+        key = settings.github_app_private_key.get_secret_value()
+        if not key.lstrip().startswith("-----BEGIN"):
+            key = Path(key).expanduser().read_text()  # a path to the PEM file
+        return AppInstallationAuthStrategy(settings.github_app_id, key, settings.github_app_installation_id)
+    if any(part is not None for part in app):
+        raise SystemExit(
+            "GitHub App settings need all of GITHUB_APP_ID, GITHUB_APP_INSTALLATION_ID, GITHUB_APP_PRIVATE_KEY"
+        )
+    return settings.github_token.get_secret_value() if settings.github_token else None
 
 
 def research_activities(settings: Settings) -> ResearchActivities:

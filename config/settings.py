@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     perplexity_base_url: str = Field(default="https://api.perplexity.ai", alias="PERPLEXITY_BASE_URL")
     research_model: str = Field(default="sonar", alias="FORGEFLOW_RESEARCH_MODEL")
     github_token: SecretStr | None = Field(default=None, alias="GITHUB_TOKEN")
+    github_app_id: int | None = Field(default=None, alias="GITHUB_APP_ID")
+    github_app_installation_id: int | None = Field(default=None, alias="GITHUB_APP_INSTALLATION_ID")
+    github_app_private_key: SecretStr | None = Field(
+        default=None, alias="GITHUB_APP_PRIVATE_KEY", description="The App's PEM key, or a path to it."
+    )
     github_api_url: str = Field(default="https://api.github.com", alias="GITHUB_API_URL")
     context_tokens: int = Field(
         default=150_000, alias="FORGEFLOW_CONTEXT_TOKENS", description="Compact a conversation past this size."

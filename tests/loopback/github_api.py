@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import jwt
+
 from tests.loopback._server import LoopbackServer
 
 DOCS = "https://docs.github.com/rest"
@@ -42,8 +44,11 @@ class Issue:
 
 
 class GitHubLoopback(LoopbackServer):
-    def __init__(self, owner: str, name: str, repo: Path, token: str) -> None:
+    def __init__(self, owner: str, name: str, repo: Path, token: str, app: tuple[int, int, str] | None = None) -> None:
+        """`app` = (app id, installation id, public key PEM): accept a GitHub App's installation tokens too."""
         self.owner, self.name, self.repo, self.token = owner, name, repo, token
+        self.app = app
+        self.installation_tokens: list[str] = []
         self.issues: dict[int, Issue] = {}
         self.pulls: dict[int, dict[str, Any]] = {}
         self.permissions: dict[str, str] = {"octocat": "write", "maintainer": "admin"}  # others: read
@@ -76,6 +81,10 @@ class GitHubLoopback(LoopbackServer):
     # --- routes --------------------------------------------------------------------------------
 
     def route(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        if self.app is not None and method == "POST" and path == f"/app/installations/{self.app[1]}/access_tokens":
+            token = f"ghs_installation_{len(self.installation_tokens)}"
+            self.installation_tokens.append(token)
+            return 201, {"token": token, "expires_at": "2099-01-01T00:00:00Z", "permissions": {}}
         prefix = f"/repos/{self.owner}/{self.name}"
         if not path.startswith(prefix):
             raise ApiError(404, "Not Found")
@@ -96,7 +105,7 @@ class GitHubLoopback(LoopbackServer):
                 loopback.requests.append((method, self.path))
                 raw = self.rfile.read(int(self.headers.get("content-length", "0")))
                 try:
-                    loopback._authorise(self.headers.get("authorization", ""))
+                    loopback._authorise(self.headers.get("authorization", ""), self.path)
                     status, payload = loopback.route(method, self.path, json.loads(raw) if raw else None)
                 except ApiError as err:
                     self._send(err.status, {"message": err.message, "documentation_url": DOCS}, err.headers)
@@ -134,12 +143,26 @@ class GitHubLoopback(LoopbackServer):
 
         return Handler
 
-    def _authorise(self, header: str) -> None:
-        if header not in (f"Bearer {self.token}", f"token {self.token}"):
+    def _authorise(self, header: str, path: str = "") -> None:
+        if self.app is not None and path.startswith("/app/"):
+            self._verify_app_jwt(header.removeprefix("Bearer "))
+            return
+        accepted = [self.token, *self.installation_tokens]
+        if header not in [f"{kind} {t}" for t in accepted for kind in ("Bearer", "token")]:
             raise ApiError(401, "Bad credentials")
         if self.rate_limit_next > 0:
             self.rate_limit_next -= 1
             raise ApiError(403, "You have exceeded a secondary rate limit.", {"retry-after": "30"})
+
+    def _verify_app_jwt(self, token: str) -> None:
+        """An app authenticates with a JWT signed by its private key (RS256), issued by its app id."""
+        assert self.app is not None
+        try:
+            claims = jwt.decode(token, self.app[2], algorithms=["RS256"])
+        except jwt.PyJWTError as err:
+            raise ApiError(401, f"A JSON web token could not be decoded ({err})") from None
+        if str(claims.get("iss")) != str(self.app[0]):
+            raise ApiError(401, "'Issuer' claim ('iss') must be an Integer")
 
 
 # --- handlers: one small function per endpoint --------------------------------------------------

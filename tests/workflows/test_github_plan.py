@@ -9,6 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
@@ -280,3 +287,41 @@ async def test_review_mode_on_an_existing_pull_request(
     assert f"forgeflow:{workflow_id}:review-0" in review["body"] and review["comments"][0]["line"] == 6
     assert review["commit_id"] == git(sample_repo, "rev-parse", "feature")
     assert result.state.branches_created == [] and git(sample_repo, "branch", "--list", "forgeflow/*") == ""
+
+
+async def test_a_github_app_mints_installation_tokens_on_the_worker(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path, sample_repo: Path
+) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+    public_pem = key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+    (tmp_path / "app.pem").write_text(private_pem)
+    script = write_script(tmp_path / "s.json", {"planner": [planner_run()]})
+    queue = f"gh-app-{uuid.uuid4().hex[:6]}"
+    with GitHubLoopback("acme", "calc", sample_repo, "no-personal-token", app=(4242, 99, public_pem)) as github:
+        github.issues[7] = Issue(title="Add subtract", body="Please add it.")
+        settings = Settings.model_validate(
+            {
+                "FORGEFLOW_DATA_DIR": str(tmp_path / "data"),
+                "FORGEFLOW_TASK_QUEUE": queue,
+                "GITHUB_APP_ID": "4242",
+                "GITHUB_APP_INSTALLATION_ID": "99",
+                "GITHUB_APP_PRIVATE_KEY": str(tmp_path / "app.pem"),
+                "GITHUB_API_URL": github.base_url,
+            }
+        )
+        (worker,) = build_workers(time_skipping_env.client, settings, [queue])
+        workflow_id = f"gh-app-{uuid.uuid4().hex[:6]}"
+        async with worker:
+            result = await time_skipping_env.client.execute_workflow(
+                "IssueWorkflow",
+                {"repo": "acme/calc", "issue_number": 7, "mode": "plan", "model_script": script},
+                id=workflow_id,
+                task_queue=queue,
+                result_type=IssueResult,
+            )
+        assert result.outcome == Outcome.PLANNED and len(github.issues[7].comments) == 1
+        assert github.installation_tokens  # minted by the worker from a JWT the loopback verified
+        for run_id in (workflow_id, f"{workflow_id}.planner-1"):
+            text = decoded((await time_skipping_env.client.get_workflow_handle(run_id).fetch_history()).to_json())
+            assert not any(t in text for t in github.installation_tokens) and "PRIVATE KEY" not in text
