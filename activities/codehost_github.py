@@ -268,7 +268,7 @@ class GitHubHost:
             await call(self._gh.rest.pulls.async_update(owner, name, number, title=req.title, body=req.body), what)
             return PublishResult(ref=str(found[0]["html_url"]))
         create = self._gh.rest.pulls.async_create(
-            owner, name, title=req.title, head=req.branch, base=req.base_branch, body=req.body, draft=True
+            owner, name, title=req.title, head=req.branch, base=req.base_branch, body=req.body, draft=req.draft
         )
         return PublishResult(ref=str((await call(create, what))["html_url"]))
 

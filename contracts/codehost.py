@@ -66,6 +66,7 @@ class PublishInput(BaseModel):
     title: str
     body: str
     run_id: str
+    draft: bool = True
 
 
 class PublishResult(BaseModel):

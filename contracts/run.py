@@ -66,6 +66,7 @@ class IssueInput(BaseModel):
         default_factory=dict, description="Per-agent model ids, overriding `model` and the roles' defaults."
     )
     test_command: list[str] | None = Field(default=None, description="Overrides the detected test command.")
+    draft_pull_requests: bool = Field(default=True, description="Open pull requests as drafts.")
     trust_any_author: bool = Field(
         default=False, description="Act on issues opened by users without write access to the repository."
     )

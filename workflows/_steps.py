@@ -67,6 +67,7 @@ class Steps:
         self.invocations: dict[str, int] = {}
         self.conversations: dict[str, AgentResult] = {}
         self.budgets = inp.budgets  # raised when a human chooses to go on past a spent budget
+        self.change_summary = ""
 
     # --- agents -----------------------------------------------------------------------------
 
@@ -92,7 +93,8 @@ class Steps:
         change = ChangeSummary.model_validate(result.submission)
         self.last_failed_tests, self.last_review = None, None
         if result.workspace.overlay and await self._commit(result.workspace.overlay, change.commit_message, "coder"):
-            await self._publish(change.summary)  # something was committed
+            self.change_summary = change.summary
+            await self._publish()  # something was committed
         return Outcome.DONE
 
     async def test(self) -> Outcome:
@@ -109,6 +111,9 @@ class Steps:
         # Routing trusts the runner's own report: if the tester never ran the suite, run it here.
         report = report or await self._run_tests(self._commit_under_work())
         self.st.test_results, self.st.test_failures = report, report.failures
+        # Runs started before this step existed replay without it (workflow.patched keeps them deterministic).
+        if self.st.prs_created and workflow.patched("publish-test-summary"):
+            await self._publish()  # the pull request now shows this round's test summary
         if report.ok:
             return Outcome.PASSED
         self.last_failed_tests = report
@@ -201,7 +206,10 @@ class Steps:
             self.st.branches_created.append(self.branch)
         return overlay
 
-    async def _publish(self, summary: str) -> None:
+    async def _publish(self) -> None:
+        """Open or update the change's pull request: summary, plan, latest tests, and the run it came from."""
+        parts = [self.change_summary, _plan_text(self.st.plan), _tests_text(self.st.test_results)]
+        parts.append(f"forgeflow run `{workflow.info().workflow_id}`")
         published: PublishResult = await self._host(
             acts.PUBLISH_CHANGE,
             PublishInput(
@@ -209,10 +217,9 @@ class Steps:
                 branch=self.branch,
                 base_branch=self.task.base_branch,
                 title=self.task.title,
-                body=self._labelled(
-                    f"{summary}\n\n{_plan_text(self.st.plan)}\n\nforgeflow run {workflow.info().workflow_id}"
-                ),
+                body=self._labelled("\n\n".join(p for p in parts if p)),
                 run_id=workflow.info().workflow_id,
+                draft=self.inp.draft_pull_requests,
             ),
             PublishResult,
             f"publish {self.branch}",
@@ -290,6 +297,14 @@ class Steps:
 
     def _commit_under_work(self) -> str:
         return self.head_sha or self.task.base_sha
+
+
+def _tests_text(report: TestReport | None) -> str:
+    if report is None:
+        return ""
+    coverage = f", {report.coverage_percent}% line coverage" if report.coverage_percent is not None else ""
+    counts = f"{report.passed} passed, {report.failed} failed, {report.errors} errors, {report.skipped} skipped"
+    return f"Tests on `{report.commit_sha[:12]}`: **{report.status}** — {counts}{coverage}"
 
 
 def _plan_text(plan: Plan | None) -> str:

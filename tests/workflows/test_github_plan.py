@@ -135,6 +135,7 @@ async def test_autonomous_run_from_an_issue_to_a_reviewed_pull_request(
     (number, pull) = next(iter(github.pulls.items()))
     assert len(github.pulls) == 1 and pull["draft"] and pull["head"]["ref"] == f"forgeflow/{workflow_id}"
     assert st.prs_created == [f"https://github.test/acme/calc/pull/{number}"] and "Add subtract" in pull["body"]
+    assert "**passed** — 1 passed, 0 failed" in pull["body"] and f"forgeflow run `{workflow_id}`" in pull["body"]
     branch = f"forgeflow/{workflow_id}"
     assert git(sample_repo, "rev-parse", f"{branch}^") == main_before == git(sample_repo, "rev-parse", "main")
     assert git(sample_repo, "show", f"{branch}:calc/__init__.py") + "\n" == FIXED
