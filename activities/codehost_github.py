@@ -33,7 +33,6 @@ from contracts.codehost import (
 )
 from policy.retry import classify_github
 
-UNSUPPORTED = "HostOperationUnsupported"
 WRITE_PERMISSIONS = ("admin", "maintain", "write")
 
 
@@ -164,23 +163,27 @@ class GitHubHost:
         return (await run_git(str(self._cache.path(repo)), "diff", "--no-color", "--no-ext-diff", base, head)).text
 
     async def post_comment(self, req: PostCommentInput) -> PostedResult:
-        if req.issue_number is None:
-            raise ApplicationError(
-                "a GitHub comment needs an issue or pull request number", type=UNSUPPORTED, non_retryable=True
-            )
+        """On the issue; for a run from a spec, on its pull request; with neither, nowhere (said so)."""
         owner, name = _split(req.repo)
+        number = req.issue_number or await self._open_pull_number(owner, name, req.branch)
+        if number is None:
+            return PostedResult(location="not posted: the run has no issue or pull request yet")
         tag = marker(req.run_id, req.step)
-        what = f"issue #{req.issue_number} in {req.repo}"
-        existing = await call(
-            self._gh.rest.issues.async_list_comments(owner, name, req.issue_number, per_page=100), what
-        )
+        what = f"issue #{number} in {req.repo}"
+        existing = await call(self._gh.rest.issues.async_list_comments(owner, name, number, per_page=100), what)
         for comment in existing:  # a retry after a crash finds the comment it already posted
             if tag in str(comment.get("body") or ""):
                 return PostedResult(location=str(comment.get("html_url") or comment["id"]))
         created = await call(
-            self._gh.rest.issues.async_create_comment(owner, name, req.issue_number, body=f"{tag}\n{req.body}"), what
+            self._gh.rest.issues.async_create_comment(owner, name, number, body=f"{tag}\n{req.body}"), what
         )
         return PostedResult(location=str(created.get("html_url") or created["id"]))
+
+    async def _open_pull_number(self, owner: str, name: str, branch: str | None) -> int | None:
+        if branch is None:
+            return None
+        found = await call(self._gh.rest.pulls.async_list(owner, name, head=f"{owner}:{branch}", state="open"), branch)
+        return int(found[0]["number"]) if found else None
 
     async def land_changes(self, req: LandChangesInput) -> LandChangesResult:
         """One commit through the Git Data API (blobs → tree → commit → ref), safe to retry."""
@@ -309,11 +312,3 @@ def _pull_number(ref: str) -> int:
     if not tail.isdigit():
         raise ApplicationError(f"{ref!r} is not a pull request URL", type="InvalidInput", non_retryable=True)
     return int(tail)
-
-
-def _unsupported(what: str) -> ApplicationError:
-    return ApplicationError(
-        f"the GitHub host does not support {what} yet (issue #4); use plan mode on GitHub, or a local clone",
-        type=UNSUPPORTED,
-        non_retryable=True,
-    )

@@ -13,7 +13,6 @@ FATAL_ERROR_TYPES = frozenset(
         "AuthenticationFailed",  # the model API refused the worker's key
         "PermissionDenied",  # the key may not use this model
         "ModelNotFound",  # a wrong or retired model id
-        "HostOperationUnsupported",  # the code host cannot do this (yet)
     }
 )
 

@@ -184,19 +184,24 @@ def get_issue(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, Any
                  "comments": len(issue.comments)}  # fmt: skip
 
 
+def _thread(gh: GitHubLoopback, number: int) -> list[dict[str, Any]]:
+    """An issue's comments, or a pull request's conversation (GitHub serves both as issue comments)."""
+    if number in gh.issues:
+        return gh.issues[number].comments
+    if number in gh.pulls:
+        thread: list[dict[str, Any]] = gh.pulls[number].setdefault("comments", [])
+        return thread
+    raise ApiError(404, "Not Found")
+
+
 def list_comments(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, Any]:
-    issue = gh.issues.get(int(m["n"]))
-    if issue is None:
-        raise ApiError(404, "Not Found")
-    return 200, issue.comments
+    return 200, _thread(gh, int(m["n"]))
 
 
 def create_comment(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, Any]:
-    issue = gh.issues.get(int(m["n"]))
-    if issue is None:
-        raise ApiError(404, "Not Found")
-    comment = {"id": 1000 + len(issue.comments), "body": body["body"], "user": {"login": "forgeflow[bot]"}}
-    issue.comments.append(comment)
+    thread = _thread(gh, int(m["n"]))
+    comment = {"id": 1000 + len(thread), "body": body["body"], "user": {"login": "forgeflow[bot]"}}
+    thread.append(comment)
     return 201, comment
 
 

@@ -326,3 +326,15 @@ async def test_a_github_app_mints_installation_tokens_on_the_worker(
         for run_id in (workflow_id, f"{workflow_id}.planner-1"):
             text = decoded((await time_skipping_env.client.get_workflow_handle(run_id).fetch_history()).to_json())
             assert not any(t in text for t in github.installation_tokens) and "PRIVATE KEY" not in text
+
+
+async def test_comments_of_a_run_from_a_spec_go_to_its_pull_request(tmp_path: Path, github: GitHubLoopback) -> None:
+    host = github_host(settings_for(tmp_path, github, "unused"))
+    assert host is not None
+    nowhere = PostCommentInput(repo="acme/calc", branch="forgeflow/r9", body="help", run_id="r9", step="escalation-1")
+    assert (await ActivityEnvironment().run(host.post_comment, nowhere)).location.startswith("not posted")
+    github.pulls[120] = {"title": "t", "body": "", "state": "open", "draft": True,
+                         "head": {"ref": "forgeflow/r9"}, "base": {"ref": "main"}}  # fmt: skip
+    for _ in range(2):  # posted once, even when retried
+        await ActivityEnvironment().run(host.post_comment, nowhere)
+    assert [c["body"] for c in github.pulls[120]["comments"]] == ["<!-- forgeflow:r9:escalation-1 -->\nhelp"]
