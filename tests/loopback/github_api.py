@@ -55,6 +55,7 @@ class GitHubLoopback(LoopbackServer):
         self.reviews: dict[int, list[dict[str, Any]]] = {}
         self.requests: list[tuple[str, str]] = []
         self.rate_limit_next: int = 0  # answer this many requests with a secondary rate limit first
+        self.forbidden = False  # answer everything with 403 "Resource not accessible" (a missing permission)
         self.after_pull_created: Callable[[], None] | None = None  # runs before the reply (crash tests)
         super().__init__(self._handler())
 
@@ -150,6 +151,8 @@ class GitHubLoopback(LoopbackServer):
         accepted = [self.token, *self.installation_tokens]
         if header not in [f"{kind} {t}" for t in accepted for kind in ("Bearer", "token")]:
             raise ApiError(401, "Bad credentials")
+        if self.forbidden:
+            raise ApiError(403, "Resource not accessible by personal access token")
         if self.rate_limit_next > 0:
             self.rate_limit_next -= 1
             raise ApiError(403, "You have exceeded a secondary rate limit.", {"retry-after": "30"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 import uuid
@@ -24,10 +25,10 @@ from activities.blobstore import BlobStore
 from config.settings import Settings
 from contracts.agents import Review
 from contracts.codehost import LandChangesInput, PostCommentInput, PostReviewInput, PublishInput
-from contracts.run import IssueResult, Outcome
+from contracts.run import GateDecision, IssueResult, OrchestrationState, Outcome
 from tests.conftest import git
 from tests.loopback.github_api import GitHubLoopback, Issue
-from tests.scripts import coder_run, planner_run, reviewer_run, tester_run, write_script
+from tests.scripts import coder_run, planner_run, reviewer_run, submit, tester_run, tool, turn, write_script
 from worker import build_workers, github_host
 
 TOKEN = "ghp_loopback_plan"
@@ -338,3 +339,80 @@ async def test_comments_of_a_run_from_a_spec_go_to_its_pull_request(tmp_path: Pa
     for _ in range(2):  # posted once, even when retried
         await ActivityEnvironment().run(host.post_comment, nowhere)
     assert [c["body"] for c in github.pulls[120]["comments"]] == ["<!-- forgeflow:r9:escalation-1 -->\nhelp"]
+
+
+@pytest.mark.parametrize(
+    ("repo", "forbid", "says", "kind"),
+    [
+        ("acme/nowhere", False, "repository acme/nowhere not found, or the token cannot see it", "GitHubNotFound"),
+        (
+            "acme/calc",
+            True,
+            "HTTP 403: the token lacks a permission for this (repository acme/calc)",
+            "GitHubRequestFailed",
+        ),
+    ],
+)
+async def test_missing_repository_or_permission_fails_fast(
+    time_skipping_env: WorkflowEnvironment,
+    tmp_path: Path,
+    github: GitHubLoopback,
+    repo: str,
+    forbid: bool,
+    says: str,
+    kind: str,
+) -> None:
+    if forbid:
+        github.forbidden = True
+    queue = f"gh-{uuid.uuid4().hex[:6]}"
+    (worker,) = build_workers(time_skipping_env.client, settings_for(tmp_path, github, queue), [queue])
+    async with worker:
+        with pytest.raises(WorkflowFailureError) as failure:
+            await time_skipping_env.client.execute_workflow(
+                "IssueWorkflow",
+                {"repo": repo, "issue_number": 7, "mode": "plan", "model_script": "/nonexistent"},
+                id=f"gh-fail-{uuid.uuid4().hex[:6]}",
+                task_queue=queue,
+            )
+    cause = failure.value.cause
+    while cause is not None and cause.__cause__ is not None:
+        cause = cause.__cause__
+    assert isinstance(cause, ApplicationError) and cause.non_retryable and cause.type == kind
+    assert says in cause.message
+
+
+async def test_a_workflow_file_change_waits_for_approval_on_github(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path, github: GitHubLoopback, sample_repo: Path
+) -> None:
+    coder = {
+        "turns": [
+            turn(tool("write_file", path=".github/workflows/ci.yml", content="on: push\n")),
+            turn(submit(summary="CI", commit_message="Add CI")),
+        ]
+    }
+    script = write_script(
+        tmp_path / "s.json",
+        {"planner": [planner_run()], "coder": [coder], "tester": [tester_run()], "reviewer": [reviewer_run()]},
+    )
+    queue = f"gh-{uuid.uuid4().hex[:6]}"
+    workers = build_workers(time_skipping_env.client, settings_for(tmp_path, github, queue))
+    async with workers[0], workers[1]:
+        handle = await time_skipping_env.client.start_workflow(
+            "IssueWorkflow",
+            {"repo": "acme/calc", "issue_number": 7, "model_script": script},
+            id=f"gh-ci-{uuid.uuid4().hex[:6]}",
+            task_queue=queue,
+            result_type=IssueResult,
+        )
+        for _ in range(200):
+            state = await handle.query("state", result_type=OrchestrationState)
+            if state.pending_gate is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert state.pending_gate is not None and state.pending_gate.kind == "protected_paths"
+        assert github.pulls == {} and git(sample_repo, "branch", "--list", "forgeflow/*") == ""  # nothing pushed yet
+        await handle.execute_update("decide", GateDecision(decision="approve", by="maintainer"))
+        result = await handle.result()
+    assert result.outcome == Outcome.APPROVED and len(github.pulls) == 1
+    branch = result.state.branches_created[0]
+    assert git(sample_repo, "show", f"{branch}:.github/workflows/ci.yml") == "on: push"
