@@ -122,7 +122,9 @@ class GitHubHost:
             await self._check_author(req.repo, str(issue["user"]["login"]), req.issue_number)
         comments = await call(self._gh.rest.issues.async_list_comments(owner, name, req.issue_number), what)
         thread = "".join(f"\n\n--- comment by @{c['user']['login']} ---\n{c['body']}" for c in comments)
-        return str(issue["title"]), f"{issue.get('body') or ''}{thread}", f"issue #{req.issue_number}"
+        names = [str(label["name"] if isinstance(label, dict) else label) for label in issue.get("labels") or []]
+        labels = f"\n\nLabels: {', '.join(names)}" if names else ""
+        return str(issue["title"]), f"{issue.get('body') or ''}{labels}{thread}", f"issue #{req.issue_number}"
 
     async def _check_author(self, repo: str, login: str, number: int) -> None:
         """Issue text steers the agents: act only on issues from people who could push the change themselves."""

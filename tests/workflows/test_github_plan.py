@@ -37,7 +37,7 @@ TOKEN = "ghp_loopback_plan"
 @pytest.fixture
 def github(sample_repo: Path) -> Iterator[GitHubLoopback]:
     with GitHubLoopback("acme", "calc", sample_repo, TOKEN) as gh:
-        gh.issues[7] = Issue(title="Add subtract", body="Please add calc.subtract(a, b).")
+        gh.issues[7] = Issue(title="Add subtract", body="Please add calc.subtract(a, b).", labels=["enhancement"])
         gh.issues[7].comments.append({"id": 1, "body": "Keep it tiny.", "user": {"login": "maintainer"}})
         yield gh
 
@@ -57,7 +57,7 @@ async def test_plan_mode_from_a_github_issue(
     time_skipping_env: WorkflowEnvironment, tmp_path: Path, github: GitHubLoopback
 ) -> None:
     run = planner_run()
-    run["turns"][0]["expect"] = ["Please add calc.subtract", "Keep it tiny.", "issue #7"]  # issue and thread reach it
+    run["turns"][0]["expect"] = ["Please add calc.subtract", "Labels: enhancement", "Keep it tiny.", "issue #7"]
     run["turns"][1]["expect"] = ["calc/__init__.py", "tests/test_calc.py"]  # files read from the cached archive
     script = write_script(tmp_path / "s.json", {"planner": [run]})
     queue = f"gh-{uuid.uuid4().hex[:6]}"
