@@ -8,6 +8,7 @@ behind it), workers are real processes on the dev server, and the loopback holds
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from contracts.run import IssueResult, Outcome
 from tests.conftest import git
-from tests.e2e.conftest import ROOT, WorkerProcess, start_worker
+from tests.e2e.conftest import ROOT, WorkerProcess, start_worker, temporal_cli
 from tests.loopback.github_api import GitHubLoopback, Issue
 from tests.scripts import coder_run, planner_run, reviewer_run, tester_run, write_script
 
@@ -63,8 +64,7 @@ async def test_worker_killed_after_github_opened_the_pull_request(
     env = {"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": github.base_url}
     first = start_worker(workers, dev_env, tmp_path, **env)
     workflow_id = f"e2e-gh-{uuid.uuid4().hex[:6]}"
-    started = forgeflow_start(dev_env, tmp_path, workflow_id, script)
-    assert started.returncode == 0, started.stdout + started.stderr
+    cli = forgeflow_run(dev_env, tmp_path, workflow_id, script)  # follows the run until it ends
 
     assert await asyncio.to_thread(opened.wait, 120), "the pull request was never created"
     first.kill9()  # GitHub has opened the PR; the activity never reports it
@@ -82,17 +82,31 @@ async def test_worker_killed_after_github_opened_the_pull_request(
     ]
     assert git(sample_repo, "rev-list", "--count", f"main..forgeflow/{workflow_id}") == "1"
     assert TOKEN not in (tmp_path / "worker.log").read_text()  # the workers never logged the token
+    out, _ = await asyncio.to_thread(cli.communicate, timeout=120)
+    assert cli.returncode == 0 and "approved" in out, out  # `forgeflow run` saw it through, across the crash
 
 
-def forgeflow_start(
-    dev_env: WorkflowEnvironment, tmp_path: Path, workflow_id: str, script: str
-) -> subprocess.CompletedProcess[str]:
-    """`forgeflow start --repo acme/calc --issue 7`, as a person would type it."""
-    env = {
-        **os.environ,
-        "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
-        "FORGEFLOW_DATA_DIR": str(tmp_path / "cli"),
-    }
-    argv = [sys.executable, "-m", "starter", "start", "--repo", "acme/calc", "--issue", "7", "--script", script,
+async def test_plan_mode_started_with_the_temporal_cli_on_github(
+    dev_env: WorkflowEnvironment, workers: list[WorkerProcess], tmp_path: Path, github: GitHubLoopback
+) -> None:
+    script = write_script(tmp_path / "s.json", {"planner": [planner_run()]})
+    start_worker(workers, dev_env, tmp_path, GITHUB_TOKEN=TOKEN, GITHUB_API_URL=github.base_url)
+    workflow_id = f"e2e-gh-plan-{uuid.uuid4().hex[:6]}"
+    params = {"repo": "acme/calc", "issue_number": 7, "mode": "plan", "model_script": script}
+    temporal_cli(
+        dev_env, "workflow", "start", "--type", "IssueWorkflow", "--task-queue", "forgeflow",
+        "--workflow-id", workflow_id, "--input", json.dumps(params),
+    )  # fmt: skip
+    handle = dev_env.client.get_workflow_handle(workflow_id, result_type=IssueResult)
+    assert (await asyncio.wait_for(handle.result(), timeout=120)).outcome == Outcome.PLANNED
+    (comment,) = github.issues[7].comments
+    assert "## Plan" in comment["body"] and f"forgeflow:{workflow_id}:plan" in comment["body"]
+
+
+def forgeflow_run(dev_env: WorkflowEnvironment, tmp_path: Path, workflow_id: str, script: str) -> subprocess.Popen[str]:
+    """`forgeflow run --repo acme/calc --issue 7`, as a person would type it; it follows the run to its end."""
+    address = dev_env.client.service_client.config.target_host
+    env = {**os.environ, "TEMPORAL_ADDRESS": address, "FORGEFLOW_DATA_DIR": str(tmp_path / "cli"), "COLUMNS": "200"}
+    argv = [sys.executable, "-m", "starter", "run", "--repo", "acme/calc", "--issue", "7", "--script", script,
             "--workflow-id", workflow_id]  # fmt: skip
-    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
