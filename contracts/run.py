@@ -67,6 +67,10 @@ class IssueInput(BaseModel):
     )
     test_command: list[str] | None = Field(default=None, description="Overrides the detected test command.")
     draft_pull_requests: bool = Field(default=True, description="Open pull requests as drafts.")
+    ui_url: str | None = Field(
+        default=None,
+        description="Temporal UI base URL (e.g. http://localhost:8233): pull requests link back to the run.",
+    )
     trust_any_author: bool = Field(
         default=False, description="Act on issues opened by users without write access to the repository."
     )

@@ -105,7 +105,8 @@ async def _start(inp: IssueInput, workflow_id: str | None) -> str:
     client = await _client()
     name = Path(inp.repo.rstrip("/")).name
     workflow_id = workflow_id or f"forgeflow-{name}-{uuid.uuid4().hex[:8]}"
-    params = inp.model_dump(mode="json", exclude_none=True)
+    ui_url = f"http://127.0.0.1:{settings.ui_port}" if inp.ui_url is None else inp.ui_url
+    params = inp.model_copy(update={"ui_url": ui_url}).model_dump(mode="json", exclude_none=True)
     await client.start_workflow(api.WORKFLOW_TYPE, params, id=workflow_id, task_queue=settings.task_queue)
     console.print(f"started [bold]{workflow_id}[/bold]\n{ui_link(settings, workflow_id)}")
     if inp.model_script:

@@ -209,7 +209,7 @@ class Steps:
     async def _publish(self) -> None:
         """Open or update the change's pull request: summary, plan, latest tests, and the run it came from."""
         parts = [self.change_summary, _plan_text(self.st.plan), _tests_text(self.st.test_results)]
-        parts.append(f"forgeflow run `{workflow.info().workflow_id}`")
+        parts.append(_run_link(self.inp.ui_url))
         published: PublishResult = await self._host(
             acts.PUBLISH_CHANGE,
             PublishInput(
@@ -297,6 +297,14 @@ class Steps:
 
     def _commit_under_work(self) -> str:
         return self.head_sha or self.task.base_sha
+
+
+def _run_link(ui_url: str | None) -> str:
+    info = workflow.info()
+    run = f"forgeflow run `{info.workflow_id}`"
+    if ui_url is None:
+        return run
+    return f"[{run}]({ui_url.rstrip('/')}/namespaces/{info.namespace}/workflows/{info.workflow_id})"
 
 
 def _tests_text(report: TestReport | None) -> str:

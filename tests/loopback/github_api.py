@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -55,6 +56,7 @@ class GitHubLoopback(LoopbackServer):
         self.reviews: dict[int, list[dict[str, Any]]] = {}
         self.requests: list[tuple[str, str]] = []
         self.rate_limit_next: int = 0  # answer this many requests with a secondary rate limit first
+        self.primary_limit_next = 0  # answer this many requests as out of the hourly quota (reset in 120 s)
         self.forbidden = False  # answer everything with 403 "Resource not accessible" (a missing permission)
         self.after_pull_created: Callable[[], None] | None = None  # runs before the reply (crash tests)
         super().__init__(self._handler())
@@ -131,9 +133,8 @@ class GitHubLoopback(LoopbackServer):
             def _send_bytes(self, status: int, data: bytes, kind: str, headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)
                 self.send_header("content-type", kind)
-                self.send_header("x-ratelimit-limit", "5000")
-                self.send_header("x-ratelimit-remaining", "4999")
-                for key, value in (headers or {}).items():
+                quota = {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "4999"}
+                for key, value in {**quota, **(headers or {})}.items():
                     self.send_header(key, value)
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
@@ -153,6 +154,10 @@ class GitHubLoopback(LoopbackServer):
             raise ApiError(401, "Bad credentials")
         if self.forbidden:
             raise ApiError(403, "Resource not accessible by personal access token")
+        if self.primary_limit_next > 0:
+            self.primary_limit_next -= 1
+            reset = str(int(time.time()) + 120)
+            raise ApiError(403, "API rate limit exceeded.", {"x-ratelimit-remaining": "0", "x-ratelimit-reset": reset})
         if self.rate_limit_next > 0:
             self.rate_limit_next -= 1
             raise ApiError(403, "You have exceeded a secondary rate limit.", {"retry-after": "30"})

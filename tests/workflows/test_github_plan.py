@@ -125,7 +125,7 @@ async def test_autonomous_run_from_an_issue_to_a_reviewed_pull_request(
     async with workers[0], workers[1]:
         result = await time_skipping_env.client.execute_workflow(
             "IssueWorkflow",
-            {"repo": "acme/calc", "issue_number": 7, "model_script": script},
+            {"repo": "acme/calc", "issue_number": 7, "model_script": script, "ui_url": "http://ui.test:8233"},
             id=workflow_id,
             task_queue=queue,
             result_type=IssueResult,
@@ -136,7 +136,8 @@ async def test_autonomous_run_from_an_issue_to_a_reviewed_pull_request(
     (number, pull) = next(iter(github.pulls.items()))
     assert len(github.pulls) == 1 and pull["draft"] and pull["head"]["ref"] == f"forgeflow/{workflow_id}"
     assert st.prs_created == [f"https://github.test/acme/calc/pull/{number}"] and "Add subtract" in pull["body"]
-    assert "**passed** — 1 passed, 0 failed" in pull["body"] and f"forgeflow run `{workflow_id}`" in pull["body"]
+    assert "**passed** — 1 passed, 0 failed" in pull["body"]
+    assert f"](http://ui.test:8233/namespaces/default/workflows/{workflow_id})" in pull["body"]  # links back to the run
     branch = f"forgeflow/{workflow_id}"
     assert git(sample_repo, "rev-parse", f"{branch}^") == main_before == git(sample_repo, "rev-parse", "main")
     assert git(sample_repo, "show", f"{branch}:calc/__init__.py") + "\n" == FIXED
@@ -416,3 +417,28 @@ async def test_a_workflow_file_change_waits_for_approval_on_github(
     assert result.outcome == Outcome.APPROVED and len(github.pulls) == 1
     branch = result.state.branches_created[0]
     assert git(sample_repo, "show", f"{branch}:.github/workflows/ci.yml") == "on: push"
+
+
+async def test_primary_rate_limit_waits_until_the_reset(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path, github: GitHubLoopback
+) -> None:
+    script = write_script(tmp_path / "s.json", {"planner": [planner_run()]})
+    queue = f"gh-{uuid.uuid4().hex[:6]}"
+    github.primary_limit_next = 1  # quota spent; x-ratelimit-reset is 120 s away
+    (worker,) = build_workers(time_skipping_env.client, settings_for(tmp_path, github, queue), [queue])
+    workflow_id = f"gh-quota-{uuid.uuid4().hex[:6]}"
+    async with worker:
+        result = await time_skipping_env.client.execute_workflow(
+            "IssueWorkflow",
+            {"repo": "acme/calc", "issue_number": 7, "mode": "plan", "model_script": script},
+            id=workflow_id,
+            task_queue=queue,
+            result_type=IssueResult,
+        )
+    assert result.outcome == Outcome.PLANNED
+    history = await time_skipping_env.client.get_workflow_handle(workflow_id).fetch_history()
+    scheduled = next(e for e in history.events if e.HasField("activity_task_scheduled_event_attributes"))
+    started = next(e for e in history.events if e.HasField("activity_task_started_event_attributes"))
+    assert started.activity_task_started_event_attributes.attempt == 2
+    waited = started.event_time.ToDatetime() - scheduled.event_time.ToDatetime()
+    assert waited.total_seconds() >= 110  # until the quota's reset, not the default backoff
