@@ -69,6 +69,15 @@ async def github_workers(
         yield queue
 
 
+async def first_activity_retries(env: WorkflowEnvironment, workflow_id: str) -> tuple[int, float]:
+    """The run's first activity: the attempt that succeeded, and seconds from scheduling to that attempt."""
+    history = await env.client.get_workflow_handle(workflow_id).fetch_history()
+    scheduled = next(e for e in history.events if e.HasField("activity_task_scheduled_event_attributes"))
+    started = next(e for e in history.events if e.HasField("activity_task_started_event_attributes"))
+    waited = started.event_time.ToDatetime() - scheduled.event_time.ToDatetime()
+    return started.activity_task_started_event_attributes.attempt, waited.total_seconds()
+
+
 def innermost(err: BaseException) -> BaseException:
     while err.__cause__ is not None:
         err = err.__cause__
@@ -189,11 +198,9 @@ async def test_secondary_rate_limit_is_waited_out_and_no_token_enters_history(
     time_skipping_env: WorkflowEnvironment, tmp_path: Path, github: GitHubLoopback
 ) -> None:
     script = write_script(tmp_path / "s.json", {"planner": [planner_run()]})
-    queue = f"gh-{uuid.uuid4().hex[:6]}"
     github.rate_limit_next = 2  # the first two requests get 403 with retry-after: 30
-    (worker,) = build_workers(time_skipping_env.client, settings_for(tmp_path, github, queue), [queue])
     workflow_id = f"gh-limited-{uuid.uuid4().hex[:6]}"
-    async with worker:
+    async with github_workers(time_skipping_env, tmp_path, github) as queue:
         result = await time_skipping_env.client.execute_workflow(
             "IssueWorkflow",
             {"repo": "acme/calc", "issue_number": 7, "mode": "plan", "model_script": script},
@@ -202,9 +209,8 @@ async def test_secondary_rate_limit_is_waited_out_and_no_token_enters_history(
             result_type=IssueResult,
         )
     assert result.outcome == Outcome.PLANNED
-    history = await time_skipping_env.client.get_workflow_handle(workflow_id).fetch_history()
-    fetch = next(e for e in history.events if e.HasField("activity_task_started_event_attributes"))
-    assert fetch.activity_task_started_event_attributes.attempt == 3  # two rate-limited attempts, then success
+    attempt, _ = await first_activity_retries(time_skipping_env, workflow_id)
+    assert attempt == 3  # two rate-limited attempts, then success
     for run_id in (workflow_id, f"{workflow_id}.planner-1"):  # the run and its agent, payloads decoded
         text = decoded((await time_skipping_env.client.get_workflow_handle(run_id).fetch_history()).to_json())
         assert "acme/calc" in text and TOKEN not in text
@@ -427,11 +433,9 @@ async def test_primary_rate_limit_waits_until_the_reset(
     time_skipping_env: WorkflowEnvironment, tmp_path: Path, github: GitHubLoopback
 ) -> None:
     script = write_script(tmp_path / "s.json", {"planner": [planner_run()]})
-    queue = f"gh-{uuid.uuid4().hex[:6]}"
     github.primary_limit_next = 1  # quota spent; x-ratelimit-reset is 120 s away
-    (worker,) = build_workers(time_skipping_env.client, settings_for(tmp_path, github, queue), [queue])
     workflow_id = f"gh-quota-{uuid.uuid4().hex[:6]}"
-    async with worker:
+    async with github_workers(time_skipping_env, tmp_path, github) as queue:
         result = await time_skipping_env.client.execute_workflow(
             "IssueWorkflow",
             {"repo": "acme/calc", "issue_number": 7, "mode": "plan", "model_script": script},
@@ -440,9 +444,5 @@ async def test_primary_rate_limit_waits_until_the_reset(
             result_type=IssueResult,
         )
     assert result.outcome == Outcome.PLANNED
-    history = await time_skipping_env.client.get_workflow_handle(workflow_id).fetch_history()
-    scheduled = next(e for e in history.events if e.HasField("activity_task_scheduled_event_attributes"))
-    started = next(e for e in history.events if e.HasField("activity_task_started_event_attributes"))
-    assert started.activity_task_started_event_attributes.attempt == 2
-    waited = started.event_time.ToDatetime() - scheduled.event_time.ToDatetime()
-    assert waited.total_seconds() >= 110  # until the quota's reset, not the default backoff
+    attempt, waited = await first_activity_retries(time_skipping_env, workflow_id)
+    assert attempt == 2 and waited >= 110  # until the quota's reset, not the default backoff
