@@ -19,6 +19,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from config.settings import get_settings
@@ -27,7 +28,7 @@ from contracts.run import Decision, GateDecision, IssueInput, Outcome, is_local_
 from starter.client import connect
 from starter.follow import follow, query_state
 from starter.logs import configure_logging
-from starter.render import console, summary, ui_link
+from starter.render import console, err_console, server_line, summary, ui_link
 from starter.server import ServerError, ensure_server, stop_server
 
 app = typer.Typer(
@@ -38,19 +39,24 @@ SUCCESS = {Outcome.APPROVED, Outcome.PLANNED, Outcome.REVIEWED}
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; a server or RPC failure is one red line and exit code 1."""
     configure_logging(json=False)
     try:
         return asyncio.run(coro)
     except ServerError as err:
-        console.print(f"[red]{err}[/red]")
-        raise typer.Exit(1) from None
+        err_console.print(f"[red]{err}[/red]", highlight=False)
+    except WorkflowAlreadyStartedError as err:
+        err_console.print(f"[red]a run with id {err.workflow_id} already exists[/red]", highlight=False)
+    except RPCError as err:
+        err_console.print(f"[red]{err.message}[/red]", highlight=False)
+    raise typer.Exit(1)
 
 
 async def _client() -> Client:
     settings = get_settings()
     server = await ensure_server(settings)
-    if server.started_by_us:
-        console.print(f"started the embedded Temporal server at {server.address}; UI {server.ui_url}")
+    if server.kind != "external":
+        err_console.print(server_line(server), style=None if server.started_by_us else "dim", soft_wrap=True)
     return await connect(settings)
 
 
@@ -81,7 +87,7 @@ def build_input(
     except ValidationError as err:
         for e in err.errors():
             field = ".".join(str(p) for p in e["loc"]) or "input"
-            console.print(f"[red]invalid {field}: {e['msg']}[/red]")
+            err_console.print(f"[red]invalid {field}: {e['msg']}[/red]", highlight=False)
         raise typer.Exit(2) from None
 
 
@@ -108,7 +114,7 @@ async def _start(inp: IssueInput, workflow_id: str | None) -> str:
     ui_url = f"http://127.0.0.1:{settings.ui_port}" if inp.ui_url is None else inp.ui_url
     params = inp.model_copy(update={"ui_url": ui_url}).model_dump(mode="json", exclude_none=True)
     await client.start_workflow(api.WORKFLOW_TYPE, params, id=workflow_id, task_queue=settings.task_queue)
-    console.print(f"started [bold]{workflow_id}[/bold]\n{ui_link(settings, workflow_id)}")
+    console.print(f"started [bold]{workflow_id}[/bold]\n{ui_link(settings, workflow_id)}", soft_wrap=True)
     if inp.model_script:
         console.print("[yellow]model: scripted replay (no API calls)[/yellow]")
     return workflow_id
@@ -118,7 +124,7 @@ async def _watch(workflow_id: str) -> int:
     client = await _client()
     state, status = await follow(client.get_workflow_handle(workflow_id))
     if state is None:
-        console.print(f"[red]run {workflow_id} ended as {status}[/red]")
+        err_console.print(f"[red]run {workflow_id} ended as {status}[/red]")
         return 1
     console.print(summary(state, workflow_id, get_settings()))
     return 0 if state.outcome in SUCCESS else 1
@@ -165,7 +171,7 @@ def status(
     async def go() -> int:
         state = await query_state((await _client()).get_workflow_handle(workflow_id))
         if state is None:
-            console.print(f"[red]no state for {workflow_id} (unknown id, or no worker running?)[/red]")
+            err_console.print(f"[red]no state for {workflow_id} yet: is a worker running? (forgeflow worker)[/red]")
             return 1
         if json:
             sys.stdout.write(state.model_dump_json(indent=2) + "\n")
@@ -188,10 +194,7 @@ def _decide(workflow_id: str, decision: Decision, comment: str, signal: bool) ->
         try:
             outcome = await handle.execute_update(api.UPDATE_DECIDE, answer, result_type=str)
         except WorkflowUpdateFailedError as err:
-            console.print(f"[red]refused: {getattr(err.cause, 'message', err.cause)}[/red]")
-            return 1
-        except RPCError as err:
-            console.print(f"[red]{err.message}[/red]")
+            err_console.print(f"[red]refused: {getattr(err.cause, 'message', err.cause)}[/red]", highlight=False)
             return 1
         console.print(outcome)
         return 0
@@ -228,18 +231,32 @@ def server(stop: Annotated[bool, typer.Option("--stop", help="Stop the embedded 
     """Start (or find) the Temporal server and print its address and UI."""
     settings = get_settings()
     if stop:
-        console.print("stopped" if stop_server(settings) else "no embedded server was running")
+        try:
+            stopped = stop_server(settings)
+        except ServerError as err:
+            err_console.print(f"[red]{err}[/red]", highlight=False)
+            raise typer.Exit(1) from None
+        console.print(
+            f"stopped the embedded Temporal server at {settings.temporal_address}"
+            if stopped
+            else f"no embedded server of {settings.data_dir} was running"
+        )
         return
-    handle = _run(ensure_server(settings))
-    console.print(f"Temporal at {handle.address}" + (f"; UI {handle.ui_url}" if handle.ui_url else ""))
+    console.print(server_line(_run(ensure_server(settings))), soft_wrap=True)
 
 
 @app.command()
-def worker(queue: Annotated[list[str] | None, typer.Option(help="Serve only this task queue.")] = None) -> None:
-    """Run the workflow and activity workers in this process."""
-    import worker as worker_module  # wiring lives in worker.py
+def worker(
+    queue: Annotated[list[str] | None, typer.Option(help="Serve only this task queue (repeatable).")] = None,
+) -> None:
+    """Run the workflow and activity workers in this process until Ctrl-C."""
+    import worker as worker_module  # wiring lives in worker.py; nothing else imports it
 
-    asyncio.run(worker_module.main(queue))
+    try:
+        asyncio.run(worker_module.main(queues=queue))
+    except ServerError as err:
+        err_console.print(f"[red]{err}[/red]", highlight=False)
+        raise typer.Exit(1) from None
 
 
 @app.command()

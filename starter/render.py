@@ -7,9 +7,25 @@ from rich.table import Table
 
 from config.settings import Settings
 from contracts.run import OrchestrationState
+from starter.server import ServerHandle
 
 REPLAY_NOTE = "model: scripted replay (no API calls)"
 console = Console()
+err_console = Console(stderr=True)  # notices and errors: stdout stays parseable (`status --json`)
+
+
+def server_line(server: ServerHandle) -> str:
+    where = {
+        "started": "started the embedded Temporal server",
+        "embedded": "using the embedded Temporal server",
+        "external": "using the Temporal server",
+    }[server.kind]
+    line = f"{where} at {server.address}"
+    if server.ui_url:
+        line += f"; UI {server.ui_url}"
+    if server.started_by_us and server.log is not None:
+        line += f" (log: {server.log})"
+    return line
 
 
 def ui_link(settings: Settings, workflow_id: str) -> str:
@@ -40,6 +56,8 @@ def summary(st: OrchestrationState, workflow_id: str, settings: Settings) -> Tab
     if st.branches_created:
         table.add_row("branch", ", ".join(st.branches_created))
         table.add_row("commits", "\n".join(c[:12] for c in st.commits))
+    if st.prs_created:
+        table.add_row("pull requests", "\n".join(st.prs_created))
     if st.test_results is not None:
         t = st.test_results
         table.add_row(
@@ -49,13 +67,21 @@ def summary(st: OrchestrationState, workflow_id: str, settings: Settings) -> Tab
         comments = "".join(f"\n  {c.path}:{c.line or ''} [{c.severity}] {c.body}" for c in st.review_comments)
         table.add_row("review", st.review_verdict + comments)
     if st.pending_gate is not None:
-        table.add_row("waiting for", f"{st.pending_gate.kind}: {st.pending_gate.reason}")
+        gate = st.pending_gate
+        table.add_row(
+            "waiting for", f"{gate.kind}: {gate.reason}\nanswer: forgeflow {'|'.join(gate.allowed)} {workflow_id}"
+        )
     for role, spent in st.usage.by_agent.items():
         u = spent.usage
         table.add_row(
             f"usage · {role}",
             f"{spent.turns} turns, {spent.tool_calls} tool calls, {u.input_tokens} in / {u.output_tokens} out "
             f"/ {u.cache_read_input_tokens} cache-read tokens, ${spent.cost_usd:.4f}",
+        )
+    if len(st.usage.by_agent) > 1:
+        total = st.usage
+        table.add_row(
+            "usage · total", f"{total.total_turns} turns, {total.total_tokens} tokens, ${total.total_cost_usd:.4f}"
         )
     if st.error:
         table.add_row("error", st.error)

@@ -14,9 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from config.settings import Settings
 from starter.cli import app
-from starter.server import dev_server_args
 
 
 @pytest.mark.parametrize(
@@ -32,17 +30,6 @@ def test_bad_input_is_named_before_anything_starts(args: list[str], message: str
     result = CliRunner().invoke(app, ["start", *args])
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
-
-
-def test_dev_server_args_carry_tuning_and_search_attributes(tmp_path: Path) -> None:
-    settings = Settings.model_validate({"FORGEFLOW_DATA_DIR": str(tmp_path), "TEMPORAL_ADDRESS": "127.0.0.1:7999"})
-    args = dev_server_args(settings, "temporal")
-    joined = " ".join(args)
-    assert args[:3] == ["temporal", "server", "start-dev"]
-    assert "--port 7999" in joined and f"--db-filename {tmp_path}/temporal.sqlite" in joined
-    assert "history.transferProcessorMaxPollRPS=1000" in joined
-    for name in ("ForgeflowRepo", "ForgeflowStage", "ForgeflowMode", "ForgeflowOutcome"):
-        assert f"--search-attribute {name}=Keyword" in joined
 
 
 def _free_port() -> int:
