@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from contracts.testing import TestFailure
@@ -40,12 +40,46 @@ def test_id(classname: str, name: str, is_file: Callable[[str], bool]) -> str:
 test_id.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite its name
 
 
-def parse_junit(xml_text: str, is_file: Callable[[str], bool]) -> JUnitCounts:
+# How a runner names a test from the JUnit report: (enclosing suites, classname, name) → id.
+Namer = Callable[[list[str], str, str], str]
+
+
+def pytest_namer(is_file: Callable[[str], bool]) -> Namer:
+    return lambda _suites, classname, name: test_id(classname, name, is_file)
+
+
+def unittest_namer(is_file: Callable[[str], bool]) -> Namer:
+    """unittest's own ids (`test_mod.TestX.test_y`); a module that failed to import names its file."""
+
+    def name_of(_suites: list[str], classname: str, name: str) -> str:
+        if classname == "unittest.loader._FailedTest":
+            module = name.replace(".", "/") + ".py"
+            return module if is_file(module) else name
+        return f"{classname}.{name}" if classname else name
+
+    return name_of
+
+
+def node_namer(suites: list[str], _classname: str, name: str) -> str:
+    """node's test runner: describe blocks (nested testsuites) then the test, as its spec reporter prints."""
+    return " > ".join([*suites, name])
+
+
+def _cases(element: ET.Element, suites: list[str]) -> Iterator[tuple[list[str], ET.Element]]:
+    """Every testcase with the names of the testsuites it sits in (below the root element)."""
+    for child in element:
+        if child.tag == "testcase":
+            yield suites, child
+        elif child.tag == "testsuite":
+            yield from _cases(child, [*suites, child.get("name", "")])
+
+
+def parse_junit(xml_text: str, name_of: Namer) -> JUnitCounts:
     root = ET.fromstring(xml_text)
     counts = JUnitCounts()
-    for case in root.iter("testcase"):
+    for suites, case in _cases(root, []):
         counts.total += 1
-        name = test_id(case.get("classname", ""), case.get("name", ""), is_file)
+        name = name_of(suites, case.get("classname", ""), case.get("name", ""))
         failure, error = case.find("failure"), case.find("error")
         if failure is not None:
             counts.failed += 1

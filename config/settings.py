@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts.testing import SandboxLimits
+
 TASK_QUEUE = "forgeflow"
 SANDBOX_TASK_QUEUE = "forgeflow-sandbox"
 
@@ -51,11 +53,44 @@ class Settings(BaseSettings):
         default=None, alias="FORGEFLOW_PRICES", description="JSON file overriding the model price table."
     )
     allow_unsandboxed_tests: bool = Field(default=False, alias="FORGEFLOW_ALLOW_UNSANDBOXED")
+    sandbox_memory_mb: int = Field(default=2048, gt=0, alias="FORGEFLOW_SANDBOX_MEMORY_MB")
+    sandbox_max_processes: int = Field(default=256, gt=0, alias="FORGEFLOW_SANDBOX_MAX_PROCESSES")
+    sandbox_output_mb: int = Field(
+        default=64, gt=0, alias="FORGEFLOW_SANDBOX_OUTPUT_MB", description="Console output and any one file."
+    )
+    sandbox_cpu_factor: float = Field(
+        default=2.0, gt=0, alias="FORGEFLOW_SANDBOX_CPU_FACTOR", description="CPU-time limit = factor x wall timeout."
+    )
+    sandbox_install_timeout: int = Field(default=900, gt=0, alias="FORGEFLOW_SANDBOX_INSTALL_TIMEOUT")
+    sandbox_install_network: bool = Field(
+        default=False,
+        alias="FORGEFLOW_SANDBOX_INSTALL_NETWORK",
+        description="Let the install step reach the package registries (only those, through a filtering proxy).",
+    )
+    sandbox_registries: list[str] = Field(
+        default=["pypi.org:443", "files.pythonhosted.org:443", "registry.npmjs.org:443"],
+        alias="FORGEFLOW_SANDBOX_REGISTRIES",
+        description="host:port pairs the install step may connect to (JSON list).",
+    )
 
     @property
     def sandbox_task_queue(self) -> str:
         """Always the workflow queue plus `-sandbox` (contracts.api.sandbox_queue): workflows derive it too."""
         return f"{self.task_queue}-sandbox"
+
+    def sandbox_limits(self, wall_seconds: int) -> SandboxLimits:
+        return SandboxLimits(
+            wall_seconds=wall_seconds,
+            cpu_seconds=max(1, round(wall_seconds * self.sandbox_cpu_factor)),
+            memory_bytes=self.sandbox_memory_mb * 1024**2,
+            max_processes=self.sandbox_max_processes,
+            output_bytes=self.sandbox_output_mb * 1024**2,
+        )
+
+    @property
+    def sandbox_cache_dir(self) -> Path:
+        """Installed dependencies, one directory per manifest/lockfile hash."""
+        return self.data_dir / "sandbox-cache"
 
     @property
     def blob_dir(self) -> Path:

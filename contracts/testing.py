@@ -16,6 +16,35 @@ class TestFailure(BaseModel):
     output: str = Field(default="", description="A bounded excerpt of the failure's details.")
 
 
+TestStatus = Literal["passed", "failed", "error", "timed_out", "out_of_memory", "too_many_processes", "too_much_output"]
+RunnerName = Literal["pytest", "unittest", "node", "custom"]
+
+
+class SandboxLimits(BaseModel):
+    """What one sandboxed run may use (set by the sandbox worker's operator, see config.settings)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    wall_seconds: int = Field(gt=0)
+    cpu_seconds: int = Field(gt=0, description="CPU time of all the run's processes together.")
+    memory_bytes: int = Field(gt=0)
+    max_processes: int = Field(gt=0)
+    output_bytes: int = Field(gt=0, description="Console output, and the size of any one file written.")
+
+
+class InstallReport(BaseModel):
+    """The dependency install step that ran before the tests (or was found in the cache)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: list[str]
+    cached: bool = Field(description="Installed by an earlier run with the same manifests and lockfiles.")
+    exit_code: int | None = None
+    network: bool = Field(default=False, description="Had access to the package registries.")
+    duration_seconds: float = 0.0
+    output_tail: str = ""
+
+
 class TestReport(BaseModel):
     """What the sandboxed runner reported; routing decides on `passed`."""
 
@@ -24,7 +53,8 @@ class TestReport(BaseModel):
 
     commit_sha: str
     command: list[str]
-    status: Literal["passed", "failed", "error", "timed_out"]
+    status: TestStatus
+    runner: RunnerName | None = None
     total: int = 0
     passed: int = 0
     failed: int = 0
@@ -35,6 +65,13 @@ class TestReport(BaseModel):
     coverage_percent: float | None = Field(default=None, description="Line coverage, when the runner reported it.")
     exit_code: int | None = None
     duration_seconds: float = 0.0
+    install: InstallReport | None = None
+    limits: SandboxLimits | None = None
+    limits_enforced_by: Literal["cgroup", "rlimit", "none"] | None = Field(
+        default=None, description="cgroup: kernel-enforced memory/process limits; rlimit: per-process only."
+    )
+    cpu_seconds: float | None = None
+    peak_memory_bytes: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -51,5 +88,10 @@ class RunTestsInput(BaseModel):
     overlay: dict[str, str | None] = Field(
         default_factory=dict, description="Files changed on top of the commit (blob keys; None: deleted)."
     )
-    test_command: list[str] | None = Field(default=None, description="Default: pytest on the repository.")
+    test_command: list[str] | None = Field(
+        default=None, description="Overrides .forgeflow.yml and runner detection; must write JUnit XML."
+    )
+    install_command: list[str] | None = Field(
+        default=None, description="Dependency install step, overriding .forgeflow.yml (e.g. pip install -e .[test])."
+    )
     timeout_seconds: int = 300

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import threading
@@ -13,7 +12,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities._bwrap import bwrap_argv
+from activities._bwrap import ENV_DIR, Mount, bwrap_argv
 from activities.blobstore import BlobStore
 from activities.sandbox import SandboxActivities
 from config.settings import Settings
@@ -192,18 +191,21 @@ async def test_user_work_tree_untouched(tmp_path: Path) -> None:
 def test_bwrap_argv_isolates() -> None:
     argv = bwrap_argv(
         "/usr/bin/bwrap",
-        workspace=Path("/tmp/w"),
-        out_dir=Path("/tmp/o"),
+        mounts=[Mount(source="/tmp/w", target="/workspace", writable=True), Mount(source="/c/env", target=ENV_DIR)],
         python_prefixes=["/opt/py"],
         command=["pytest"],
+        env={"PATH": "/usr/bin"},
         exists=lambda p: p == "/usr",
     )
     assert argv[:2] == ["/usr/bin/bwrap", "--unshare-all"] and "--clearenv" in argv
+    assert "--share-net" not in argv
+    assert argv[argv.index("--uid") + 1] == "65534" and argv[argv.index("--cap-drop") + 1] == "ALL"
     assert argv[argv.index("--bind") + 1 : argv.index("--bind") + 3] == ["/tmp/w", "/workspace"]
+    assert argv[argv.index("/c/env") - 1 : argv.index("/c/env") + 2] == ["--ro-bind", "/c/env", ENV_DIR]
     assert argv[argv.index("/opt/py") - 1 : argv.index("/opt/py") + 2] == ["--ro-bind", "/opt/py", "/opt/py"]
     assert "/etc/passwd" not in argv  # only host paths that exist are bound
+    assert argv[argv.index("--setenv") : argv.index("--setenv") + 3] == ["--setenv", "PATH", "/usr/bin"]
     assert argv[-2:] == ["--", "pytest"]
-    assert os.environ.get("HOME", "") not in argv
 
 
 async def test_uncommitted_overlay_files_are_part_of_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,157 @@
+"""The dependency install step: run once per manifest/lockfile hash, then reused from the cache.
+
+Python dependencies go into a virtualenv made for the key and bound at /forgeflow-env (read-write
+while installing, read-only for tests); node's node_modules is moved out of the workspace into the
+cache and bound back read-only. A failed install is not cached, so a retry tries again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import shutil
+import site
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from activities._bwrap import ENV_DIR, WORKSPACE, Mount
+from activities._limited import Finished
+from contracts.testing import InstallReport
+
+MANIFESTS = (
+    "pyproject.toml",
+    "setup.py",
+    "setup.cfg",
+    "poetry.lock",
+    "uv.lock",
+    "Pipfile.lock",
+    "package.json",
+    "package-lock.json",
+    "npm-shrinkwrap.json",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+)
+OUTPUT_TAIL = 4000
+
+# Runs one sandboxed step: (command, extra mounts, extra env, log file, with network?) → how it ended.
+RunStep = Callable[[list[str], list[Mount], dict[str, str], Path, bool], Awaitable[Finished]]
+
+
+def _is_manifest(path: str) -> bool:
+    name = PurePosixPath(path)
+    return str(name) in MANIFESTS or (len(name.parts) == 1 and name.match("requirements*.txt"))
+
+
+def cache_key(command: list[str], paths: list[str], read: Callable[[str], str | None]) -> str:
+    """Same install command, same manifests and lockfiles, same interpreter → same key. Pure."""
+    digest = hashlib.sha256(json.dumps([command, sys.version]).encode())
+    for path in sorted(p for p in paths if _is_manifest(p)):
+        digest.update(f"\0{path}\0{read(path) or ''}".encode())
+    return digest.hexdigest()[:24]
+
+
+def as_module_call(command: list[str], python: str) -> list[str]:
+    """`pip …` → `python -m pip …`, so pip installs into the run's virtualenv whatever is on PATH."""
+    if command and PurePosixPath(command[0]).name in ("pip", "pip3"):
+        return [python, "-m", "pip", *command[1:]]
+    return command
+
+
+@dataclass
+class Prepared:
+    report: InstallReport | None = None
+    mounts: list[Mount] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return self.report is not None and not self.report.cached and self.report.exit_code != 0
+
+
+def _mounts(entry: Path) -> list[Mount]:
+    mounts = []
+    if (entry / "env").is_dir():
+        mounts.append(Mount(source=str(entry / "env"), target=ENV_DIR))
+    if (entry / "node_modules").is_dir():
+        mounts.append(Mount(source=str(entry / "node_modules"), target=f"{WORKSPACE}/node_modules"))
+    return mounts
+
+
+@contextlib.asynccontextmanager
+async def _locked(path: Path) -> AsyncIterator[None]:
+    """One install per key at a time; a second run with the same key waits and then reuses it."""
+    import asyncio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as lock:
+        await asyncio.to_thread(fcntl.flock, lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def _make_env(env_dir: Path) -> None:
+    """A virtualenv of the worker's interpreter that also sees the worker's test tools (pytest,
+    coverage, xmlrunner) after its own packages, through a .pth file."""
+    subprocess.run([sys.executable, "-m", "venv", str(env_dir)], check=True, capture_output=True)
+    site_dirs = [d for d in site.getsitepackages() if Path(d).is_dir()]
+    for lib in (env_dir / "lib").glob("python*/site-packages"):
+        (lib / "_forgeflow_worker_tools.pth").write_text("\n".join(site_dirs) + "\n")
+
+
+def _tail(log: Path) -> str:
+    data = log.read_bytes()[-OUTPUT_TAIL:] if log.exists() else b""
+    return data.decode("utf-8", errors="replace")
+
+
+async def prepare(
+    *,
+    command: list[str] | None,
+    workspace: Path,
+    cache_dir: Path,
+    key: str,
+    python_env: bool,
+    network: bool,
+    run_step: RunStep,
+) -> Prepared:
+    """Install (or reuse) the dependencies for this key; the mounts the test step needs."""
+    if not command:
+        return Prepared()
+    entry = cache_dir / key
+    async with _locked(cache_dir / f"{key}.lock"):
+        done = entry / "install.json"
+        if done.exists():
+            cached = InstallReport.model_validate_json(done.read_text()).model_copy(update={"cached": True})
+            return Prepared(report=cached, mounts=_mounts(entry))
+        staging = cache_dir / f"{key}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        mounts = []
+        if python_env:
+            _make_env(staging / "env")
+            mounts.append(Mount(source=str(staging / "env"), target=ENV_DIR, writable=True))
+        log = staging / "install.log"
+        started = time.monotonic()
+        finished = await run_step(as_module_call(command, f"{ENV_DIR}/bin/python"), mounts, {}, log, network)
+        report = InstallReport(
+            command=command,
+            cached=False,
+            exit_code=finished.exit_code,
+            network=network,
+            duration_seconds=round(time.monotonic() - started, 3),
+            output_tail=_tail(log),
+        )
+        if finished.exit_code != 0:
+            shutil.rmtree(staging, ignore_errors=True)
+            return Prepared(report=report)
+        if (workspace / "node_modules").is_dir():
+            shutil.move(workspace / "node_modules", staging / "node_modules")
+        (staging / "install.json").write_text(report.model_dump_json())
+        staging.rename(entry)
+    return Prepared(report=report, mounts=_mounts(entry))

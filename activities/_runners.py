@@ -1,0 +1,185 @@
+"""Which test runner a repository uses, and the command that makes it write a JUnit report. Pure.
+
+Precedence: the run's own options, then the repository's `.forgeflow.yml`, then detection from its
+files. Every command is made to write JUnit XML to the sandbox's report path: pytest with
+--junitxml, unittest through unittest-xml-reporting, node's test runner (directly or under
+`npm test`) with its junit reporter. A custom command must write $FORGEFLOW_JUNIT_XML itself.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import shlex
+import tomllib
+from collections.abc import Callable
+from pathlib import PurePosixPath
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from activities._bwrap import COVERAGE, JUNIT, WORKSPACE
+from contracts.testing import RunnerName
+
+CONFIG_FILE = ".forgeflow.yml"
+NPM_PLACEHOLDER = 'echo "Error: no test specified" && exit 1'
+NODE_REPORTERS = (
+    f"--test-reporter=spec --test-reporter-destination=stdout --test-reporter=junit --test-reporter-destination={JUNIT}"
+)
+
+
+class RepoConfigError(ValueError):
+    """`.forgeflow.yml` is not valid; the message names the problem."""
+
+
+def _argv(value: Any) -> Any:
+    return shlex.split(value) if isinstance(value, str) else value
+
+
+class TestSection(BaseModel):
+    __test__ = False
+    model_config = ConfigDict(extra="forbid")
+
+    command: list[str] | None = Field(default=None, min_length=1, description="Test command (string or list).")
+    install: list[str] | None = Field(default=None, min_length=1, description="Dependency install command.")
+
+    _split = field_validator("command", "install", mode="before")(_argv)
+
+
+class RepoConfig(BaseModel):
+    """The repository's `.forgeflow.yml`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    test: TestSection = Field(default_factory=TestSection)
+
+
+def load_config(text: str | None) -> RepoConfig:
+    if text is None:
+        return RepoConfig()
+    try:
+        data = yaml.safe_load(text)
+        return RepoConfig.model_validate(data or {})
+    except yaml.YAMLError as err:
+        raise RepoConfigError(f"{CONFIG_FILE} is not valid YAML: {err}") from None
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'top level'}: {e['msg']}" for e in err.errors())
+        raise RepoConfigError(f"{CONFIG_FILE}: {problems}") from None
+
+
+class RunnerPlan(BaseModel):
+    runner: RunnerName
+    command: list[str]
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+Read = Callable[[str], str | None]  # a repository file's text, None if absent
+
+
+def _package_json(read: Read) -> dict[str, Any] | None:
+    text = read("package.json")
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _npm_test_script(read: Read) -> str | None:
+    scripts = (_package_json(read) or {}).get("scripts")
+    script = scripts.get("test") if isinstance(scripts, dict) else None
+    return script if isinstance(script, str) and script.strip() != NPM_PLACEHOLDER else None
+
+
+def _pytest_configured(read: Read) -> bool:
+    if read("pytest.ini") is not None or read("conftest.py") is not None:
+        return True
+    pyproject = read("pyproject.toml")
+    if pyproject is not None:
+        try:
+            if "pytest" in tomllib.loads(pyproject).get("tool", {}):
+                return True
+        except tomllib.TOMLDecodeError:
+            pass
+    for name, section in (("setup.cfg", "tool:pytest"), ("tox.ini", "pytest")):
+        text = read(name)
+        if text is not None:
+            parser = configparser.ConfigParser()
+            try:
+                parser.read_string(text)
+            except configparser.Error:
+                continue
+            if parser.has_section(section):
+                return True
+    return False
+
+
+def _is_python_test(path: str) -> bool:
+    name = PurePosixPath(path).name
+    return name.startswith("test") and name.endswith(".py")
+
+
+def detect_runner(paths: list[str], read: Read) -> RunnerName:
+    """pytest where it is configured; node where package.json has tests; unittest where the Python
+    tests only use unittest; pytest otherwise (it runs unittest-style tests too)."""
+    if _pytest_configured(read):
+        return "pytest"
+    python_tests = [p for p in paths if _is_python_test(p)]
+    has_js_tests = any(p.endswith((".test.js", ".test.mjs", ".test.cjs")) or p.startswith("test/") for p in paths)
+    if _npm_test_script(read) is not None or (read("package.json") is not None and has_js_tests):
+        return "node"
+    if python_tests:
+        texts = [read(p) or "" for p in python_tests]
+        if any("unittest" in t for t in texts) and not any("pytest" in t for t in texts):
+            return "unittest"
+    return "pytest"
+
+
+def runner_plan(runner: RunnerName, *, python: str, coverage: bool, read: Read) -> RunnerPlan:
+    """The default command of a detected runner."""
+    if runner == "unittest":
+        command = [python, "-m", "xmlrunner", "--output-file", JUNIT, "discover", "-s", ".", "-p", "test*.py"]
+        return RunnerPlan(runner=runner, command=command)
+    if runner == "node":
+        command = ["npm", "test"] if _npm_test_script(read) is not None else ["node", "--test"]
+        return RunnerPlan(runner=runner, command=command, env={"NODE_OPTIONS": NODE_REPORTERS})
+    command = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={JUNIT}"]
+    if coverage:
+        command += [f"--cov={WORKSPACE}", f"--cov-report=xml:{COVERAGE}"]
+    return RunnerPlan(runner="pytest", command=command)
+
+
+def _is_pytest(command: list[str]) -> bool:
+    head = [PurePosixPath(a).name for a in command[:3]]
+    return head[:1] == ["pytest"] or head[1:3] == ["-m", "pytest"]
+
+
+def custom_plan(command: list[str], *, python: str) -> RunnerPlan:
+    """A configured command, made to report JUnit XML where its runner is one we know."""
+    head = PurePosixPath(command[0]).name
+    if _is_pytest(command):
+        return RunnerPlan(runner="pytest", command=[*command, "-p", "no:cacheprovider", f"--junitxml={JUNIT}"])
+    if head.startswith("python") and command[1:3] == ["-m", "unittest"]:
+        rest = command[3:] or ["discover", "-s", ".", "-p", "test*.py"]
+        return RunnerPlan(runner="unittest", command=[python, "-m", "xmlrunner", "--output-file", JUNIT, *rest])
+    if head in ("npm", "node", "npx"):
+        return RunnerPlan(runner="node", command=command, env={"NODE_OPTIONS": NODE_REPORTERS})
+    return RunnerPlan(runner="custom", command=command)
+
+
+def choose(
+    *,
+    run_command: list[str] | None,
+    config: RepoConfig,
+    paths: list[str],
+    read: Read,
+    python: str,
+    coverage: bool,
+) -> RunnerPlan:
+    command = run_command or config.test.command
+    if command:
+        return custom_plan(command, python=python)
+    return runner_plan(detect_runner(paths, read), python=python, coverage=coverage, read=read)
