@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from activities._bwrap import WORKSPACE
 from contracts.testing import TestFailure
 
 MAX_DETAIL = 2000
@@ -52,9 +53,11 @@ def unittest_namer(is_file: Callable[[str], bool]) -> Namer:
     """unittest's own ids (`test_mod.TestX.test_y`); a module that failed to import names its file."""
 
     def name_of(_suites: list[str], classname: str, name: str) -> str:
-        if classname == "unittest.loader._FailedTest":
-            module = name.replace(".", "/") + ".py"
-            return module if is_file(module) else name
+        failed_import = "unittest.loader._FailedTest"
+        if classname == failed_import or classname.startswith(f"{failed_import}."):
+            dotted = ".".join([classname.removeprefix(failed_import).lstrip("."), name]).lstrip(".")
+            module = dotted.replace(".", "/") + ".py"
+            return module if is_file(module) else dotted
         return f"{classname}.{name}" if classname else name
 
     return name_of
@@ -62,7 +65,7 @@ def unittest_namer(is_file: Callable[[str], bool]) -> Namer:
 
 def node_namer(suites: list[str], _classname: str, name: str) -> str:
     """node's test runner: describe blocks (nested testsuites) then the test, as its spec reporter prints."""
-    return " > ".join([*suites, name])
+    return " > ".join([*suites, name.removeprefix(f"{WORKSPACE}/")])  # a file that failed to load
 
 
 def _cases(element: ET.Element, suites: list[str]) -> Iterator[tuple[list[str], ET.Element]]:
@@ -81,14 +84,14 @@ def parse_junit(xml_text: str, name_of: Namer) -> JUnitCounts:
         counts.total += 1
         name = name_of(suites, case.get("classname", ""), case.get("name", ""))
         failure, error = case.find("failure"), case.find("error")
-        if failure is not None:
+        if case.find("skipped") is not None:  # node's todo tests carry a failure too, but don't fail
+            counts.skipped += 1
+        elif failure is not None:
             counts.failed += 1
             counts.failures.append(_failure(name, "failure", failure))
         elif error is not None:
             counts.errors += 1
             counts.failures.append(_failure(name, "error", error))
-        elif case.find("skipped") is not None:
-            counts.skipped += 1
     return counts
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import socket
 import subprocess
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities import _cgroup
 from activities._bwrap import ENV_DIR, Mount, bwrap_argv
 from activities.blobstore import BlobStore
 from activities.sandbox import SandboxActivities
@@ -44,11 +47,35 @@ def processes_matching(pattern: str) -> str:
     return subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.strip()
 
 
-async def run(repo: Path, sha: str, limit: int = 60) -> TestReport:
-    acts = SandboxActivities(Settings())
-    req = RunTestsInput(repo_path=str(repo), commit_sha=sha, timeout_seconds=limit)
-    report: TestReport = await ActivityEnvironment().run(acts.run_tests, req)
+async def run(repo: Path, sha: str, limit: int = 60, settings: Settings | None = None, **req: Any) -> TestReport:
+    acts = SandboxActivities(settings or Settings())
+    request = RunTestsInput(repo_path=str(repo), commit_sha=sha, timeout_seconds=limit, **req)
+    report: TestReport = await ActivityEnvironment().run(acts.run_tests, request)
     return report
+
+
+def small_limits(tmp_path: Path, **env: str) -> Settings:
+    """A sandbox worker with tight limits, so escape attempts end in seconds."""
+    values = {
+        "FORGEFLOW_DATA_DIR": str(tmp_path / "data"),
+        "FORGEFLOW_SANDBOX_MEMORY_MB": "256",
+        "FORGEFLOW_SANDBOX_MAX_PROCESSES": "48",
+        "FORGEFLOW_SANDBOX_OUTPUT_MB": "8",
+    }
+    return Settings.model_validate(values | env)
+
+
+def cgroups_work() -> bool:
+    group = _cgroup.create("probe-" + uuid.uuid4().hex[:8], memory_bytes=64 * 1024**2, max_processes=8)
+    if group is None:
+        return False
+    group.remove()
+    return True
+
+
+needs_cgroups = pytest.mark.skipif(
+    not cgroups_work(), reason="this host delegates no cgroup: memory and process limits fall back to rlimits"
+)
 
 
 MIXED = """
@@ -144,20 +171,33 @@ def test_cannot_reach_the_host():
 
 def test_secret_is_absent():
     assert "FORGEFLOW_TEST_SECRET" not in os.environ
-    assert "s3cr3t-value" not in open("/proc/self/environ").read()
+    for pid in os.listdir("/proc"):  # every process the sandbox can see, its init (bwrap) included
+        if pid.isdigit():
+            assert "s3cr3t-value" not in open(f"/proc/{{pid}}/environ", errors="replace").read()
+
+def test_only_the_sandbox_processes_are_visible():
+    assert os.getpid() < 10 and "1" in os.listdir("/proc")
+    assert all(int(p) < 100 for p in os.listdir("/proc") if p.isdigit())
+
+def test_runs_unprivileged():
+    assert os.getuid() == 65534
+    caps = [line.split()[1] for line in open("/proc/self/status") if line.startswith("CapEff")]
+    assert caps == ["0000000000000000"]
 
 def test_cannot_write_outside_the_copy():
     with pytest.raises(OSError):
         open({str(tmp_path / "escaped.txt")!r}, "w").write("x")
 
-def test_host_home_is_not_visible():
-    assert not os.path.exists({str(Path.home() / ".bashrc")!r}) or os.path.expanduser("~") == "/tmp"
+def test_host_files_are_not_visible():
+    assert not os.path.exists({str(Path.home() / ".bashrc")!r})
     assert not os.path.exists({str(tmp_path)!r})
+    assert not os.path.exists("/etc/shadow")
 """
+    assert (Path.home() / ".bashrc").exists()  # so the probe's check means something
     repo, sha = make_repo(tmp_path, {"tests/test_escape.py": probe})
     report = await run(repo, sha)
     assert report.status == "passed", report.output_tail
-    assert report.passed == 4
+    assert report.passed == 6
     assert not (tmp_path / "escaped.txt").exists()
 
 
@@ -224,3 +264,68 @@ async def test_uncommitted_overlay_files_are_part_of_the_run(tmp_path: Path, mon
     report: TestReport = await ActivityEnvironment().run(acts.run_tests, req)
     assert (report.total, report.passed, report.failed) == (2, 1, 1)
     assert report.failures[0].name == "tests/test_new.py::test_new"
+
+
+@needs_cgroups
+async def test_a_fork_bomb_hits_the_process_limit(tmp_path: Path) -> None:
+    bomb = """
+import os, time
+
+def test_bomb():
+    parent = os.getpid()
+    try:
+        while True:
+            os.fork()  # every process forks again: exponential
+    except OSError:
+        if os.getpid() != parent:
+            time.sleep(60)
+            os._exit(0)
+    raise AssertionError("fork failed: the process limit held")
+"""
+    repo, sha = make_repo(tmp_path, {"tests/test_bomb.py": bomb})
+    report = await run(repo, sha, limit=60, settings=small_limits(tmp_path))
+    assert report.status == "too_many_processes", report.output_tail
+    assert report.limits_enforced_by == "cgroup"
+    assert "hit the limit of 48 processes" in report.output_tail
+    assert report.failures[0].name == "tests/test_bomb.py::test_bomb"
+    assert processes_matching("test_bomb") == ""
+
+
+@needs_cgroups
+async def test_allocating_past_the_memory_limit_is_out_of_memory(tmp_path: Path) -> None:
+    hog = "def test_hog():\n    blocks = [bytearray(32 * 1024 * 1024) for _ in range(32)]  # 1 GiB\n"
+    repo, sha = make_repo(tmp_path, {"tests/test_hog.py": hog})
+    report = await run(repo, sha, settings=small_limits(tmp_path))
+    assert report.status == "out_of_memory", report.output_tail
+    assert report.output_tail.startswith("ran out of memory (limit 256 MiB)")
+    assert report.peak_memory_bytes is not None and report.peak_memory_bytes <= 256 * 1024**2
+
+
+async def test_printing_gigabytes_stops_at_the_output_limit(tmp_path: Path) -> None:
+    flood = "import os\n\ndef test_flood():\n    for _ in range(4096):\n        os.write(1, b'x' * 1024 * 1024)\n"
+    repo, sha = make_repo(tmp_path, {"tests/test_flood.py": flood})
+    report = await run(repo, sha, settings=small_limits(tmp_path))
+    assert report.status == "too_much_output", report.output_tail
+    assert len(report.output_tail) < 25_000
+    assert not list((tmp_path / "data").rglob("*.log"))  # nothing of it kept on the worker
+
+
+@needs_cgroups
+async def test_burning_cpu_is_stopped_at_the_cpu_budget(tmp_path: Path) -> None:
+    burn = "def test_burn():\n    while True:\n        pass\n"
+    repo, sha = make_repo(tmp_path, {"tests/test_burn.py": burn})
+    settings = small_limits(tmp_path, FORGEFLOW_SANDBOX_CPU_FACTOR="0.05")  # 3 s of CPU for a 60 s run
+    report = await run(repo, sha, limit=60, settings=settings)
+    assert report.status == "timed_out" and report.exit_code is None
+    assert report.output_tail.startswith("killed: used more than 3 s of CPU time")
+    assert report.cpu_seconds is not None and report.cpu_seconds >= 3
+    assert processes_matching("test_burn") == ""
+
+
+async def test_refuses_to_run_without_bubblewrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo, sha = make_repo(tmp_path, {"tests/test_a.py": "def test_a():\n    pass\n"})
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on PATH
+    with pytest.raises(ApplicationError) as err:
+        await run(repo, sha)
+    assert err.value.type == "SandboxUnavailable" and err.value.non_retryable
+    assert "bubblewrap" in err.value.message and "FORGEFLOW_ALLOW_UNSANDBOXED" in err.value.message
