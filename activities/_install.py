@@ -7,6 +7,7 @@ cache and bound back read-only. A failed install is not cached, so a retry tries
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import hashlib
@@ -85,8 +86,6 @@ def _mounts(entry: Path) -> list[Mount]:
 @contextlib.asynccontextmanager
 async def _locked(path: Path) -> AsyncIterator[None]:
     """One install per key at a time; a second run with the same key waits and then reuses it."""
-    import asyncio
-
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as lock:
         await asyncio.to_thread(fcntl.flock, lock.fileno(), fcntl.LOCK_EX)
@@ -134,7 +133,7 @@ async def prepare(
         staging.mkdir(parents=True)
         mounts = []
         if python_env:
-            _make_env(staging / "env")
+            await asyncio.to_thread(_make_env, staging / "env")
             mounts.append(Mount(source=str(staging / "env"), target=ENV_DIR, writable=True))
         log = staging / "install.log"
         started = time.monotonic()

@@ -73,11 +73,12 @@ class SandboxActivities:
             return await _Run(self._settings, bwrap, req, Workspace(workspace), out_dir).run()
 
     def _bwrap(self) -> str | None:
-        bwrap = shutil.which("bwrap")
+        bwrap = shutil.which(self._settings.sandbox_bwrap)
         if bwrap is None and not self._settings.allow_unsandboxed_tests:
             raise ApplicationError(
-                "bubblewrap (bwrap) is not installed on this sandbox worker, so tests cannot run isolated; "
-                "install Debian's bubblewrap package (or set FORGEFLOW_ALLOW_UNSANDBOXED=1 to accept the risk)",
+                f"bubblewrap ({self._settings.sandbox_bwrap}) is not installed on this sandbox worker, so tests "
+                "cannot run isolated; install Debian's bubblewrap package, then answer the escalation to retry "
+                "(or set FORGEFLOW_ALLOW_UNSANDBOXED=1 to accept the risk)",
                 type="SandboxUnavailable",
                 non_retryable=True,
             )

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
         default=None, alias="FORGEFLOW_PRICES", description="JSON file overriding the model price table."
     )
     allow_unsandboxed_tests: bool = Field(default=False, alias="FORGEFLOW_ALLOW_UNSANDBOXED")
+    sandbox_bwrap: str = Field(
+        default="bwrap", alias="FORGEFLOW_SANDBOX_BWRAP", description="bubblewrap: a name on PATH or a path."
+    )
     sandbox_memory_mb: int = Field(default=2048, gt=0, alias="FORGEFLOW_SANDBOX_MEMORY_MB")
     sandbox_max_processes: int = Field(default=256, gt=0, alias="FORGEFLOW_SANDBOX_MAX_PROCESSES")
     sandbox_output_mb: int = Field(

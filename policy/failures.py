@@ -9,12 +9,15 @@ FATAL_ERROR_TYPES = frozenset(
         "ScriptNotFound",  # the scripted replay file is missing on the worker
         "ScriptDiverged",  # the run left the recorded conversation
         "TranscriptMissing",  # workers don't share the blob store
-        "SandboxUnavailable",  # no bubblewrap on the sandbox worker
         "AuthenticationFailed",  # the model API refused the worker's key
         "PermissionDenied",  # the key may not use this model
         "ModelNotFound",  # a wrong or retired model id
     }
 )
+
+
+# Not here: SandboxUnavailable (no bubblewrap on the sandbox worker) waits at the escalation gate,
+# because an operator can install it and answer "try again" without losing the run.
 
 
 def ends_run(error_type: str | None) -> bool:

@@ -167,25 +167,34 @@ async def _probe(settings: Settings, wait_seconds: float = PROBE_TIMEOUT) -> Cli
 async def register_search_attributes(client: Client) -> None:
     """Add whichever of the run's search attributes the namespace lacks; idempotent."""
     keyword = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+    names = sorted(k.name for k in search.ALL)
     try:
         have = await client.operator_service.list_search_attributes(
             ListSearchAttributesRequest(namespace=client.namespace)
         )
-        missing = sorted({k.name for k in search.ALL} - set(have.custom_attributes))
-        if missing:
-            await client.operator_service.add_search_attributes(
-                AddSearchAttributesRequest(
-                    namespace=client.namespace, search_attributes=dict.fromkeys(missing, keyword)
-                )
-            )
+        missing = [n for n in names if n not in have.custom_attributes]
     except RPCError as err:
-        # ALREADY_EXISTS: another process won the race. UNIMPLEMENTED: the time-skipping test server.
-        if err.status not in (RPCStatusCode.ALREADY_EXISTS, RPCStatusCode.UNIMPLEMENTED):
-            log.warning(
-                "search attributes not registered: runs will fail to upsert them until an operator adds them",
-                names=[k.name for k in search.ALL],
-                error=err.message,
-            )
+        if err.status != RPCStatusCode.UNIMPLEMENTED:  # the time-skipping test server can't list: add all
+            _not_registered(names, err)
+            return
+        missing = names
+    if not missing:
+        return
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=dict.fromkeys(missing, keyword))
+        )
+    except RPCError as err:
+        if err.status != RPCStatusCode.ALREADY_EXISTS:  # ALREADY_EXISTS: another process won the race
+            _not_registered(missing, err)
+
+
+def _not_registered(names: list[str], err: RPCError) -> None:
+    log.warning(
+        "search attributes not registered: runs will fail to upsert them until an operator adds them",
+        names=names,
+        error=err.message,
+    )
 
 
 async def _found(settings: Settings, client: Client) -> ServerHandle:

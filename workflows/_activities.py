@@ -59,7 +59,9 @@ MODEL_TIMEOUT = timedelta(minutes=10)
 MODEL_HEARTBEAT = timedelta(seconds=20)  # the activity heartbeats every 5 s while the model answers
 TOOL_TIMEOUT = timedelta(seconds=30)
 HOST_TIMEOUT = timedelta(minutes=1)
-SANDBOX_HEARTBEAT = timedelta(seconds=30)
+# run_tests heartbeats while tests run; the SDK sends at most one per 0.8 x this, which also bounds
+# how long a workflow's cancellation takes to reach the sandbox and kill its processes.
+SANDBOX_HEARTBEAT = timedelta(seconds=10)
 
 
 def sandbox_timeout(test_timeout_seconds: int) -> timedelta:

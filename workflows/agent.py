@@ -11,7 +11,7 @@ import asyncio
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -186,6 +186,8 @@ class _AgentLoop:
                 return await self._research(use_id, tool_input)
             return await self._workspace_tool(use_id, name, tool_input)
         except ActivityError as err:
+            if is_cancelled_exception(err):
+                raise  # the run was cancelled: end, don't tell the model
             # The tool failed after its retries: the model reads why and works around it.
             return tool_result(use_id, f"{name} failed: {_innermost(err)}", is_error=True)
 

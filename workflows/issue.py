@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -134,6 +134,8 @@ class IssueWorkflow:
             except _GateTimedOut:
                 break
             except (ChildWorkflowError, ActivityError) as err:
+                if is_cancelled_exception(err):
+                    raise  # cancelled by a person (temporal workflow cancel): the run ends as cancelled
                 if not await self._recover(step, steps, inp, err):
                     break
                 continue  # the same step again, after a human's feedback

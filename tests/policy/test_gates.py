@@ -45,7 +45,7 @@ def test_decision_error(gate: PendingGate | None, decision: str | None, comment:
     [
         ("ProviderUnavailable", True),
         ("ScriptNotFound", True),
-        ("SandboxUnavailable", True),
+        ("SandboxUnavailable", False),  # an operator installs bubblewrap and retries at the gate
         ("AgentTurnBudgetExceeded", False),
         ("InvalidSubmission", False),
         (None, False),

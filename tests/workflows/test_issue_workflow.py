@@ -8,6 +8,8 @@ is a same-named stand-in that returns queued reports, because sandboxing is besi
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -461,3 +463,41 @@ async def test_protected_paths_wait_for_approval_before_commit(
     assert (".github/workflows/ci.yml" in files) is (decision == "approve")
     if decision == "reject":
         assert any("Do not change .github/workflows/ci.yml" in f for f in result.state.human_feedback)
+
+
+async def test_no_bubblewrap_escalates_and_the_run_goes_on_once_it_is_installed(
+    time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path
+) -> None:
+    """The real sandbox activity on a worker whose bwrap is missing: the tester refuses to run the
+    tests unsandboxed, a human is asked, and after bubblewrap appears the same step runs for real."""
+    bwrap = tmp_path / "bin" / "bwrap"  # where this worker's operator will install it
+    queue = f"ff-{uuid.uuid4().hex[:8]}"
+    settings = Settings.model_validate(
+        {
+            "FORGEFLOW_DATA_DIR": str(tmp_path / "data"),
+            "FORGEFLOW_TASK_QUEUE": queue,
+            "FORGEFLOW_SANDBOX_BWRAP": str(bwrap),
+        }
+    )
+    script = write_script(
+        tmp_path / "s.json",
+        {"planner": [planner_run()], "coder": [coder_run(FIXED)], "tester": [tester_run(), tester_run()],
+         "reviewer": [reviewer_run()]},
+    )  # fmt: skip
+    async with contextlib.AsyncExitStack() as stack:
+        for worker in build_workers(time_skipping_env.client, settings, [queue, settings.sandbox_task_queue]):
+            await stack.enter_async_context(worker)
+        handle = await start(time_skipping_env, queue, sample_repo, script)
+        state = await wait_for_gate(handle, "escalation")
+        assert state.error is not None and "the tester step failed" in state.error
+        assert f"bubblewrap ({bwrap}) is not installed" in state.error
+        assert state.test_results is None  # nothing ran unsandboxed
+
+        bwrap.parent.mkdir()
+        bwrap.symlink_to(shutil.which("bwrap") or "/usr/bin/bwrap")
+        await handle.execute_update("decide", GateDecision(decision="feedback", comment="bubblewrap installed"))
+        result: IssueResult = await handle.result()
+    assert result.outcome == Outcome.APPROVED
+    report = result.state.test_results
+    assert report is not None and report.status == "passed" and report.passed == 1  # the real suite, sandboxed
+    assert report.limits_enforced_by in ("cgroup", "rlimit")
