@@ -114,6 +114,7 @@ class AgentInput(BaseModel):
     commit_sha: str | None = Field(default=None, description="The commit under test/review, if any.")
     sandbox_repo_path: str | None = Field(default=None, description="Local git repo the sandbox reads commits from.")
     test_command: list[str] | None = None
+    install_command: list[str] | None = None
     model: ModelSpec
     max_turns: int = 40
     tokens_left: int | None = Field(default=None, description="Run budget left, in tokens; None: unlimited.")

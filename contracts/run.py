@@ -65,7 +65,12 @@ class IssueInput(BaseModel):
     models: dict[Literal["planner", "coder", "tester", "reviewer"], str] = Field(
         default_factory=dict, description="Per-agent model ids, overriding `model` and the roles' defaults."
     )
-    test_command: list[str] | None = Field(default=None, description="Overrides the detected test command.")
+    test_command: list[str] | None = Field(
+        default=None, min_length=1, description="Overrides .forgeflow.yml and the detected test command."
+    )
+    install_command: list[str] | None = Field(
+        default=None, min_length=1, description="Dependency install step before the tests (e.g. npm ci)."
+    )
     draft_pull_requests: bool = Field(default=True, description="Open pull requests as drafts.")
     ui_url: str | None = Field(
         default=None,

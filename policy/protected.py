@@ -18,6 +18,7 @@ DEFAULT_PROTECTED = (
     "CODEOWNERS",
     ".github/CODEOWNERS",
     "docs/CODEOWNERS",
+    ".forgeflow.yml",  # decides the sandbox's install and test commands
 )
 _SECRET_NAMES = (
     ".env",

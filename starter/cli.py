@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import os
+import shlex
 import sys
 import uuid
 from collections.abc import Coroutine
@@ -71,6 +72,8 @@ def build_input(
     require_plan_approval: bool,
     script: Path | None,
     model: str | None = None,
+    test_command: str | None = None,
+    install_command: str | None = None,
 ) -> IssueInput:
     """Validate on the client first, so a bad option is named before anything starts."""
     if spec_file is not None:
@@ -81,6 +84,8 @@ def build_input(
         "repo": repo, "issue_number": issue, "pr_number": pr, "spec_content": spec, "mode": mode,
         "max_retries": max_retries, "require_plan_approval": require_plan_approval,
         "model_script": str(script.resolve()) if script else None, "model": model,
+        "test_command": shlex.split(test_command) if test_command else None,
+        "install_command": shlex.split(install_command) if install_command else None,
     }  # fmt: skip
     try:
         return IssueInput.model_validate({k: v for k, v in raw.items() if v is not None})
@@ -104,6 +109,12 @@ Script = Annotated[
 ]
 WorkflowId = Annotated[str | None, typer.Option(help="Workflow id (default: generated).")]
 Model = Annotated[str | None, typer.Option(help="Claude model id (default: claude-sonnet-4-6).")]
+TestCommand = Annotated[
+    str | None, typer.Option(help="Test command in the sandbox (default: .forgeflow.yml, else detected).")
+]
+InstallCommand = Annotated[
+    str | None, typer.Option(help="Dependency install step before the tests, e.g. 'pip install -e .[test]'.")
+]
 
 
 async def _start(inp: IssueInput, workflow_id: str | None) -> str:
@@ -135,9 +146,13 @@ def start(
     repo: Repo, issue: Issue = None, pr: Pr = None, spec: Spec = None, spec_file: SpecFile = None,
     mode: Mode = "autonomous", max_retries: Retries = 3, require_plan_approval: Gate = False,
     script: Script = None, workflow_id: WorkflowId = None, model: Model = None,
+    test_command: TestCommand = None, install_command: InstallCommand = None,
 ) -> None:  # fmt: skip
     """Start a run and print its id (a worker must be running: `forgeflow worker`)."""
-    inp = build_input(repo, issue, pr, spec, spec_file, mode, max_retries, require_plan_approval, script, model)
+    inp = build_input(
+        repo, issue, pr, spec, spec_file, mode, max_retries, require_plan_approval, script, model,
+        test_command, install_command,
+    )  # fmt: skip
     _run(_start(inp, workflow_id))
 
 
@@ -146,9 +161,13 @@ def run(
     repo: Repo, issue: Issue = None, pr: Pr = None, spec: Spec = None, spec_file: SpecFile = None,
     mode: Mode = "autonomous", max_retries: Retries = 3, require_plan_approval: Gate = False,
     script: Script = None, workflow_id: WorkflowId = None, model: Model = None,
+    test_command: TestCommand = None, install_command: InstallCommand = None,
 ) -> None:  # fmt: skip
     """Start a run and follow it to the end."""
-    inp = build_input(repo, issue, pr, spec, spec_file, mode, max_retries, require_plan_approval, script, model)
+    inp = build_input(
+        repo, issue, pr, spec, spec_file, mode, max_retries, require_plan_approval, script, model,
+        test_command, install_command,
+    )  # fmt: skip
 
     async def go() -> int:
         return await _watch(await _start(inp, workflow_id))

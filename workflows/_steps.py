@@ -163,6 +163,7 @@ class Steps:
                 commit_sha=commit_sha,
                 sandbox_repo_path=self.task.sandbox_repo_path,
                 test_command=self.inp.test_command,
+                install_command=self.inp.install_command,
                 model=self._model_for(role),
                 max_turns=min(ROLES[role].max_turns, self.inp.budgets.max_turns_per_agent),
                 tokens_left=max(0, self.budgets.max_tokens - self.st.usage.total_tokens),
@@ -229,7 +230,10 @@ class Steps:
 
     async def _run_tests(self, commit: str) -> TestReport:
         req = RunTestsInput(
-            repo_path=self.task.sandbox_repo_path, commit_sha=commit, test_command=self.inp.test_command
+            repo_path=self.task.sandbox_repo_path,
+            commit_sha=commit,
+            test_command=self.inp.test_command,
+            install_command=self.inp.install_command,
         )
         report: TestReport = await workflow.execute_activity(
             acts.RUN_TESTS,

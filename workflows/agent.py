@@ -236,6 +236,7 @@ class _AgentLoop:
             commit_sha=self.inp.commit_sha,
             overlay=self.workspace.overlay,
             test_command=self.inp.test_command,
+            install_command=self.inp.install_command,
         )
         self.tested_overlay = dict(self.workspace.overlay)
         self.test_report = await workflow.execute_activity(

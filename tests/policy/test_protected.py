@@ -14,6 +14,8 @@ from policy.protected import protected_paths
         (".ci/run", True),
         ("CODEOWNERS", True),
         (".github/CODEOWNERS", True),
+        (".forgeflow.yml", True),  # the sandbox's install and test commands
+        ("sub/.forgeflow.yml", False),  # only the root file is read
         (".env", True),
         ("config/.env.production", True),
         ("deploy/server.pem", True),

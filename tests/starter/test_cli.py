@@ -79,3 +79,14 @@ def test_demo_on_the_embedded_default(embedded_env: dict[str, str]) -> None:
     assert json.loads(status.stdout)["outcome"] == "approved"
     refused = forgeflow(embedded_env, "approve", workflow_id.group(0))
     assert refused.returncode == 1
+
+
+def test_sandbox_commands_are_split_like_a_shell(tmp_path: Path) -> None:
+    from starter.cli import build_input
+
+    inp = build_input(
+        str(tmp_path), None, None, "do it", None, "autonomous", 3, False, None, None,
+        "pytest -k 'not slow'", "pip install -e .[test]",
+    )  # fmt: skip
+    assert inp.test_command == ["pytest", "-k", "not slow"]
+    assert inp.install_command == ["pip", "install", "-e", ".[test]"]

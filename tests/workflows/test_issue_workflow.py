@@ -42,11 +42,13 @@ class QueuedTestRuns:
         self.outcomes = list(outcomes)
         self.commits: list[str] = []
         self.overlays: list[dict[str, str | None]] = []
+        self.commands: list[tuple[list[str] | None, list[str] | None]] = []
 
     @activity.defn(name="run_tests")
     async def run_tests(self, req: RunTestsInput) -> TestReport:
         self.commits.append(req.commit_sha)
         self.overlays.append(req.overlay)
+        self.commands.append((req.install_command, req.test_command))
         ok = self.outcomes.pop(0)
         failures = [] if ok else [TestFailure(name=FAILING_TEST, message="assert 6 == -2")]
         return TestReport(
@@ -162,6 +164,22 @@ async def test_test_failure_retries_with_failures_as_context(
     assert runs.commits == st.commits  # each round's commit was tested
     assert git(sample_repo, "rev-parse", f"{st.commits[1]}^") == st.commits[0]  # round 2 builds on round 1
     assert st.test_results is not None and st.test_results.ok
+
+
+async def test_the_runs_install_and_test_commands_reach_the_sandbox(
+    time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path
+) -> None:
+    script = write_script(
+        tmp_path / "s.json",
+        {"planner": [planner_run()], "coder": [coder_run(FIXED)], "tester": [tester_run()],
+         "reviewer": [reviewer_run()]},
+    )  # fmt: skip
+    commands = {"install_command": ["pip", "install", "-e", ".[test]"], "test_command": ["pytest", "-x"]}
+    async with pipeline(time_skipping_env, tmp_path, [True]) as (queue, runs):
+        handle = await start(time_skipping_env, queue, sample_repo, script, **commands)
+        result: IssueResult = await handle.result()
+    assert result.outcome == Outcome.APPROVED
+    assert runs.commands == [(["pip", "install", "-e", ".[test]"], ["pytest", "-x"])]
 
 
 async def test_changes_requested_retries_with_comments(
