@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from starter.cli import app
+from starter.cli import app, build_input
 
 
 @pytest.mark.parametrize(
@@ -82,8 +82,6 @@ def test_demo_on_the_embedded_default(embedded_env: dict[str, str]) -> None:
 
 
 def test_sandbox_commands_are_split_like_a_shell(tmp_path: Path) -> None:
-    from starter.cli import build_input
-
     inp = build_input(
         str(tmp_path), None, None, "do it", None, "autonomous", 3, False, None, None,
         "pytest -k 'not slow'", "pip install -e .[test]",
