@@ -46,7 +46,9 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 class WorkerProcess:
     """`python worker.py` in its own process group, so a test can kill -9 it."""
 
-    def __init__(self, address: str, data_dir: Path, log: Path, extra_env: dict[str, str]) -> None:
+    def __init__(
+        self, address: str, data_dir: Path, log: Path, extra_env: dict[str, str], args: tuple[str, ...] = ()
+    ) -> None:
         env = {
             **os.environ,
             "TEMPORAL_ADDRESS": address,
@@ -56,7 +58,7 @@ class WorkerProcess:
         self.log = log
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, str(ROOT / "worker.py")],
+                [sys.executable, str(ROOT / "worker.py"), *args],
                 cwd=ROOT,
                 env=env,
                 stdout=out,
@@ -86,10 +88,15 @@ def workers(dev_env: WorkflowEnvironment, tmp_path: Path) -> Iterator[list[Worke
 
 
 def start_worker(
-    started: list[WorkerProcess], dev_env: WorkflowEnvironment, tmp_path: Path, **extra_env: str
+    started: list[WorkerProcess],
+    dev_env: WorkflowEnvironment,
+    tmp_path: Path,
+    *args: str,
+    log_name: str = "worker.log",
+    **extra_env: str,
 ) -> WorkerProcess:
     address = dev_env.client.service_client.config.target_host
-    worker = WorkerProcess(address, tmp_path / "data", tmp_path / "worker.log", extra_env)
+    worker = WorkerProcess(address, tmp_path / "data", tmp_path / log_name, extra_env, args)
     started.append(worker)
     return worker
 
