@@ -10,7 +10,8 @@ import contextlib
 import sys
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy one direction of a connection until it ends (the registry proxy uses it too)."""
     with contextlib.suppress(ConnectionError, OSError):
         while data := await reader.read(65536):
             writer.write(data)
@@ -25,7 +26,7 @@ async def _relay(socket_path: str, reader: asyncio.StreamReader, writer: asyncio
     except OSError:
         writer.close()
         return
-    await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+    await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
     up_writer.close()
     writer.close()
 

@@ -15,17 +15,10 @@ from pathlib import Path
 
 import structlog
 
+from activities._forwarder import pipe
+
 log = structlog.get_logger(__name__)
 HEAD_LIMIT = 8192
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(ConnectionError, OSError):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    with contextlib.suppress(ConnectionError, OSError, RuntimeError):
-        writer.write_eof()
 
 
 async def _reply(writer: asyncio.StreamWriter, status: str, body: str = "") -> None:
@@ -62,7 +55,7 @@ async def _serve(allowed: Collection[str], reader: asyncio.StreamReader, writer:
         await _reply(writer, "502 Bad Gateway", f"forgeflow sandbox: {target}: {err}\n")
         return
     writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-    await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+    await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
     up_writer.close()
     writer.close()
 
