@@ -162,8 +162,8 @@ class WorkerGroup:
 
 async def main(queues: list[str] | None = None) -> None:
     from starter.client import connect
-    from starter.logs import configure_logging
     from starter.server import ensure_server
+    from telemetry.logs import configure_logging
 
     settings = get_settings()
     configure_logging(json=True)

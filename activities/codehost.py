@@ -18,6 +18,7 @@ from contracts.codehost import (
     TaskSpec,
 )
 from contracts.run import is_local_repo
+from telemetry.instrument import operation
 
 
 class CodeHost(Protocol):
@@ -60,20 +61,30 @@ class CodeHostActivities:
 
     @activity.defn
     async def fetch_task(self, req: FetchTaskInput) -> TaskSpec:
-        return await self._hosts.for_repo(req.repo).fetch_task(req)
+        host = self._hosts.for_repo(req.repo)
+        async with operation("code_host", "fetch_task", {"forgeflow.code_host": type(host).__name__}):
+            return await host.fetch_task(req)
 
     @activity.defn
     async def land_changes(self, req: LandChangesInput) -> LandChangesResult:
-        return await self._hosts.for_repo(req.repo).land_changes(req)
+        host = self._hosts.for_repo(req.repo)
+        async with operation("code_host", "land_changes", {"forgeflow.code_host": type(host).__name__}):
+            return await host.land_changes(req)
 
     @activity.defn
     async def publish_change(self, req: PublishInput) -> PublishResult:
-        return await self._hosts.for_repo(req.repo).publish_change(req)
+        host = self._hosts.for_repo(req.repo)
+        async with operation("code_host", "publish_change", {"forgeflow.code_host": type(host).__name__}):
+            return await host.publish_change(req)
 
     @activity.defn
     async def post_review(self, req: PostReviewInput) -> PostedResult:
-        return await self._hosts.for_repo(req.repo).post_review(req)
+        host = self._hosts.for_repo(req.repo)
+        async with operation("code_host", "post_review", {"forgeflow.code_host": type(host).__name__}):
+            return await host.post_review(req)
 
     @activity.defn
     async def post_comment(self, req: PostCommentInput) -> PostedResult:
-        return await self._hosts.for_repo(req.repo).post_comment(req)
+        host = self._hosts.for_repo(req.repo)
+        async with operation("code_host", "post_comment", {"forgeflow.code_host": type(host).__name__}):
+            return await host.post_comment(req)

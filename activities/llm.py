@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -16,6 +17,7 @@ from activities.providers import ModelProvider, ModelRequest, ModelResponse
 from contracts.model import Block, Message, ModelTurnInput, ModelTurnResult
 from policy.compaction import compact
 from roles import ROLES
+from telemetry.instrument import finish_model_span, model_span, record_model_call
 
 _log = structlog.get_logger(__name__)
 
@@ -64,19 +66,21 @@ class ModelActivities:
             _log.info("conversation compacted", role=inp.role, before=len(messages), after=len(compacted))
             messages = compacted
         spec = ROLES[inp.role]
-        response = await _heartbeating(
-            provider.complete,
-            ModelRequest(
-                run_id=inp.run_id,
-                role=inp.role,
-                invocation=inp.invocation,
-                turn=inp.turn,
-                model=inp.model,
-                system=spec.system_prompt,
-                tools=spec.tools(),
-                messages=messages,
-            ),
+        request = ModelRequest(
+            run_id=inp.run_id,
+            role=inp.role,
+            invocation=inp.invocation,
+            turn=inp.turn,
+            model=inp.model,
+            system=spec.system_prompt,
+            tools=spec.tools(),
+            messages=messages,
         )
+        started = time.monotonic()
+        async with model_span(inp.role, inp.model) as span:
+            response = await _heartbeating(provider.complete, request)
+            finish_model_span(span, response)
+        record_model_call(inp.role, response, time.monotonic() - started)
         content = _complete_blocks(response.content, response.stop_reason)
         messages.append(Message(role="assistant", content=content))
         return ModelTurnResult(

@@ -29,6 +29,7 @@ from config.settings import Settings
 from contracts.testing import RunTestsInput, SandboxLimits, TestReport
 from policy.paths import repo_path
 from policy.test_status import RunEnd, test_status
+from telemetry.instrument import operation
 
 OUTPUT_TAIL = 20_000
 PROXY_PORT = 3128
@@ -68,9 +69,17 @@ class SandboxActivities:
             workspace, out_dir = Path(tmp) / "workspace", Path(tmp) / "out"
             workspace.mkdir()
             out_dir.mkdir()
-            await _export(req.repo_path, req.commit_sha, workspace)
-            _apply_overlay(workspace, req.overlay, self._blobs)
-            return await _Run(self._settings, bwrap, req, Workspace(workspace), out_dir).run()
+            async with operation("sandbox", "run_tests") as outcome:
+                await _export(req.repo_path, req.commit_sha, workspace)
+                _apply_overlay(workspace, req.overlay, self._blobs)
+                report = await _Run(self._settings, bwrap, req, Workspace(workspace), out_dir).run()
+                outcome.attributes = {
+                    "forgeflow.tests.status": report.status,
+                    "forgeflow.tests.total": report.total,
+                    "forgeflow.tests.failed": report.failed + report.errors,
+                    "forgeflow.tests.runner": report.runner or "none",
+                }
+                return report
 
     def _bwrap(self) -> str | None:
         bwrap = shutil.which(self._settings.sandbox_bwrap)

@@ -21,6 +21,7 @@ from contracts.agents import Workspace
 from contracts.tools import ToolCallInput, ToolCallResult
 from policy.paths import UnsafePathError, is_test_path, repo_path
 from roles.tools import WRITE_TOOLS
+from telemetry.instrument import operation
 
 MAX_OUTPUT = 16_000
 MAX_LISTED = 500
@@ -196,11 +197,14 @@ class ToolActivities:
         if tool is None:
             return ToolCallResult(tool_use_id=call.tool_use_id, content=f"unknown tool {call.name!r}", is_error=True)
         view = WorkspaceView(call.workspace, self._hosts.for_repo(call.workspace.repo), self._blobs)
-        try:
-            _check_role_may_write(call)
-            content = await tool(view, call.input)
-        except (ToolError, UnsafePathError) as err:
-            return ToolCallResult(tool_use_id=call.tool_use_id, content=str(err), is_error=True)
-        except KeyError as err:
-            return ToolCallResult(tool_use_id=call.tool_use_id, content=f"missing argument {err}", is_error=True)
-        return ToolCallResult(tool_use_id=call.tool_use_id, content=_clip(content), overlay_updates=view.updates)
+        async with operation("tool", call.name) as outcome:
+            try:
+                _check_role_may_write(call)
+                content = await tool(view, call.input)
+            except (ToolError, UnsafePathError) as err:
+                outcome.ok = False
+                return ToolCallResult(tool_use_id=call.tool_use_id, content=str(err), is_error=True)
+            except KeyError as err:
+                outcome.ok = False
+                return ToolCallResult(tool_use_id=call.tool_use_id, content=f"missing argument {err}", is_error=True)
+            return ToolCallResult(tool_use_id=call.tool_use_id, content=_clip(content), overlay_updates=view.updates)

@@ -34,9 +34,12 @@ class AgentUsage(BaseModel):
 
 
 class UsageTotals(BaseModel):
-    """Usage summed per agent role and for the run."""
+    """Usage summed per agent role, per round and agent, and for the run."""
 
     by_agent: dict[str, AgentUsage] = Field(default_factory=dict)
+    by_round: dict[int, dict[str, AgentUsage]] = Field(
+        default_factory=dict, description="Round (0: planning) → agent → usage."
+    )
 
     @property
     def total_tokens(self) -> int:
@@ -50,9 +53,17 @@ class UsageTotals(BaseModel):
     def total_turns(self) -> int:
         return sum(a.turns for a in self.by_agent.values())
 
-    def add(self, role: str, spent: AgentUsage) -> None:
-        mine = self.by_agent.setdefault(role, AgentUsage())
-        mine.usage = mine.usage.plus(spent.usage)
-        mine.cost_usd += spent.cost_usd
-        mine.turns += spent.turns
-        mine.tool_calls += spent.tool_calls
+    def add(self, role: str, spent: AgentUsage, round_no: int | None = None) -> None:
+        _accumulate(self.by_agent.setdefault(role, AgentUsage()), spent)
+        if round_no is not None:
+            _accumulate(self.by_round.setdefault(round_no, {}).setdefault(role, AgentUsage()), spent)
+
+    def round_cost(self, round_no: int) -> float:
+        return sum(a.cost_usd for a in self.by_round.get(round_no, {}).values())
+
+
+def _accumulate(mine: AgentUsage, spent: AgentUsage) -> None:
+    mine.usage = mine.usage.plus(spent.usage)
+    mine.cost_usd += spent.cost_usd
+    mine.turns += spent.turns
+    mine.tool_calls += spent.tool_calls

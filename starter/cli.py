@@ -28,9 +28,9 @@ from contracts import api
 from contracts.run import Decision, GateDecision, IssueInput, Outcome, is_local_repo
 from starter.client import connect
 from starter.follow import follow, query_state
-from starter.logs import configure_logging
 from starter.render import console, err_console, server_line, summary, ui_link
 from starter.server import ServerError, ensure_server, stop_server
+from telemetry.logs import configure_logging
 
 app = typer.Typer(
     help="forgeflow: issue → plan → code → test → review, as durable Temporal workflows.", no_args_is_help=True

@@ -78,6 +78,10 @@ def summary(st: OrchestrationState, workflow_id: str, settings: Settings) -> Tab
             f"{spent.turns} turns, {spent.tool_calls} tool calls, {u.input_tokens} in / {u.output_tokens} out "
             f"/ {u.cache_read_input_tokens} cache-read tokens, ${spent.cost_usd:.4f}",
         )
+    for round_no, agents in sorted(st.usage.by_round.items()):
+        parts = ", ".join(f"{role} ${spent.cost_usd:.4f}" for role, spent in agents.items())
+        label = "planning" if round_no == 0 else f"round {round_no}"
+        table.add_row(f"cost · {label}", f"${st.usage.round_cost(round_no):.4f} ({parts})")
     if len(st.usage.by_agent) > 1:
         total = st.usage
         table.add_row(

@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from policy.routing import Outcome
     from roles import ROLES, briefs
     from workflows import _activities as acts
+    from workflows import _metrics
 
 T = TypeVar("T")
 TESTER_COMMIT_MESSAGE = "Add tests for the change\n\nWritten by the forgeflow tester."
@@ -152,6 +153,20 @@ class Steps:
         self.invocations[role] = n + 1
         earlier = self.conversations.get(role)
         base = self.head_sha or self.task.base_sha
+        started = workflow.now()
+        try:
+            result = await self._run_agent(role, n, brief, base, earlier, commit_sha)
+        except BaseException:
+            _metrics.agent_finished(started, role, ok=False)
+            raise
+        _metrics.agent_finished(started, role, ok=True)
+        self.conversations[role] = result
+        self.st.usage.add(role, result.usage, round_no=self.st.round)
+        return result
+
+    async def _run_agent(
+        self, role: Role, n: int, brief: str, base: str, earlier: AgentResult | None, commit_sha: str | None
+    ) -> AgentResult:
         result: AgentResult = await workflow.execute_child_workflow(
             api.AGENT_WORKFLOW_TYPE,
             AgentInput(
@@ -175,8 +190,6 @@ class Steps:
             result_type=AgentResult,
             static_summary=f"{role} (run {n + 1})",
         )
-        self.conversations[role] = result
-        self.st.usage.add(role, result.usage)
         return result
 
     # --- code host --------------------------------------------------------------------------

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from policy.protected import protected_paths
     from policy.routing import Next, Route, retries_left, route
     from workflows import _activities as acts
+    from workflows import _metrics
     from workflows._steps import Steps
 
 
@@ -141,6 +142,7 @@ class IssueWorkflow:
                 continue  # the same step again, after a human's feedback
             if decision.uses_retry:
                 st.retry_count += 1
+                _metrics.retried(step.value)
             self._note(decision.reason)
             if decision.escalate and not await self._escalate(steps, decision.reason):
                 break
@@ -270,7 +272,7 @@ class IssueWorkflow:
             opened_at=workflow.now().isoformat(),
             timeout_seconds=timeout,
         )
-        stage = _GATE_STAGES[kind]
+        stage, opened = _GATE_STAGES[kind], workflow.now()
         self._set_stage(stage, f"waiting for a human at the {kind} gate: {reason}")
         self._decision = None
         try:
@@ -283,6 +285,7 @@ class IssueWorkflow:
         finally:
             st.pending_gate = None
         answer, self._decision = self._decision, None
+        _metrics.gate_answered(opened, kind, answer.decision if answer else "timed_out")
         return answer
 
     # --- helpers ----------------------------------------------------------------------------
@@ -337,6 +340,7 @@ class IssueWorkflow:
             [search.STAGE.value_set(Stage.DONE.value), search.OUTCOME.value_set(st.outcome.value)]
         )
         workflow.set_current_details(f"**done** — {st.outcome.value}")
+        _metrics.run_finished(workflow.info().start_time, st.outcome.value, st.mode)
         return IssueResult(outcome=st.outcome, state=st)
 
 
@@ -371,7 +375,7 @@ def _count_failed_spend(st: OrchestrationState, step: Next, err: BaseException) 
     """An agent that failed still spent tokens: its ApplicationError carries its usage."""
     cause = err.__cause__
     if isinstance(err, ChildWorkflowError) and isinstance(cause, ApplicationError) and cause.details:
-        st.usage.add(step.value, AgentUsage.model_validate(cause.details[0]))
+        st.usage.add(step.value, AgentUsage.model_validate(cause.details[0]), round_no=st.round)
 
 
 def _cause(err: BaseException) -> tuple[str, str | None]:

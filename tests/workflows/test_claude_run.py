@@ -7,6 +7,7 @@ import json
 import uuid
 from pathlib import Path
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from config.settings import Settings
@@ -60,6 +61,12 @@ async def test_full_run_on_claude(time_skipping_env: WorkflowEnvironment, tmp_pa
     assert {r.body["model"] for r in api.requests} == {"claude-sonnet-4-6"}
     # Cost is computed from the recorded usage with the default price table.
     assert st.usage.total_cost_usd > 0 and set(st.usage.by_agent) == {"planner", "coder", "tester", "reviewer"}
+    # ... and broken down by round: planning, the failing round, the fixing round (with the review).
+    rounds = st.usage.by_round
+    assert {r: set(agents) for r, agents in rounds.items()} == {
+        0: {"planner"}, 1: {"coder", "tester"}, 2: {"coder", "tester", "reviewer"},
+    }  # fmt: skip
+    assert sum(st.usage.round_cost(r) for r in rounds) == pytest.approx(st.usage.total_cost_usd)
 
 
 async def test_each_agent_can_have_its_own_model(time_skipping_env: WorkflowEnvironment, tmp_path: Path) -> None:
