@@ -164,11 +164,14 @@ async def main(queues: list[str] | None = None) -> None:
     from starter.client import connect
     from starter.server import ensure_server
     from telemetry.logs import configure_logging
+    from telemetry.setup import client_interceptors, metrics_runtime
 
     settings = get_settings()
     configure_logging(json=True)
     server = await ensure_server(settings)
-    client = await connect(settings)
+    client = await connect(
+        settings, runtime=metrics_runtime(settings), interceptors=client_interceptors("forgeflow-worker")
+    )
     workers = build_workers(client, settings, queues)
     print(
         f"forgeflow worker on {server.address} serving {[w.task_queue for w in workers]}; UI {server.ui_url}",

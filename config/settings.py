@@ -53,6 +53,11 @@ class Settings(BaseSettings):
         default=None, alias="FORGEFLOW_PRICES", description="JSON file overriding the model price table."
     )
     allow_unsandboxed_tests: bool = Field(default=False, alias="FORGEFLOW_ALLOW_UNSANDBOXED")
+    metrics_prometheus: str | None = Field(
+        default=None,
+        alias="FORGEFLOW_METRICS_PROMETHEUS",
+        description="host:port for a Prometheus scrape endpoint of the worker's metrics.",
+    )
     sandbox_bwrap: str = Field(
         default="bwrap", alias="FORGEFLOW_SANDBOX_BWRAP", description="bubblewrap: a name on PATH or a path."
     )

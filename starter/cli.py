@@ -31,6 +31,7 @@ from starter.follow import follow, query_state
 from starter.render import console, err_console, server_line, summary, ui_link
 from starter.server import ServerError, ensure_server, stop_server
 from telemetry.logs import configure_logging
+from telemetry.setup import client_interceptors
 
 app = typer.Typer(
     help="forgeflow: issue → plan → code → test → review, as durable Temporal workflows.", no_args_is_help=True
@@ -58,7 +59,7 @@ async def _client() -> Client:
     server = await ensure_server(settings)
     if server.kind != "external":
         err_console.print(server_line(server), style=None if server.started_by_us else "dim", soft_wrap=True)
-    return await connect(settings)
+    return await connect(settings, interceptors=client_interceptors("forgeflow-cli"))
 
 
 def build_input(

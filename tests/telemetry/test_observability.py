@@ -1,0 +1,206 @@
+"""A whole run on Claude (the real `anthropic` client against the loopback API, the real sandbox and
+git), observed the way an operator would: one trace in an in-memory exporter, metrics scraped from
+the worker runtime's real Prometheus endpoint, JSON log lines — and a planted secret in none of
+them, nor in the run's history."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import socket
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.testing import WorkflowEnvironment
+
+from config.settings import Settings
+from contracts.run import IssueResult, Outcome
+from starter.sample import SPEC, create_sample_repo
+from telemetry.logs import configure_logging
+from telemetry.setup import tracing_interceptors
+from tests.loopback.anthropic_api import AnthropicLoopback
+from tests.workflows.test_claude_run import recorded_replies
+from worker import build_workers
+
+PLANTED = "sk-ant-planted-0123456789abcdef"
+
+
+@pytest.fixture
+def json_logs() -> Iterator[io.StringIO]:
+    """Worker-style JSON logging into a buffer; the process's logging is restored afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    stream = io.StringIO()
+    configure_logging(json=True, secrets=[PLANTED], stream=stream)
+    yield stream
+    structlog.reset_defaults()
+    root.handlers[:], root.level = handlers, level
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return str(response.read().decode())
+
+
+def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """Prometheus text-format samples of one metric: (labels, value)."""
+    found = []
+    for match in re.finditer(rf"^{name}(?:\{{(.*?)\}})? (\S+)$", text, re.M):
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
+        found.append((labels, float(match.group(2))))
+    return found
+
+
+def _tree_is_connected(finished: list[ReadableSpan]) -> ReadableSpan:
+    """One trace; every span's parent is in it; returns the root."""
+    assert len({s.context.trace_id for s in finished}) == 1, "all spans belong to one trace"
+    ids = {s.context.span_id for s in finished}
+    roots = [s for s in finished if s.parent is None]
+    assert len(roots) == 1, [r.name for r in roots]
+    assert all(s.parent is None or s.parent.span_id in ids for s in finished)
+    return roots[0]
+
+
+def _ancestors(span: ReadableSpan, by_id: dict[int, ReadableSpan]) -> list[str]:
+    names = []
+    while span.parent is not None:
+        span = by_id[span.parent.span_id]
+        names.append(span.name)
+    return names
+
+
+async def test_one_run_one_trace_metrics_and_logs_with_no_secret(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path, spans: InMemorySpanExporter, json_logs: io.StringIO
+) -> None:
+    port = _free_port()
+    runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"127.0.0.1:{port}")))
+    client = await Client.connect(
+        time_skipping_env.client.service_client.config.target_host,
+        runtime=runtime,
+        interceptors=tracing_interceptors(),
+        data_converter=pydantic_data_converter,
+    )
+    logs = json_logs
+    repo = create_sample_repo(tmp_path / "textkit")
+    queue = f"observed-{uuid.uuid4().hex[:6]}"
+    with AnthropicLoopback() as api:
+        api.replies = recorded_replies()
+        settings = Settings.model_validate(
+            {
+                "FORGEFLOW_DATA_DIR": str(tmp_path / "data"),
+                "FORGEFLOW_TASK_QUEUE": queue,
+                "ANTHROPIC_API_KEY": PLANTED,
+                "ANTHROPIC_BASE_URL": api.base_url,
+            }
+        )
+        workers = build_workers(client, settings)
+        async with workers[0], workers[1]:
+            run_id = f"observed-{uuid.uuid4().hex[:6]}"
+            result = await client.execute_workflow(
+                "IssueWorkflow",
+                {"repo": str(repo), "spec_content": SPEC.read_text()},
+                id=run_id,
+                task_queue=queue,
+                result_type=IssueResult,
+            )
+            metrics = scrape(port)
+    assert result.outcome == Outcome.APPROVED
+    assert api.requests and all(PLANTED in str(r.headers) for r in api.requests)  # it was used...
+    st = result.state
+
+    # --- one connected trace, from the start of the run to the review --------------------------------
+    finished = list(spans.get_finished_spans())
+    root = _tree_is_connected(finished)
+    assert root.name == "StartWorkflow:IssueWorkflow"
+    by_id = {s.context.span_id: s for s in finished}
+    names = Counter(s.name for s in finished)
+    assert names["RunWorkflow:IssueWorkflow"] == 1
+    assert names["RunWorkflow:AgentWorkflow"] == 6  # planner, coder, tester, coder, tester, reviewer
+    chats = [s for s in finished if s.name == "chat claude-sonnet-4-6"]
+    assert len(chats) == len(api.requests) == 19
+    for chat in chats:
+        attrs = chat.attributes or {}
+        assert attrs["gen_ai.system"] == "anthropic" and attrs["gen_ai.operation.name"] == "chat"
+        assert attrs["gen_ai.request.model"] == attrs["gen_ai.response.model"] == "claude-sonnet-4-6"
+        assert isinstance(attrs["gen_ai.usage.input_tokens"], int) and attrs["gen_ai.usage.output_tokens"] > 0
+        assert "gen_ai.usage.cache_read.input_tokens" in attrs and attrs["gen_ai.response.finish_reasons"]
+        assert "RunActivity:model_turn" in _ancestors(chat, by_id)
+        assert "StartChildWorkflow:AgentWorkflow" in _ancestors(chat, by_id)
+    assert sum(float(c.attributes["forgeflow.cost_usd"]) for c in chats) == pytest.approx(st.usage.total_cost_usd)  # type: ignore[arg-type, index]
+    tools = [s for s in finished if s.name.startswith("tool ")]
+    assert {s.attributes["forgeflow.tool.outcome"] for s in tools} <= {"ok", "error"}  # type: ignore[index]
+    assert {"tool str_replace", "tool read_file"} <= {s.name for s in tools}
+    sandbox = [s for s in finished if s.name == "sandbox run_tests"]
+    assert [s.attributes["forgeflow.tests.status"] for s in sandbox][-1] == "passed"  # type: ignore[index]
+    assert "RunActivity:run_tests" in _ancestors(sandbox[-1], by_id)
+    assert {"code_host fetch_task", "code_host land_changes", "code_host publish_change"} <= set(names)
+
+    # --- metrics, with their labels; cost and tokens add up to the run's own usage --------------------
+    cost = samples(metrics, "forgeflow_cost_usd_sum")
+    assert {labels["agent"] for labels, _ in cost} == {"planner", "coder", "tester", "reviewer"}
+    assert sum(v for _, v in cost) == pytest.approx(st.usage.total_cost_usd)
+    for role, spent in st.usage.by_agent.items():
+        assert sum(v for labels, v in cost if labels["agent"] == role) == pytest.approx(spent.cost_usd)
+        tokens = samples(metrics, "forgeflow_tokens")
+        output = sum(v for labels, v in tokens if labels["agent"] == role and labels["kind"] == "output")
+        assert output == spent.usage.output_tokens
+    assert sum(v for _, v in samples(metrics, "forgeflow_model_latency_count")) == 19
+    tool_labels = {labels["tool"] for labels, _ in samples(metrics, "forgeflow_tool_latency_count")}
+    assert {"read_file", "str_replace"} <= tool_labels
+    assert samples(metrics, "forgeflow_sandbox_latency_count")
+    (run_count,) = samples(metrics, "forgeflow_run_duration_count")
+    assert run_count[0]["outcome"] == "approved" and run_count[1] == 1
+    agents = {labels["agent"] for labels, _ in samples(metrics, "forgeflow_agent_duration_count")}
+    assert agents == {"planner", "coder", "tester", "reviewer"}
+    assert sum(v for _, v in samples(metrics, "forgeflow_retries")) == 1
+    assert "temporal_workflow_completed" in metrics or "workflow_completed" in metrics  # the SDK's own
+
+    # --- JSON log lines with the context fields --------------------------------------------------------
+    lines = [json.loads(line) for line in logs.getvalue().splitlines()]
+    turns = [line for line in lines if line["event"] == "model turn"]
+    assert len(turns) == 19
+    for line in turns:
+        assert line["workflow_id"].startswith(f"{run_id}.") and line["run_id"]
+        assert line["agent"] in {"planner", "coder", "tester", "reviewer"}
+        assert line["activity_type"] == "model_turn" and line["attempt"] == 1
+    tests_line = next(line for line in lines if line["event"] == "sandbox call")
+    assert tests_line["agent"] == "tester" and tests_line["activity_type"] == "run_tests"
+
+    # --- the planted secret is nowhere --------------------------------------------------------------
+    span_text = json.dumps([json.loads(s.to_json()) for s in finished])
+    history = ""
+    children = ["planner-1", "coder-1", "tester-1", "coder-2", "tester-2", "reviewer-1"]
+    for wf_id in [run_id, *(f"{run_id}.{child}" for child in children)]:
+        history += (await client.get_workflow_handle(wf_id).fetch_history()).to_json()
+    assert run_id in history and "model_turn" in history  # it is the run's history
+    for where, text in (("logs", logs.getvalue()), ("spans", span_text), ("metrics", metrics), ("history", history)):
+        assert PLANTED not in text, f"the secret leaked into {where}"
+
+
+def test_the_redactor_takes_secrets_out_of_log_lines(json_logs: io.StringIO) -> None:
+    logs = json_logs
+    structlog.get_logger("t").info("calling", header=f"x-api-key: {PLANTED}", nested={"token": "ghp_" + "a" * 36})
+    logging.getLogger("sdk").warning("auth failed for Bearer abcdefghijklmnopqrstuvwxyz012345")
+    out = logs.getvalue()
+    assert PLANTED not in out and "ghp_aaaa" not in out and "abcdefghijklmnop" not in out
+    first, second = (json.loads(line) for line in out.splitlines())
+    assert first["header"] == "x-api-key: [REDACTED]" and first["nested"] == {"token": "[REDACTED]"}
+    assert second["event"] == "auth failed for [REDACTED]"
