@@ -323,6 +323,7 @@ class IssueWorkflow:
         st = self._require_state()
         st.stage = stage
         self._note(line)
+        workflow.logger.info("stage: %s", line, extra={"stage": stage.value, "round": st.round})  # not on replay
         workflow.upsert_search_attributes([search.STAGE.value_set(stage.value)])
         retries = f"retries {st.retry_count}/{st.max_retries}"
         workflow.set_current_details(f"**{stage.value}** — round {max(st.round, 1)}, {retries}\n\n{line}")

@@ -6,6 +6,7 @@ Recorded by `FORGEFLOW_RECORD_HISTORY=tests/replay/histories pytest tests/e2e -k
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -32,3 +33,12 @@ async def test_replay(name: str) -> None:
     replayer = Replayer(workflows=[IssueWorkflow, AgentWorkflow], data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{name} no longer replays: {result.replay_failure}"
+
+
+async def test_replay_writes_no_log_lines(caplog: pytest.LogCaptureFixture) -> None:
+    """The run's own history, replayed: the workflow's stage lines were written when it ran, not again."""
+    (name,) = [n for n in LOADED if "." not in n]
+    replayer = Replayer(workflows=[IssueWorkflow, AgentWorkflow], data_converter=pydantic_data_converter)
+    with caplog.at_level(logging.INFO, logger="temporalio.workflow"):
+        await replayer.replay_workflow(LOADED[name])
+    assert [r.getMessage() for r in caplog.records if r.name == "temporalio.workflow"] == []

@@ -181,6 +181,9 @@ async def test_one_run_one_trace_metrics_and_logs_with_no_secret(
         assert line["workflow_id"].startswith(f"{run_id}.") and line["run_id"]
         assert line["agent"] in {"planner", "coder", "tester", "reviewer"}
         assert line["activity_type"] == "model_turn" and line["attempt"] == 1
+    stages = [line for line in lines if line["event"].startswith("stage: ")]
+    assert stages and all(line["workflow_id"] == run_id and line["workflow_type"] == "IssueWorkflow" for line in stages)
+    assert {line["stage"] for line in stages} >= {"planning", "coding", "testing", "reviewing"}
     tests_line = next(line for line in lines if line["event"] == "sandbox call")
     assert tests_line["agent"] == "tester" and tests_line["activity_type"] == "run_tests"
 
