@@ -53,6 +53,19 @@ class Settings(BaseSettings):
         default=None, alias="FORGEFLOW_PRICES", description="JSON file overriding the model price table."
     )
     allow_unsandboxed_tests: bool = Field(default=False, alias="FORGEFLOW_ALLOW_UNSANDBOXED")
+    codec_keys: SecretStr | None = Field(
+        default=None,
+        alias="FORGEFLOW_CODEC_KEYS",
+        description='Encrypt workflow history: {"key-id": "<base64 AES-256 key>", ...}, active key first.',
+    )
+    codec_server_token: SecretStr | None = Field(
+        default=None, alias="FORGEFLOW_CODEC_TOKEN", description="Bearer token the codec server requires."
+    )
+    codec_cors_origins: list[str] = Field(
+        default=["http://localhost:8233", "http://127.0.0.1:8233"],
+        alias="FORGEFLOW_CODEC_CORS_ORIGINS",
+        description="Web UI origins allowed to call the codec server.",
+    )
     metrics_prometheus: str | None = Field(
         default=None,
         alias="FORGEFLOW_METRICS_PROMETHEUS",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import json
 import os
 import shlex
 import sys
@@ -277,6 +278,43 @@ def worker(
     except ServerError as err:
         err_console.print(f"[red]{err}[/red]", highlight=False)
         raise typer.Exit(1) from None
+
+
+@app.command("codec-server")
+def codec_server(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8081,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Decrypt runs for the Temporal UI (Settings → codec endpoint) and `temporal --codec-endpoint`."""
+    from payloads.codec import CodecError
+    from payloads.codec_server import make_server
+    from payloads.converter import codec
+
+    settings = get_settings()
+    configure_logging(json=False)
+    try:
+        ring = codec(settings)
+    except CodecError as err:
+        err_console.print(f"[red]{err}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    if ring is None:
+        err_console.print("[red]FORGEFLOW_CODEC_KEYS is not set: there is nothing to decrypt with[/red]")
+        raise typer.Exit(2)
+    token = settings.codec_server_token.get_secret_value() if settings.codec_server_token else None
+    server = make_server(ring, host, port, token=token, origins=settings.codec_cors_origins)
+    console.print(f"codec server on http://{host}:{server.server_port} (active key {ring.active})", soft_wrap=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.server_close()
+
+
+@app.command("codec-key")
+def codec_key(key_id: Annotated[str, typer.Argument(help="A name for the key, e.g. 2026-11.")]) -> None:
+    """Print a new AES-256 key as a FORGEFLOW_CODEC_KEYS entry (put the active key first)."""
+    from payloads.codec import new_key
+
+    sys.stdout.write(json.dumps({key_id: new_key()}) + "\n")
 
 
 @app.command()

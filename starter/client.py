@@ -1,14 +1,14 @@
-"""The one place the CLI builds Temporal clients: always with the pydantic data converter."""
+"""The one place clients are built (CLI and worker): always with forgeflow's data converter."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from temporalio.client import Client, Interceptor
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 
 from config.settings import Settings
+from payloads.converter import data_converter
 
 
 async def connect(
@@ -17,7 +17,7 @@ async def connect(
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings),
         interceptors=interceptors,
         runtime=runtime or Runtime.default(),
     )
