@@ -66,6 +66,12 @@ class Settings(BaseSettings):
         alias="FORGEFLOW_CODEC_CORS_ORIGINS",
         description="Web UI origins allowed to call the codec server.",
     )
+    payload_threshold_kb: int = Field(
+        default=256,
+        ge=0,
+        alias="FORGEFLOW_PAYLOAD_THRESHOLD_KB",
+        description="Payloads larger than this go to external storage (0: keep everything in history).",
+    )
     metrics_prometheus: str | None = Field(
         default=None,
         alias="FORGEFLOW_METRICS_PROMETHEUS",

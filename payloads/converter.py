@@ -1,5 +1,5 @@
 """The one data converter every client of forgeflow uses (worker, starter, CLI, codec server):
-pydantic models as JSON, encrypted when FORGEFLOW_CODEC_KEYS is set."""
+pydantic models as JSON, encrypted when FORGEFLOW_CODEC_KEYS is set, large ones stored outside history."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from temporalio.converter import DataConverter
 
 from config.settings import Settings
 from payloads.codec import AesGcmCodec, parse_keys
+from payloads.storage import external_storage
 
 
 def codec(settings: Settings) -> AesGcmCodec | None:
@@ -19,4 +20,6 @@ def codec(settings: Settings) -> AesGcmCodec | None:
 
 
 def data_converter(settings: Settings) -> DataConverter:
-    return dataclasses.replace(pydantic_data_converter, payload_codec=codec(settings))
+    return dataclasses.replace(
+        pydantic_data_converter, payload_codec=codec(settings), external_storage=external_storage(settings)
+    )
