@@ -14,8 +14,8 @@ from payloads.storage import external_storage
 
 
 def codec(settings: Settings) -> AesGcmCodec | None:
-    if settings.codec_keys is None:
-        return None
+    if settings.codec_keys is None or not settings.codec_keys.get_secret_value().strip():
+        return None  # unset, or set to "" (as docker-compose passes an unset variable)
     return AesGcmCodec(parse_keys(settings.codec_keys.get_secret_value()))
 
 

@@ -76,6 +76,7 @@ async def model_span(role: str, spec: ModelSpec) -> AsyncIterator[Span]:
     attributes = {
         "gen_ai.operation.name": "chat",
         "gen_ai.system": GEN_AI_SYSTEM.get(spec.provider, spec.provider),
+        "gen_ai.provider.name": GEN_AI_SYSTEM.get(spec.provider, spec.provider),  # the newer name of the same
         "gen_ai.request.model": spec.model,
         "forgeflow.agent": role,
     }

@@ -9,7 +9,9 @@ import pytest
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from config.settings import Settings
 from payloads.codec import ENCODING, KEY_ID, AesGcmCodec, CodecError, new_key, parse_keys
+from payloads.converter import data_converter
 
 SECRET_TEXT = "def slugify(text, max_length=None): ...  # the model's code"
 
@@ -80,3 +82,11 @@ async def test_unencrypted_payloads_pass_through() -> None:
 def test_bad_key_rings_are_named(text: str, message: str) -> None:
     with pytest.raises(CodecError, match=message):
         parse_keys(text)
+
+
+@pytest.mark.parametrize(("value", "on"), [(None, False), ("", False), (json.dumps({"k": new_key()}), True)])
+def test_one_setting_turns_the_codec_on(value: str | None, on: bool) -> None:
+    settings = Settings.model_validate({} if value is None else {"FORGEFLOW_CODEC_KEYS": value})
+    converter = data_converter(settings)
+    assert (converter.payload_codec is not None) is on
+    assert converter.external_storage is not None  # large payloads go outside history either way
