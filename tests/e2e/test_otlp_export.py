@@ -4,9 +4,7 @@ leave over OTLP/HTTP to a loopback collector, metrics are scraped from its Prome
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 from contracts.run import IssueResult, Outcome
 from starter.sample import create_sample_repo, demo_input
 from tests.e2e.conftest import WorkerProcess, start_worker, wait_until
+from tests.telemetry.test_observability import _free_port, scrape
 
 pytestmark = pytest.mark.e2e
 
@@ -58,17 +57,6 @@ def collector() -> Iterator[Collector]:
     c = Collector()
     yield c
     c.server.shutdown()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        return str(response.read().decode())
 
 
 async def test_worker_exports_traces_over_otlp_and_serves_metrics(
