@@ -54,9 +54,33 @@ def _preexec(limits: SandboxLimits, group: _cgroup.RunGroup | None) -> Callable[
     return apply
 
 
-async def run_limited(argv: list[str], log: Path, limits: SandboxLimits, env: Mapping[str, str]) -> Finished:
-    """Run argv with stdout+stderr to `log`; `env` is the launcher's whole environment (keep it bare)."""
-    group = _cgroup.create(uuid.uuid4().hex[:12], memory_bytes=limits.memory_bytes, max_processes=limits.max_processes)
+class WeakLimitsError(RuntimeError):
+    """No cgroup and running as root: nothing would bound the number of processes."""
+
+
+async def run_limited(
+    argv: list[str],
+    log: Path,
+    limits: SandboxLimits,
+    env: Mapping[str, str],
+    *,
+    cgroup_root: Path = _cgroup.ROOT,
+    allow_weak_limits: bool = False,
+) -> Finished:
+    """Run argv with stdout+stderr to `log`; `env` is the launcher's whole environment (keep it bare).
+
+    Without a cgroup, rlimits are the fallback; but the kernel ignores RLIMIT_NPROC for root, so a
+    root worker without a cgroup refuses (WeakLimitsError) unless `allow_weak_limits`.
+    """
+    group = _cgroup.create(
+        uuid.uuid4().hex[:12], memory_bytes=limits.memory_bytes, max_processes=limits.max_processes, root=cgroup_root
+    )
+    if group is None and os.geteuid() == 0 and not allow_weak_limits:
+        raise WeakLimitsError(
+            f"no cgroup could be created under {cgroup_root} and the sandbox worker runs as root, so nothing "
+            "would limit the tests' processes (a fork bomb would reach the host); delegate a cgroup to the "
+            "worker, run it as a non-root user, or set FORGEFLOW_SANDBOX_WEAK_LIMITS=1 to accept the risk"
+        )
     try:
         with log.open("wb") as out:
             proc = await asyncio.create_subprocess_exec(

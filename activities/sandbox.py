@@ -23,7 +23,7 @@ from temporalio.exceptions import ApplicationError
 from activities import _install, _junit, _runners
 from activities._bwrap import OUT, WORKSPACE, Mount, bwrap_argv, sandbox_env
 from activities._commit_cache import mapping_ref
-from activities._limited import Finished, run_limited
+from activities._limited import Finished, WeakLimitsError, run_limited
 from activities.blobstore import BlobStore
 from config.settings import Settings
 from contracts.testing import RunTestsInput, SandboxLimits, TestReport
@@ -146,10 +146,25 @@ class _Run:
             local = [a.replace(OUT, str(self.out_dir)) for a in command]
             local_env = {k: v.replace(OUT, str(self.out_dir)) for k, v in env.items()}
             argv = ["env", "-C", str(self.ws.root), *local]
-            return await run_limited(argv, log, limits, {**LAUNCHER_ENV, **local_env, "PYTHONPATH": str(self.ws.root)})
+            return await self._limited(
+                argv, log, limits, {**LAUNCHER_ENV, **local_env, "PYTHONPATH": str(self.ws.root)}
+            )
         inner = sandbox_env(self.prefixes, env)
         argv = bwrap_argv(self.bwrap, mounts=mounts, python_prefixes=self.prefixes, command=command, env=inner)
-        return await run_limited(argv, log, limits, LAUNCHER_ENV)
+        return await self._limited(argv, log, limits, LAUNCHER_ENV)
+
+    async def _limited(self, argv: list[str], log: Path, limits: SandboxLimits, env: dict[str, str]) -> Finished:
+        try:
+            return await run_limited(
+                argv,
+                log,
+                limits,
+                env,
+                cgroup_root=self.settings.sandbox_cgroup_root,
+                allow_weak_limits=self.settings.sandbox_weak_limits,
+            )
+        except WeakLimitsError as err:
+            raise ApplicationError(str(err), type="SandboxUnavailable", non_retryable=True) from None
 
     async def _install_step(
         self, command: list[str], mounts: list[Mount], env: dict[str, str], log: Path, network: bool

@@ -77,6 +77,16 @@ class Settings(BaseSettings):
         alias="FORGEFLOW_METRICS_PROMETHEUS",
         description="host:port for a Prometheus scrape endpoint of the worker's metrics.",
     )
+    sandbox_cgroup_root: Path = Field(
+        default=Path("/sys/fs/cgroup"),
+        alias="FORGEFLOW_SANDBOX_CGROUP_ROOT",
+        description="Where cgroup hierarchies are mounted; each run gets a group under the worker's own.",
+    )
+    sandbox_weak_limits: bool = Field(
+        default=False,
+        alias="FORGEFLOW_SANDBOX_WEAK_LIMITS",
+        description="Run tests as root without a cgroup (no process-count limit). Refused otherwise.",
+    )
     sandbox_bwrap: str = Field(
         default="bwrap", alias="FORGEFLOW_SANDBOX_BWRAP", description="bubblewrap: a name on PATH or a path."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import threading
@@ -334,3 +335,20 @@ async def test_refuses_to_run_without_bubblewrap(tmp_path: Path, monkeypatch: py
         await run(repo, sha)
     assert err.value.type == "SandboxUnavailable" and err.value.non_retryable
     assert "bubblewrap" in err.value.message and "FORGEFLOW_ALLOW_UNSANDBOXED" in err.value.message
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="RLIMIT_NPROC binds non-root workers: no refusal needed")
+async def test_a_root_worker_without_cgroups_refuses_unless_allowed(tmp_path: Path) -> None:
+    """No cgroup (an empty hierarchy root) and root: rlimits can't bound processes, so refuse."""
+    no_cgroups = str(tmp_path / "no-cgroups")
+    hog = "def test_hog():\n    blocks = [bytearray(32 * 1024 * 1024) for _ in range(32)]  # 1 GiB\n"
+    repo, sha = make_repo(tmp_path, {"tests/test_hog.py": hog})
+    with pytest.raises(ApplicationError) as err:
+        await run(repo, sha, settings=small_limits(tmp_path, FORGEFLOW_SANDBOX_CGROUP_ROOT=no_cgroups))
+    assert err.value.type == "SandboxUnavailable" and err.value.non_retryable
+    assert "no cgroup could be created" in err.value.message and "FORGEFLOW_SANDBOX_WEAK_LIMITS" in err.value.message
+
+    weak = small_limits(tmp_path, FORGEFLOW_SANDBOX_CGROUP_ROOT=no_cgroups, FORGEFLOW_SANDBOX_WEAK_LIMITS="1")
+    report = await run(repo, sha, settings=weak)
+    assert report.limits_enforced_by == "rlimit"
+    assert report.status == "out_of_memory", report.output_tail  # RLIMIT_AS: a MemoryError, named as such
