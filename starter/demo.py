@@ -30,7 +30,10 @@ async def run_demo(settings: Settings) -> int:
     console.print(f"[yellow]{REPLAY_NOTE}[/yellow]: the bundled recording plays the four agents")
     client = await connect(settings)
     workflow_id = f"forgeflow-demo-{stamp}"
-    async with worker.WorkerGroup(worker.build_workers(client, settings)):
+    # The demo's code is the bundled sample and a recorded conversation, nothing untrusted: it runs
+    # where no cgroup can be made too (e.g. a root container), on rlimits alone.
+    demo_settings = settings.model_copy(update={"sandbox_weak_limits": True})
+    async with worker.WorkerGroup(worker.build_workers(client, demo_settings)):
         handle = await client.start_workflow(
             "IssueWorkflow", demo_input(repo), id=workflow_id, task_queue=settings.task_queue
         )
