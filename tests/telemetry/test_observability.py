@@ -145,6 +145,10 @@ async def test_one_run_one_trace_metrics_and_logs_with_no_secret(
         assert "RunActivity:model_turn" in _ancestors(chat, by_id)
         assert "StartChildWorkflow:AgentWorkflow" in _ancestors(chat, by_id)
     assert sum(float(c.attributes["forgeflow.cost_usd"]) for c in chats) == pytest.approx(st.usage.total_cost_usd)  # type: ignore[arg-type, index]
+    # The anthropic SDK's own span of each HTTP call sits under ours, with the wire details.
+    sdk_calls = [s for s in finished if s.name == "anthropic.messages.create"]
+    assert len(sdk_calls) == 19 and all(_ancestors(s, by_id)[0].startswith("chat ") for s in sdk_calls)
+    assert {(s.attributes or {}).get("http.response.status_code") for s in sdk_calls} == {200}
     tools = [s for s in finished if s.name.startswith("tool ")]
     assert {s.attributes["forgeflow.tool.outcome"] for s in tools} <= {"ok", "error"}  # type: ignore[index]
     assert {"tool str_replace", "tool read_file"} <= {s.name for s in tools}
