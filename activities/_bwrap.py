@@ -20,6 +20,7 @@ ENV_DIR = "/forgeflow-env"  # the install step's virtualenv (cached per manifest
 JUNIT = f"{OUT}/junit.xml"
 COVERAGE = f"{OUT}/coverage.xml"
 SANDBOX_UID = 65534  # nobody
+HOSTS_FILE = "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64")
 ETC_FILES = (
     "/etc/ld.so.cache",
@@ -47,6 +48,7 @@ def bwrap_argv(
     command: Sequence[str],
     env: Mapping[str, str],
     share_net: bool = False,
+    hosts: Path | None = None,
     exists: Callable[[str], bool] | None = None,
 ) -> list[str]:
     """The argv; `exists` (for tests) decides which optional host paths to bind."""
@@ -61,6 +63,8 @@ def bwrap_argv(
     for prefix in dict.fromkeys(python_prefixes):  # ordered, without duplicates
         argv += ["--ro-bind", prefix, prefix]
     argv += ["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
+    if hosts is not None:  # `localhost` resolves (test servers bind it); nothing of the host's own list
+        argv += ["--ro-bind", str(hosts), "/etc/hosts"]
     for mount in mounts:  # after /tmp, so a mount may sit under it
         argv += ["--bind" if mount.writable else "--ro-bind", mount.source, mount.target]
     argv += ["--chdir", WORKSPACE, "--clearenv"]

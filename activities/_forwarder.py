@@ -26,9 +26,13 @@ async def _relay(socket_path: str, reader: asyncio.StreamReader, writer: asyncio
     except OSError:
         writer.close()
         return
-    await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-    up_writer.close()
-    writer.close()
+    try:
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+    except asyncio.CancelledError:
+        pass  # the command is done and the forwarder is exiting: a kept-alive connection just ends
+    finally:
+        up_writer.close()
+        writer.close()
 
 
 async def main(socket_path: str, port: int, command: list[str]) -> int:

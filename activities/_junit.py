@@ -68,6 +68,11 @@ def node_namer(suites: list[str], _classname: str, name: str) -> str:
     return " > ".join([*suites, name.removeprefix(f"{WORKSPACE}/")])  # a file that failed to load
 
 
+def vitest_namer(_suites: list[str], classname: str, name: str) -> str:
+    """vitest's own ids: `test/math.test.js > group > inner bad` (classname is the file)."""
+    return f"{classname} > {name}" if classname else name
+
+
 def _cases(element: ET.Element, suites: list[str]) -> Iterator[tuple[list[str], ET.Element]]:
     """Every testcase with the names of the testsuites it sits in (below the root element)."""
     for child in element:

@@ -3,7 +3,7 @@
 Precedence: the run's own options, then the repository's `.forgeflow.yml`, then detection from its
 files. Every command is made to write JUnit XML to the sandbox's report path: pytest with
 --junitxml, unittest through unittest-xml-reporting, node's test runner (directly or under
-`npm test`) with its junit reporter. A custom command must write $FORGEFLOW_JUNIT_XML itself.
+`npm test`) and vitest with their junit reporters. A custom command must write $FORGEFLOW_JUNIT_XML itself.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from contracts.testing import RunnerName
 
 CONFIG_FILE = ".forgeflow.yml"
 NPM_PLACEHOLDER = 'echo "Error: no test specified" && exit 1'
+VITEST_FLAGS = ("--run", "--reporter=default", "--reporter=junit", f"--outputFile.junit={JUNIT}")
 NODE_REPORTERS = (
     f"--test-reporter=spec --test-reporter-destination=stdout --test-reporter=junit --test-reporter-destination={JUNIT}"
 )
@@ -129,7 +130,10 @@ def detect_runner(paths: list[str], read: Read) -> RunnerName:
         return "pytest"
     python_tests = [p for p in paths if _is_python_test(p)]
     has_js_tests = any(p.endswith((".test.js", ".test.mjs", ".test.cjs")) or p.startswith("test/") for p in paths)
-    if _npm_test_script(read) is not None or (read("package.json") is not None and has_js_tests):
+    script = _npm_test_script(read)
+    if script is not None and "vitest" in script:
+        return "vitest"
+    if script is not None or (read("package.json") is not None and has_js_tests):
         return "node"
     if python_tests:
         texts = [read(p) or "" for p in python_tests]
@@ -143,6 +147,8 @@ def runner_plan(runner: RunnerName, *, python: str, coverage: bool, read: Read) 
     if runner == "unittest":
         command = [python, "-m", "xmlrunner", "--output-file", JUNIT, "discover", "-s", ".", "-p", "test*.py"]
         return RunnerPlan(runner=runner, command=command)
+    if runner == "vitest":
+        return RunnerPlan(runner=runner, command=["npm", "test", "--", *VITEST_FLAGS])
     if runner == "node":
         command = ["npm", "test"] if _npm_test_script(read) is not None else ["node", "--test"]
         return RunnerPlan(runner=runner, command=command, env={"NODE_OPTIONS": NODE_REPORTERS})
@@ -165,6 +171,8 @@ def custom_plan(command: list[str], *, python: str) -> RunnerPlan:
     if head.startswith("python") and command[1:3] == ["-m", "unittest"]:
         rest = command[3:] or ["discover", "-s", ".", "-p", "test*.py"]
         return RunnerPlan(runner="unittest", command=[python, "-m", "xmlrunner", "--output-file", JUNIT, *rest])
+    if "vitest" in command:  # e.g. npx vitest run tests/unit
+        return RunnerPlan(runner="vitest", command=[*command, *VITEST_FLAGS[1:]])
     if head in ("npm", "node", "npx"):
         return RunnerPlan(runner="node", command=command, env={"NODE_OPTIONS": NODE_REPORTERS})
     return RunnerPlan(runner="custom", command=command)

@@ -21,7 +21,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import _install, _junit, _runners
-from activities._bwrap import OUT, WORKSPACE, Mount, bwrap_argv, sandbox_env
+from activities._bwrap import HOSTS_FILE, OUT, WORKSPACE, Mount, bwrap_argv, sandbox_env
 from activities._commit_cache import mapping_ref
 from activities._limited import Finished, WeakLimitsError, run_limited
 from activities.blobstore import BlobStore
@@ -124,7 +124,7 @@ class _Run:
             workspace=self.ws.root,
             cache_dir=self.settings.sandbox_cache_dir,
             key=_install.cache_key(install_command or [], self.ws.paths(), self.ws.read),
-            python_env=plan.runner != "node",
+            python_env=plan.runner not in ("node", "vitest"),
             network=self.settings.sandbox_install_network,
             run_step=self._install_step,
         )
@@ -150,7 +150,11 @@ class _Run:
                 argv, log, limits, {**LAUNCHER_ENV, **local_env, "PYTHONPATH": str(self.ws.root)}
             )
         inner = sandbox_env(self.prefixes, env)
-        argv = bwrap_argv(self.bwrap, mounts=mounts, python_prefixes=self.prefixes, command=command, env=inner)
+        hosts = self.out_dir.parent / "hosts"
+        hosts.write_text(HOSTS_FILE)
+        argv = bwrap_argv(
+            self.bwrap, mounts=mounts, python_prefixes=self.prefixes, command=command, env=inner, hosts=hosts
+        )
         return await self._limited(argv, log, limits, LAUNCHER_ENV)
 
     async def _limited(self, argv: list[str], log: Path, limits: SandboxLimits, env: dict[str, str]) -> Finished:
@@ -249,6 +253,8 @@ class _Run:
 
         if plan.runner == "node":
             return _junit.node_namer
+        if plan.runner == "vitest":
+            return _junit.vitest_namer
         if plan.runner == "unittest":
             return _junit.unittest_namer(is_file)
         return _junit.pytest_namer(is_file)

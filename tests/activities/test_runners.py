@@ -8,7 +8,15 @@ import pytest
 
 from activities._bwrap import JUNIT
 from activities._install import as_module_call, cache_key
-from activities._runners import NODE_REPORTERS, RepoConfigError, RunnerPlan, choose, detect_runner, load_config
+from activities._runners import (
+    NODE_REPORTERS,
+    VITEST_FLAGS,
+    RepoConfigError,
+    RunnerPlan,
+    choose,
+    detect_runner,
+    load_config,
+)
 
 PYPROJECT_PYTEST = "[tool.pytest.ini_options]\ntestpaths = ['tests']\n"
 UNITTEST_FILE = "import unittest\n\nclass T(unittest.TestCase):\n    def test_a(self):\n        pass\n"
@@ -31,6 +39,8 @@ def reader(files: dict[str, str]) -> Callable[[str], str | None]:
         ({"tests/test_p.py": "def test_a():\n    pass\n"}, "pytest"),  # plain functions: pytest
         ({"package.json": '{"scripts": {"test": "node --test"}}', "test/a.test.js": ""}, "node"),
         ({"package.json": '{"name": "x"}', "test/a.test.js": ""}, "node"),
+        ({"package.json": '{"scripts": {"test": "vitest"}}', "src/a.test.js": ""}, "vitest"),
+        ({"package.json": '{"scripts": {"test": "vitest run --coverage"}}'}, "vitest"),
         ({"package.json": '{"scripts": {"test": "echo \\"Error: no test specified\\" && exit 1"}}'}, "pytest"),
         ({"pyproject.toml": "not [valid toml", "tests/test_u.py": UNITTEST_FILE}, "unittest"),
         ({}, "pytest"),
@@ -55,6 +65,8 @@ def test_default_commands_write_junit_where_the_report_is_read() -> None:
     npm_plan = plan_for({"package.json": '{"scripts": {"test": "node --test"}}'})
     assert npm_plan.command == ["npm", "test"] and npm_plan.env == {"NODE_OPTIONS": NODE_REPORTERS}
     assert plan_for({"package.json": "{}", "x.test.js": ""}).command == ["node", "--test"]
+    vitest = plan_for({"package.json": '{"scripts": {"test": "vitest"}}'})
+    assert vitest.command == ["npm", "test", "--", "--run", *VITEST_FLAGS[1:]] and vitest.env == {}
 
 
 @pytest.mark.parametrize(
@@ -66,6 +78,9 @@ def test_default_commands_write_junit_where_the_report_is_read() -> None:
          ["py", "-m", "xmlrunner", "--output-file", JUNIT, "discover", "-s", ".", "-p", "test*.py"]),
         ("test:\n  command: npm run test:unit\n", "node", ["npm", "run", "test:unit"]),
         ("test:\n  command: make check\n", "custom", ["make", "check"]),
+        ("test:\n  command: npx vitest run tests/unit\n", "vitest",
+         ["npx", "vitest", "run", "tests/unit", "--reporter=default", "--reporter=junit",
+          f"--outputFile.junit={JUNIT}"]),
     ],
 )  # fmt: skip
 def test_forgeflow_yml_sets_the_command(config: str, runner: str, command: list[str]) -> None:
