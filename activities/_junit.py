@@ -1,7 +1,10 @@
-"""Parse a test runner's JUnit XML report into counts and failures. Pure."""
+"""Parse a test runner's machine-readable report (JUnit XML, or jest's JSON) into counts and
+failures. Pure."""
 
 from __future__ import annotations
 
+import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -119,3 +122,44 @@ def parse_coverage(xml_text: str) -> float | None:
         return round(float(rate) * 100, 1) if rate is not None else None
     except (ET.ParseError, ValueError):
         return None
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_JEST_SKIPPED = {"pending", "skipped", "todo", "disabled", "focused"}
+
+
+def _bounded(text: str) -> str:
+    text = _ANSI.sub("", text).strip()
+    return text if len(text) <= MAX_DETAIL else "…" + text[-MAX_DETAIL:]
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
+    return lines[0][:MAX_DETAIL] if lines else ""
+
+
+def parse_jest(json_text: str, workspace: str) -> JUnitCounts:
+    """jest's `--json` report. A test file that failed to run counts as one errored test (as pytest
+    counts a module that failed to collect); todo and skipped tests count as skipped."""
+    counts = JUnitCounts()
+    for suite in json.loads(json_text).get("testResults", []):
+        path = str(suite.get("name", "")).removeprefix(f"{workspace}/")
+        cases = suite.get("assertionResults") or []
+        if not cases and suite.get("status") == "failed":
+            counts.total += 1
+            counts.errors += 1
+            message = str(suite.get("message", ""))
+            counts.failures.append(
+                TestFailure(name=path, kind="error", message=_first_line(message), output=_bounded(message))
+            )
+        for case in cases:
+            counts.total += 1
+            name = " > ".join([path, *case.get("ancestorTitles", []), str(case.get("title", ""))])
+            status = case.get("status")
+            if status in _JEST_SKIPPED:
+                counts.skipped += 1
+            elif status == "failed":
+                counts.failed += 1
+                detail = "\n".join(case.get("failureMessages") or [])
+                counts.failures.append(TestFailure(name=name, message=_first_line(detail), output=_bounded(detail)))
+    return counts

@@ -1,15 +1,17 @@
-"""Which test runner a repository uses, and the command that makes it write a JUnit report. Pure.
+"""Which test runner a repository uses, and the command that makes it write a machine-readable
+report. Pure.
 
 Precedence: the run's own options, then the repository's `.forgeflow.yml`, then detection from its
-files. Every command is made to write JUnit XML to the sandbox's report path: pytest with
---junitxml, unittest through unittest-xml-reporting, node's test runner (directly or under
-`npm test`) and vitest with their junit reporters. A custom command must write $FORGEFLOW_JUNIT_XML itself.
+files. pytest writes JUnit XML with --junitxml, unittest through unittest-xml-reporting, node's test
+runner (directly or under `npm test`) and vitest through their junit reporters; jest writes its own
+JSON report. A custom command must write JUnit XML to $FORGEFLOW_JUNIT_XML itself.
 """
 
 from __future__ import annotations
 
 import configparser
 import json
+import re
 import shlex
 import tomllib
 from collections.abc import Callable
@@ -19,11 +21,13 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from activities._bwrap import COVERAGE, JUNIT, WORKSPACE
+from activities._bwrap import COVERAGE, JUNIT, OUT, WORKSPACE
 from contracts.testing import RunnerName
 
 CONFIG_FILE = ".forgeflow.yml"
 NPM_PLACEHOLDER = 'echo "Error: no test specified" && exit 1'
+JEST_JSON = f"{OUT}/jest.json"
+JEST_FLAGS = ("--ci", "--json", f"--outputFile={JEST_JSON}")
 VITEST_FLAGS = ("--run", "--reporter=default", "--reporter=junit", f"--outputFile.junit={JUNIT}")
 NODE_REPORTERS = (
     f"--test-reporter=spec --test-reporter-destination=stdout --test-reporter=junit --test-reporter-destination={JUNIT}"
@@ -133,6 +137,8 @@ def detect_runner(paths: list[str], read: Read) -> RunnerName:
     script = _npm_test_script(read)
     if script is not None and "vitest" in script:
         return "vitest"
+    if script is not None and re.search(r"\bjest\b", script):
+        return "jest"
     if script is not None or (read("package.json") is not None and has_js_tests):
         return "node"
     if python_tests:
@@ -149,6 +155,8 @@ def runner_plan(runner: RunnerName, *, python: str, coverage: bool, read: Read) 
         return RunnerPlan(runner=runner, command=command)
     if runner == "vitest":
         return RunnerPlan(runner=runner, command=["npm", "test", "--", *VITEST_FLAGS])
+    if runner == "jest":
+        return RunnerPlan(runner=runner, command=["npm", "test", "--", *JEST_FLAGS])
     if runner == "node":
         command = ["npm", "test"] if _npm_test_script(read) is not None else ["node", "--test"]
         return RunnerPlan(runner=runner, command=command, env={"NODE_OPTIONS": NODE_REPORTERS})
@@ -171,6 +179,8 @@ def custom_plan(command: list[str], *, python: str) -> RunnerPlan:
     if head.startswith("python") and command[1:3] == ["-m", "unittest"]:
         rest = command[3:] or ["discover", "-s", ".", "-p", "test*.py"]
         return RunnerPlan(runner="unittest", command=[python, "-m", "xmlrunner", "--output-file", JUNIT, *rest])
+    if "jest" in command:  # e.g. npx jest tests/unit
+        return RunnerPlan(runner="jest", command=[*command, *JEST_FLAGS])
     if "vitest" in command:  # e.g. npx vitest run tests/unit
         return RunnerPlan(runner="vitest", command=[*command, *VITEST_FLAGS[1:]])
     if head in ("npm", "node", "npx"):

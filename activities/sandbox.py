@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from temporalio import activity
@@ -124,7 +125,7 @@ class _Run:
             workspace=self.ws.root,
             cache_dir=self.settings.sandbox_cache_dir,
             key=_install.cache_key(install_command or [], self.ws.paths(), self.ws.read),
-            python_env=plan.runner not in ("node", "vitest"),
+            python_env=plan.runner not in ("node", "vitest", "jest"),
             network=self.settings.sandbox_install_network,
             run_step=self._install_step,
         )
@@ -201,8 +202,7 @@ class _Run:
         seconds: float,
         prepared: _install.Prepared,
     ) -> TestReport:
-        junit = self.out_dir / "junit.xml"
-        counts = _junit.parse_junit(junit.read_text(errors="replace"), self._namer(plan)) if junit.exists() else None
+        counts = self._counts(plan)
         tail = _tail(self.out_dir / "output.log")
         end = RunEnd(
             exit_code=finished.exit_code,
@@ -246,6 +246,18 @@ class _Run:
                 ),
             )
         )
+
+    def _counts(self, plan: _runners.RunnerPlan) -> _junit.JUnitCounts | None:
+        """The runner's own report, parsed; None if it wrote none (or one that can't be read)."""
+        jest, junit = self.out_dir / "jest.json", self.out_dir / "junit.xml"
+        try:
+            if plan.runner == "jest" and jest.exists():
+                return _junit.parse_jest(jest.read_text(errors="replace"), WORKSPACE)
+            if junit.exists():
+                return _junit.parse_junit(junit.read_text(errors="replace"), self._namer(plan))
+        except (ValueError, ET.ParseError):
+            return None
+        return None
 
     def _namer(self, plan: _runners.RunnerPlan) -> _junit.Namer:
         def is_file(path: str) -> bool:

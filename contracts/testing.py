@@ -17,7 +17,7 @@ class TestFailure(BaseModel):
 
 
 TestStatus = Literal["passed", "failed", "error", "timed_out", "out_of_memory", "too_many_processes", "too_much_output"]
-RunnerName = Literal["pytest", "unittest", "node", "vitest", "custom"]
+RunnerName = Literal["pytest", "unittest", "node", "vitest", "jest", "custom"]
 
 
 class SandboxLimits(BaseModel):

@@ -9,6 +9,7 @@ import pytest
 from activities._bwrap import JUNIT
 from activities._install import as_module_call, cache_key
 from activities._runners import (
+    JEST_FLAGS,
     NODE_REPORTERS,
     VITEST_FLAGS,
     RepoConfigError,
@@ -41,6 +42,8 @@ def reader(files: dict[str, str]) -> Callable[[str], str | None]:
         ({"package.json": '{"name": "x"}', "test/a.test.js": ""}, "node"),
         ({"package.json": '{"scripts": {"test": "vitest"}}', "src/a.test.js": ""}, "vitest"),
         ({"package.json": '{"scripts": {"test": "vitest run --coverage"}}'}, "vitest"),
+        ({"package.json": '{"scripts": {"test": "jest --coverage"}}'}, "jest"),
+        ({"package.json": '{"scripts": {"test": "node scripts/jestish.js"}}'}, "node"),  # a word, not jest
         ({"package.json": '{"scripts": {"test": "echo \\"Error: no test specified\\" && exit 1"}}'}, "pytest"),
         ({"pyproject.toml": "not [valid toml", "tests/test_u.py": UNITTEST_FILE}, "unittest"),
         ({}, "pytest"),
@@ -78,6 +81,7 @@ def test_default_commands_write_junit_where_the_report_is_read() -> None:
          ["py", "-m", "xmlrunner", "--output-file", JUNIT, "discover", "-s", ".", "-p", "test*.py"]),
         ("test:\n  command: npm run test:unit\n", "node", ["npm", "run", "test:unit"]),
         ("test:\n  command: make check\n", "custom", ["make", "check"]),
+        ("test:\n  command: npx jest tests/unit\n", "jest", ["npx", "jest", "tests/unit", *JEST_FLAGS]),
         ("test:\n  command: npx vitest run tests/unit\n", "vitest",
          ["npx", "vitest", "run", "tests/unit", "--reporter=default", "--reporter=junit",
           f"--outputFile.junit={JUNIT}"]),
