@@ -15,24 +15,22 @@ import subprocess
 import sys
 import tempfile
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import _install, _junit, _runners
+from activities import _install, _runners
 from activities._bwrap import HOSTS_FILE, OUT, WORKSPACE, Mount, bwrap_argv, sandbox_env
 from activities._commit_cache import mapping_ref
 from activities._limited import Finished, WeakLimitsError, run_limited
+from activities._report import RunFiles, build_report, error_report
 from activities.blobstore import BlobStore
 from config.settings import Settings
 from contracts.testing import RunTestsInput, SandboxLimits, TestReport
 from policy.paths import repo_path
-from policy.test_status import RunEnd, test_status
 from telemetry.instrument import operation
 
-OUTPUT_TAIL = 20_000
 PROXY_PORT = 3128
 FORWARDER = Path(__file__).with_name("_forwarder.py")
 LAUNCHER_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}  # bwrap itself: nothing secret
@@ -109,7 +107,7 @@ class _Run:
         try:
             config = _runners.load_config(self.ws.read(_runners.CONFIG_FILE))
         except _runners.RepoConfigError as err:
-            return self._error(limits, str(err))
+            return error_report(self.req.commit_sha, limits, str(err))
         install_command = self.req.install_command or config.test.install
         python = sys.executable
         plan = _runners.choose(
@@ -130,10 +128,19 @@ class _Run:
             run_step=self._install_step,
         )
         if prepared.failed:
-            return self._error(limits, "the install step failed", install=prepared.report)
+            return error_report(self.req.commit_sha, limits, "the install step failed", prepared.report)
         started = time.monotonic()
         finished = await self._step(plan.command, prepared.mounts, plan.env, self.out_dir / "output.log", limits)
-        return self._report(plan, finished, limits, time.monotonic() - started, prepared)
+        return build_report(
+            self.req.commit_sha,
+            plan,
+            finished,
+            limits,
+            RunFiles(workspace=self.ws.root, out_dir=self.out_dir),
+            seconds=time.monotonic() - started,
+            install=prepared.report,
+            unsandboxed=self.bwrap is None,
+        )
 
     async def _step(
         self, command: list[str], mounts: list[Mount], env: dict[str, str], log: Path, limits: SandboxLimits
@@ -188,108 +195,6 @@ class _Run:
         async with registry_proxy(socket, self.settings.sandbox_registries):
             return await self._step([*wrapped, *command], mounts, env, log, limits)
 
-    def _base(self, limits: SandboxLimits, **fields: object) -> dict[str, object]:
-        return {"commit_sha": self.req.commit_sha, "limits": limits, **fields}
-
-    def _error(self, limits: SandboxLimits, why: str, **fields: object) -> TestReport:
-        return TestReport.model_validate(self._base(limits, command=[], status="error", output_tail=why, **fields))
-
-    def _report(
-        self,
-        plan: _runners.RunnerPlan,
-        finished: Finished,
-        limits: SandboxLimits,
-        seconds: float,
-        prepared: _install.Prepared,
-    ) -> TestReport:
-        counts = self._counts(plan)
-        tail = _tail(self.out_dir / "output.log")
-        end = RunEnd(
-            exit_code=finished.exit_code,
-            stopped_for=finished.stopped_for,
-            oom_kills=finished.usage.oom_kills,
-            memory_error=finished.enforced_by == "rlimit" and "MemoryError" in tail,
-            process_limit_hits=finished.usage.process_limit_hits,
-            output_limit_hit=finished.output_bytes >= limits.output_bytes,
-            report_found=counts is not None,
-            total=counts.total if counts else 0,
-            failed=counts.failed if counts else 0,
-            errors=counts.errors if counts else 0,
-        )
-        status = test_status(end)
-        coverage = self.out_dir / "coverage.xml"
-        return TestReport.model_validate(
-            self._base(
-                limits,
-                command=plan.command,
-                runner=plan.runner,
-                status=status,
-                exit_code=finished.exit_code,
-                duration_seconds=round(seconds, 3),
-                output_tail=_why(status, end, limits, self.bwrap is None) + tail,
-                coverage_percent=_junit.parse_coverage(coverage.read_text()) if coverage.exists() else None,
-                install=prepared.report,
-                limits_enforced_by=finished.enforced_by,
-                cpu_seconds=round(finished.usage.cpu_seconds, 3) if finished.enforced_by == "cgroup" else None,
-                peak_memory_bytes=finished.usage.peak_memory_bytes,
-                **(
-                    {
-                        "total": counts.total,
-                        "passed": counts.passed,
-                        "failed": counts.failed,
-                        "errors": counts.errors,
-                        "skipped": counts.skipped,
-                        "failures": counts.failures,
-                    }
-                    if counts
-                    else {}
-                ),
-            )
-        )
-
-    def _counts(self, plan: _runners.RunnerPlan) -> _junit.JUnitCounts | None:
-        """The runner's own report, parsed; None if it wrote none (or one that can't be read)."""
-        jest, junit = self.out_dir / "jest.json", self.out_dir / "junit.xml"
-        try:
-            if plan.runner == "jest" and jest.exists():
-                return _junit.parse_jest(jest.read_text(errors="replace"), WORKSPACE)
-            if junit.exists():
-                return _junit.parse_junit(junit.read_text(errors="replace"), self._namer(plan))
-        except (ValueError, ET.ParseError):
-            return None
-        return None
-
-    def _namer(self, plan: _runners.RunnerPlan) -> _junit.Namer:
-        def is_file(path: str) -> bool:
-            return (self.ws.root / path).is_file()
-
-        if plan.runner == "node":
-            return _junit.node_namer
-        if plan.runner == "vitest":
-            return _junit.vitest_namer
-        if plan.runner == "unittest":
-            return _junit.unittest_namer(is_file)
-        return _junit.pytest_namer(is_file)
-
-
-def _why(status: str, end: RunEnd, limits: SandboxLimits, unsandboxed: bool) -> str:
-    """A first line saying which limit stopped the run, if one did."""
-    lines = ["UNSANDBOXED RUN (operator allowed)"] if unsandboxed else []
-    if status == "timed_out":
-        if end.stopped_for == "cpu_time":
-            lines.append(f"killed: used more than {limits.cpu_seconds} s of CPU time")
-        else:
-            lines.append(f"killed after the {limits.wall_seconds} s timeout")
-    elif status == "out_of_memory":
-        lines.append(f"ran out of memory (limit {limits.memory_bytes // 1024**2} MiB)")
-    elif status == "too_many_processes":
-        lines.append(f"hit the limit of {limits.max_processes} processes")
-    elif status == "too_much_output":
-        lines.append(f"stopped at the output limit of {limits.output_bytes // 1024**2} MiB")
-    elif not end.report_found:
-        lines.append(f"the runner wrote no JUnit report (exit code {end.exit_code})")
-    return "".join(f"{line}\n" for line in lines)
-
 
 def _apply_overlay(workspace: Path, overlay: dict[str, str | None], blobs: BlobStore) -> None:
     """Lay the agent's uncommitted files over the exported commit (paths were checked when written)."""
@@ -324,13 +229,3 @@ async def _archive(repo: str, ref: str) -> tuple[bytes, bytes, int | None]:
     )
     out, err = await proc.communicate()
     return out, err, proc.returncode
-
-
-def _tail(log: Path) -> str:
-    data = b""
-    if log.exists():
-        with log.open("rb") as f:
-            f.seek(max(0, log.stat().st_size - OUTPUT_TAIL))
-            data = f.read()
-    text = data.decode("utf-8", errors="replace")
-    return text if not log.exists() or log.stat().st_size <= OUTPUT_TAIL else "…" + text
