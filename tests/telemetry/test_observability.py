@@ -25,13 +25,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.testing import WorkflowEnvironment
 
-from config.settings import Settings
 from contracts.run import IssueResult, Outcome
 from starter.sample import SPEC, create_sample_repo
 from telemetry.logs import configure_logging
 from telemetry.setup import tracing_interceptors
 from tests.loopback.anthropic_api import AnthropicLoopback
-from tests.workflows.test_claude_run import recorded_replies
+from tests.workflows.test_claude_run import claude_settings, recorded_replies
 from worker import build_workers
 
 PLANTED = "sk-ant-planted-0123456789abcdef"
@@ -103,14 +102,7 @@ async def test_one_run_one_trace_metrics_and_logs_with_no_secret(
     queue = f"observed-{uuid.uuid4().hex[:6]}"
     with AnthropicLoopback() as api:
         api.replies = recorded_replies()
-        settings = Settings.model_validate(
-            {
-                "FORGEFLOW_DATA_DIR": str(tmp_path / "data"),
-                "FORGEFLOW_TASK_QUEUE": queue,
-                "ANTHROPIC_API_KEY": PLANTED,
-                "ANTHROPIC_BASE_URL": api.base_url,
-            }
-        )
+        settings = claude_settings(tmp_path, queue, api, key=PLANTED)
         workers = build_workers(client, settings)
         async with workers[0], workers[1]:
             run_id = f"observed-{uuid.uuid4().hex[:6]}"

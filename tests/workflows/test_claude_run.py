@@ -30,19 +30,24 @@ def recorded_replies() -> list[Reply]:
     ]
 
 
+def claude_settings(tmp_path: Path, queue: str, api: AnthropicLoopback, key: str = "sk-ant-loopback") -> Settings:
+    """A worker whose Claude is the loopback API."""
+    return Settings.model_validate(
+        {
+            "FORGEFLOW_DATA_DIR": str(tmp_path / "data"),
+            "FORGEFLOW_TASK_QUEUE": queue,
+            "ANTHROPIC_API_KEY": key,
+            "ANTHROPIC_BASE_URL": api.base_url,
+        }
+    )
+
+
 async def test_full_run_on_claude(time_skipping_env: WorkflowEnvironment, tmp_path: Path) -> None:
     repo = create_sample_repo(tmp_path / "textkit")
     queue = f"claude-run-{uuid.uuid4().hex[:6]}"
     with AnthropicLoopback() as api:
         api.replies = recorded_replies()
-        settings = Settings.model_validate(
-            {
-                "FORGEFLOW_DATA_DIR": str(tmp_path / "data"),
-                "FORGEFLOW_TASK_QUEUE": queue,
-                "ANTHROPIC_API_KEY": "sk-ant-loopback",
-                "ANTHROPIC_BASE_URL": api.base_url,
-            }
-        )
+        settings = claude_settings(tmp_path, queue, api)
         workers = build_workers(time_skipping_env.client, settings)
         async with workers[0], workers[1]:
             result = await time_skipping_env.client.execute_workflow(
@@ -75,14 +80,7 @@ async def test_each_agent_can_have_its_own_model(time_skipping_env: WorkflowEnvi
     planner_turns = json.loads(SCRIPT.read_text())["agents"]["planner"][0]["turns"]
     with AnthropicLoopback() as api:
         api.replies = [Reply(content=t["content"], usage=t["usage"]) for t in planner_turns]
-        settings = Settings.model_validate(
-            {
-                "FORGEFLOW_DATA_DIR": str(tmp_path / "data"),
-                "FORGEFLOW_TASK_QUEUE": queue,
-                "ANTHROPIC_API_KEY": "sk-ant-loopback",
-                "ANTHROPIC_BASE_URL": api.base_url,
-            }
-        )
+        settings = claude_settings(tmp_path, queue, api)
         (worker,) = build_workers(time_skipping_env.client, settings, [queue])
         async with worker:
             result = await time_skipping_env.client.execute_workflow(
