@@ -26,11 +26,20 @@ def _plan(plan: Plan) -> str:
     return "\n".join(lines)
 
 
+LIMIT_STATUSES = ("timed_out", "out_of_memory", "too_many_processes", "too_much_output")
+
+
 def _failures(report: TestReport) -> str:
     lines = [
         f"The tests failed on commit {report.commit_sha[:12]}: {report.failed} failed, "
         f"{report.errors} errors, {report.passed} passed (status {report.status})."
     ]
+    if report.status in LIMIT_STATUSES and report.output_tail:  # the sandbox says which limit it hit
+        lines.append(f"The sandbox stopped the run: {report.output_tail.splitlines()[0]}")
+    install = report.install
+    if install is not None and not install.cached and install.exit_code != 0:
+        lines.append(f"The install step `{' '.join(install.command)}` failed (exit code {install.exit_code}):")
+        lines.append(install.output_tail)
     for f in report.failures:
         lines.append(f"- {f.name}: {f.message}\n{f.output}".rstrip())
     if not report.failures and report.output_tail:
