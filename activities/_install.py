@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import shutil
@@ -17,7 +18,7 @@ import site
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -49,9 +50,23 @@ def _is_manifest(path: str) -> bool:
     return str(name) in MANIFESTS or (len(name.parts) == 1 and name.match("requirements*.txt"))
 
 
-def cache_key(command: list[str], paths: list[str], read: Callable[[str], str | None]) -> str:
-    """Same install command, same manifests and lockfiles, same interpreter → same key. Pure."""
-    digest = hashlib.sha256(json.dumps([command, sys.version]).encode())
+@functools.lru_cache(maxsize=1)
+def toolchain() -> tuple[str, ...]:
+    """What installed packages depend on besides the manifests: the interpreter's and node's versions
+    (asked once per worker process)."""
+    node = shutil.which("node")
+    version = ""
+    if node is not None:
+        done = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30)
+        version = done.stdout.strip()
+    return (sys.version, f"node {version}")
+
+
+def cache_key(
+    command: list[str], paths: list[str], read: Callable[[str], str | None], tools: Sequence[str] = ()
+) -> str:
+    """Same install command, manifests, lockfiles and toolchain → same key. Pure."""
+    digest = hashlib.sha256(json.dumps([command, list(tools)]).encode())
     for path in sorted(p for p in paths if _is_manifest(p)):
         digest.update(f"\0{path}\0{read(path) or ''}".encode())
     return digest.hexdigest()[:24]

@@ -122,7 +122,7 @@ class _Run:
             command=install_command,
             workspace=self.ws.root,
             cache_dir=self.settings.sandbox_cache_dir,
-            key=_install.cache_key(install_command or [], self.ws.paths(), self.ws.read),
+            key=_install.cache_key(install_command or [], self.ws.paths(), self.ws.read, _install.toolchain()),
             python_env=plan.runner not in ("node", "vitest", "jest"),
             network=self.settings.sandbox_install_network,
             run_step=self._install_step,

@@ -126,11 +126,12 @@ def test_bad_forgeflow_yml_is_named(text: str, message: str) -> None:
     assert message in str(err.value)
 
 
-def test_install_cache_key_follows_manifests_and_lockfiles_only() -> None:
+def test_install_cache_key_follows_manifests_lockfiles_and_toolchain_only() -> None:
     files = {"pyproject.toml": "[project]\nname='x'\n", "src/x.py": "a = 1\n", "requirements-dev.txt": "pytest\n"}
     key = cache_key(["pip", "install", "-e", "."], sorted(files), reader(files))
     assert key == cache_key(["pip", "install", "-e", "."], sorted(files), reader({**files, "src/x.py": "a = 2\n"}))
     assert key != cache_key(["pip", "install", "-e", "."], sorted(files), reader({**files, "requirements-dev.txt": ""}))
     assert key != cache_key(["pip", "install", "."], sorted(files), reader(files))
+    assert key != cache_key(["pip", "install", "-e", "."], sorted(files), reader(files), ["node v22.1.0"])
     with_lock = {**files, "package-lock.json": "{}"}
     assert key != cache_key(["pip", "install", "-e", "."], sorted(with_lock), reader(with_lock))
