@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 
 from activities._bwrap import ENV_DIR, WORKSPACE, Mount
 from activities._limited import Finished
+from activities._report import tail
 from contracts.testing import InstallReport
 
 MANIFESTS = (
@@ -119,11 +120,6 @@ def _make_env(env_dir: Path) -> None:
         (lib / "_forgeflow_worker_tools.pth").write_text("\n".join(site_dirs) + "\n")
 
 
-def _tail(log: Path) -> str:
-    data = log.read_bytes()[-OUTPUT_TAIL:] if log.exists() else b""
-    return data.decode("utf-8", errors="replace")
-
-
 async def prepare(
     *,
     command: list[str] | None,
@@ -159,7 +155,7 @@ async def prepare(
             exit_code=finished.exit_code,
             network=network,
             duration_seconds=round(time.monotonic() - started, 3),
-            output_tail=_tail(log),
+            output_tail=tail(log, OUTPUT_TAIL),
         )
         if finished.exit_code != 0:
             shutil.rmtree(staging, ignore_errors=True)

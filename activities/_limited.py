@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from temporalio import activity
 
@@ -36,7 +37,7 @@ class Finished:
     stopped_for: str | None  # "wall_time" / "cpu_time" when we killed it at a limit
     usage: _cgroup.Usage
     output_bytes: int
-    enforced_by: str  # "cgroup" or "rlimit"
+    enforced_by: Literal["cgroup", "rlimit"]
 
 
 def _preexec(limits: SandboxLimits, group: _cgroup.RunGroup | None) -> Callable[[], None]:

@@ -57,15 +57,15 @@ def read_counts(plan: RunnerPlan, files: RunFiles) -> _junit.JUnitCounts | None:
     return None
 
 
-def tail(log: Path) -> str:
-    """The last part of the console output (all of it if short)."""
+def tail(log: Path, limit: int = OUTPUT_TAIL) -> str:
+    """The last `limit` bytes of a step's console output (all of it if short)."""
     if not log.exists():
         return ""
     size = log.stat().st_size
     with log.open("rb") as f:
-        f.seek(max(0, size - OUTPUT_TAIL))
+        f.seek(max(0, size - limit))
         text = f.read().decode("utf-8", errors="replace")
-    return text if size <= OUTPUT_TAIL else "…" + text
+    return text if size <= limit else "…" + text
 
 
 def why(status: TestStatus, end: RunEnd, limits: SandboxLimits, unsandboxed: bool) -> str:
@@ -134,7 +134,7 @@ def build_report(
         coverage_percent=_junit.parse_coverage(coverage.read_text()) if coverage.exists() else None,
         install=install,
         limits=limits,
-        limits_enforced_by="cgroup" if finished.enforced_by == "cgroup" else "rlimit",
+        limits_enforced_by=finished.enforced_by,
         cpu_seconds=round(finished.usage.cpu_seconds, 3) if finished.enforced_by == "cgroup" else None,
         peak_memory_bytes=finished.usage.peak_memory_bytes,
         total=counts.total if counts else 0,

@@ -26,6 +26,7 @@ from contracts.testing import RunnerName
 
 CONFIG_FILE = ".forgeflow.yml"
 NPM_PLACEHOLDER = 'echo "Error: no test specified" && exit 1'
+JS_RUNNERS = ("node", "vitest", "jest")  # their dependencies live in node_modules, not a virtualenv
 JEST_JSON = f"{OUT}/jest.json"
 JEST_FLAGS = ("--ci", "--json", f"--outputFile={JEST_JSON}")
 VITEST_FLAGS = ("--run", "--reporter=default", "--reporter=junit", f"--outputFile.junit={JUNIT}")

@@ -101,29 +101,31 @@ class _Run:
     ) -> None:
         self.settings, self.bwrap, self.req, self.ws, self.out_dir = settings, bwrap, req, workspace, out_dir
         self.prefixes = list(dict.fromkeys([sys.base_prefix, sys.prefix]))
+        self.hosts = out_dir.parent / "hosts"
 
     async def run(self) -> TestReport:
         limits = self.settings.sandbox_limits(self.req.timeout_seconds)
+        self.hosts.write_text(HOSTS_FILE)
         try:
             config = _runners.load_config(self.ws.read(_runners.CONFIG_FILE))
         except _runners.RepoConfigError as err:
             return error_report(self.req.commit_sha, limits, str(err))
         install_command = self.req.install_command or config.test.install
-        python = sys.executable
+        paths = self.ws.paths()  # one walk of the copy serves detection and the cache key
         plan = _runners.choose(
             run_command=self.req.test_command,
             config=config,
-            paths=self.ws.paths(),
+            paths=paths,
             read=self.ws.read,
-            python="python" if install_command else python,
+            python="python" if install_command else sys.executable,  # the install's virtualenv, if any
             coverage=importlib.util.find_spec("pytest_cov") is not None,
         )
         prepared = await _install.prepare(
             command=install_command,
             workspace=self.ws.root,
             cache_dir=self.settings.sandbox_cache_dir,
-            key=_install.cache_key(install_command or [], self.ws.paths(), self.ws.read, _install.toolchain()),
-            python_env=plan.runner not in ("node", "vitest", "jest"),
+            key=_install.cache_key(install_command or [], paths, self.ws.read, _install.toolchain()),
+            python_env=plan.runner not in _runners.JS_RUNNERS,
             network=self.settings.sandbox_install_network,
             run_step=self._install_step,
         )
@@ -158,10 +160,8 @@ class _Run:
                 argv, log, limits, {**LAUNCHER_ENV, **local_env, "PYTHONPATH": str(self.ws.root)}
             )
         inner = sandbox_env(self.prefixes, env)
-        hosts = self.out_dir.parent / "hosts"
-        hosts.write_text(HOSTS_FILE)
         argv = bwrap_argv(
-            self.bwrap, mounts=mounts, python_prefixes=self.prefixes, command=command, env=inner, hosts=hosts
+            self.bwrap, mounts=mounts, python_prefixes=self.prefixes, command=command, env=inner, hosts=self.hosts
         )
         return await self._limited(argv, log, limits, LAUNCHER_ENV)
 

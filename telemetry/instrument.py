@@ -23,6 +23,7 @@ from temporalio.common import MetricMeter
 
 from activities.providers import ModelResponse
 from contracts.agents import ModelSpec
+from telemetry.logs import agent_of
 
 _log = structlog.get_logger("forgeflow")
 _tracer = trace.get_tracer("forgeflow")
@@ -35,8 +36,6 @@ def _meter() -> MetricMeter:
 
 def _agent() -> str:
     """The agent whose activity this is, from its workflow id (`<run>.<agent>-<n>`), else `run`."""
-    from telemetry.logs import agent_of
-
     return (agent_of(activity.info().workflow_id or "") if activity.in_activity() else None) or "run"
 
 
