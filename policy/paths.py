@@ -1,16 +1,49 @@
-"""Where agents may write: inside the repository, never into .git. Pure."""
+"""Where agents may write: inside the repository, never into .git. Pure.
+
+A path from a model is checked once, here, at the tool boundary; what passes is a clean
+repository-relative path that every code host and the sandbox can store exactly as given. The
+rules follow git's own `verify_path` with core.protectNTFS and core.protectHFS: a `.git` component
+in any spelling that some filesystem or host treats as `.git` (any case, trailing dots or spaces,
+the 8.3 short name `git~1`, HFS+'s ignored code points) is refused, because a host may drop such a
+file from the commit without an error or, worse, a checkout may treat it as git's own directory.
+"""
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import PurePosixPath
+
+MAX_PATH_BYTES = 4096  # PATH_MAX
+MAX_NAME_BYTES = 255  # NAME_MAX on every filesystem we write to
+# Code points HFS+ ignores when comparing names (git's is_hfs_dotgit list).
+_HFS_IGNORED = frozenset(
+    "\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u206a\u206b\u206c\u206d\u206e\u206f\ufeff"
+)
 
 
 class UnsafePathError(ValueError):
-    """A path that would leave the repository or touch git's own files."""
+    """A path that would leave the repository, touch git's own files, or that no host stores faithfully."""
+
+
+def is_dotgit(name: str) -> bool:
+    """True for a path component that some filesystem or host takes for `.git`."""
+    folded = "".join(ch for ch in name if ch not in _HFS_IGNORED).rstrip(". ").lower()
+    return folded in (".git", "git~1")
+
+
+def _check_characters(raw: str) -> None:
+    for ch in raw:
+        if unicodedata.category(ch) == "Cc":
+            raise UnsafePathError(
+                f"{raw!r} contains the control character U+{ord(ch):04X}; paths are printable text only"
+            )
+    if len(raw.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise UnsafePathError(f"path is longer than {MAX_PATH_BYTES} bytes")
 
 
 def repo_path(raw: str) -> str:
     """Normalise a model-supplied path to a clean repository-relative one, or raise UnsafePathError."""
+    _check_characters(raw)
     text = raw.strip().replace("\\", "/")
     if not text:
         raise UnsafePathError("empty path")
@@ -22,8 +55,11 @@ def repo_path(raw: str) -> str:
         raise UnsafePathError(f"{raw!r} leaves the repository")
     if not parts:
         raise UnsafePathError(f"{raw!r} names the repository root, not a file")
-    if parts[0] == ".git":
-        raise UnsafePathError(f"{raw!r} is inside .git")
+    for part in parts:
+        if is_dotgit(part):
+            raise UnsafePathError(f"{raw!r} is inside .git (or a name some filesystem reads as .git: {part!r})")
+        if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+            raise UnsafePathError(f"{raw!r} has a component longer than {MAX_NAME_BYTES} bytes")
     return "/".join(parts)
 
 
