@@ -1,8 +1,13 @@
-"""The dependency install step: run once per manifest/lockfile hash, then reused from the cache.
+"""The dependency install step: run once per repository and manifest/lockfile hash, then reused.
 
 Python dependencies go into a virtualenv made for the key and bound at /forgeflow-env (read-write
 while installing, read-only for tests); node's node_modules is moved out of the workspace into the
 cache and bound back read-only. A failed install is not cached, so a retry tries again.
+
+The install step runs the repository's code, so what it leaves is untrusted: the key names the
+repository (one repository's install never runs in another's tests), node_modules must be a real
+folder, and no link in the cache may lead out of it (checked without following any), or nothing is
+cached and the step counts as failed, with the reason.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ import fcntl
 import functools
 import hashlib
 import json
+import os
 import shutil
 import site
+import stat
 import subprocess
 import sys
 import time
@@ -22,6 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from activities import _safefs
 from activities._bwrap import ENV_DIR, WORKSPACE, Mount
 from activities._limited import Finished
 from activities._report import tail
@@ -64,10 +72,15 @@ def toolchain() -> tuple[str, ...]:
 
 
 def cache_key(
-    command: list[str], paths: list[str], read: Callable[[str], str | None], tools: Sequence[str] = ()
+    command: list[str],
+    paths: list[str],
+    read: Callable[[str], str | None],
+    tools: Sequence[str] = (),
+    *,
+    repository: str,
 ) -> str:
-    """Same install command, manifests, lockfiles and toolchain → same key. Pure."""
-    digest = hashlib.sha256(json.dumps([command, list(tools)]).encode())
+    """Same repository, install command, manifests, lockfiles and toolchain → same key. Pure."""
+    digest = hashlib.sha256(json.dumps([repository, command, list(tools)]).encode())
     for path in sorted(p for p in paths if _is_manifest(p)):
         digest.update(f"\0{path}\0{read(path) or ''}".encode())
     return digest.hexdigest()[:24]
@@ -90,13 +103,53 @@ class Prepared:
         return self.report is not None and not self.report.cached and self.report.exit_code != 0
 
 
+NODE_MODULES = f"{WORKSPACE}/node_modules"
+
+
+def _is_real_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
 def _mounts(entry: Path) -> list[Mount]:
+    """The cache entry's folders, bound read-only (bwrap resolves a source on the host: never a link)."""
     mounts = []
-    if (entry / "env").is_dir():
+    if _is_real_dir(entry / "env"):
         mounts.append(Mount(source=str(entry / "env"), target=ENV_DIR))
-    if (entry / "node_modules").is_dir():
-        mounts.append(Mount(source=str(entry / "node_modules"), target=f"{WORKSPACE}/node_modules"))
+    if _is_real_dir(entry / "node_modules"):
+        mounts.append(Mount(source=str(entry / "node_modules"), target=NODE_MODULES))
     return mounts
+
+
+def _escaping_links(staging: Path, made_by_us: dict[str, str]) -> list[str]:
+    """Links in the staged cache that lead out of it as the sandbox would see them; the virtualenv's
+    own links to the interpreter, made before the step ran, are not the step's."""
+    found = []
+    for folder, mount in (("env", ENV_DIR), ("node_modules", NODE_MODULES)):
+        if not _is_real_dir(staging / folder):
+            continue
+        for rel, target in sorted(_safefs.links(staging / folder).items()):
+            if made_by_us.get(rel) == target and folder == "env":
+                continue
+            if _safefs.link_escapes(staging / folder, rel, mount):
+                found.append(f"{folder}/{rel} -> {target}")
+    return found
+
+
+def _untrusted_leftovers(workspace: Path, staging: Path, made_by_us: dict[str, str]) -> str | None:
+    """Why the step's result can't be cached, or None."""
+    modules = workspace / "node_modules"
+    if os.path.lexists(modules) and not _is_real_dir(modules):
+        return "the install step left node_modules as something other than a folder (a link?); nothing was cached"
+    if _is_real_dir(modules):
+        shutil.move(modules, staging / "node_modules")  # a rename, or a copy that keeps links as links
+    escaping = _escaping_links(staging, made_by_us)
+    if escaping:
+        shown = "\n".join(escaping[:10]) + (f"\n… and {len(escaping) - 10} more" if len(escaping) > 10 else "")
+        return f"the install step left links that lead out of the dependency cache; nothing was cached:\n{shown}"
+    return None
 
 
 @contextlib.asynccontextmanager
@@ -129,8 +182,10 @@ async def prepare(
     python_env: bool,
     network: bool,
     run_step: RunStep,
+    log_dir: Path,
 ) -> Prepared:
-    """Install (or reuse) the dependencies for this key; the mounts the test step needs."""
+    """Install (or reuse) the dependencies for this key; the mounts the test step needs. The step's
+    console log goes to `log_dir`, a folder no sandbox sees."""
     if not command:
         return Prepared()
     entry = cache_dir / key
@@ -142,11 +197,12 @@ async def prepare(
         staging = cache_dir / f"{key}.partial"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        mounts = []
+        mounts, made_by_us = [], {}
         if python_env:
             await asyncio.to_thread(_make_env, staging / "env")
+            made_by_us = _safefs.links(staging / "env")
             mounts.append(Mount(source=str(staging / "env"), target=ENV_DIR, writable=True))
-        log = staging / "install.log"
+        log = log_dir / "install.log"
         started = time.monotonic()
         finished = await run_step(as_module_call(command, f"{ENV_DIR}/bin/python"), mounts, {}, log, network)
         report = InstallReport(
@@ -157,11 +213,18 @@ async def prepare(
             duration_seconds=round(time.monotonic() - started, 3),
             output_tail=tail(log, OUTPUT_TAIL),
         )
-        if finished.exit_code != 0:
+        refused = (
+            None
+            if finished.exit_code != 0
+            else await asyncio.to_thread(_untrusted_leftovers, workspace, staging, made_by_us)
+        )
+        if finished.exit_code != 0 or refused is not None:
             shutil.rmtree(staging, ignore_errors=True)
+            if refused is not None:
+                report = report.model_copy(
+                    update={"exit_code": None, "output_tail": f"{refused}\n{report.output_tail}"}
+                )
             return Prepared(report=report)
-        if (workspace / "node_modules").is_dir():
-            shutil.move(workspace / "node_modules", staging / "node_modules")
         (staging / "install.json").write_text(report.model_dump_json())
         staging.rename(entry)
     return Prepared(report=report, mounts=_mounts(entry))

@@ -1,18 +1,31 @@
 """Parse a test runner's machine-readable report (JUnit XML, or jest's JSON) into counts and
-failures. Pure."""
+failures. Pure.
+
+The report is written by the code under test, so it is hostile input: XML is parsed as a stream
+without entity expansion, at any depth, and every string kept is bounded; the counts are exact, and
+the failures listed with details stop at MAX_FAILURES.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+import defusedxml.ElementTree as DefusedET
+from defusedxml import DefusedXmlException
 
 from activities._bwrap import WORKSPACE
 from contracts.testing import TestFailure
 
-MAX_DETAIL = 2000
+MAX_DETAIL = 2000  # characters of one failure's message, and of its details
+MAX_NAME = 500  # characters of a test's name
+MAX_FAILURES = 100  # failures listed with details; the counts stay exact
+MAX_DEPTH = 32  # enclosing suites that name a test
 
 
 @dataclass
@@ -22,6 +35,13 @@ class JUnitCounts:
     errors: int = 0
     skipped: int = 0
     failures: list[TestFailure] = field(default_factory=list)
+    failures_omitted: int = 0  # failed or errored tests past MAX_FAILURES, counted but not listed
+
+    def add_failure(self, failure: TestFailure) -> None:
+        if len(self.failures) < MAX_FAILURES:
+            self.failures.append(failure)
+        else:
+            self.failures_omitted += 1
 
     @property
     def passed(self) -> int:
@@ -76,31 +96,52 @@ def vitest_namer(_suites: list[str], classname: str, name: str) -> str:
     return f"{classname} > {name}" if classname else name
 
 
-def _cases(element: ET.Element, suites: list[str]) -> Iterator[tuple[list[str], ET.Element]]:
-    """Every testcase with the names of the testsuites it sits in (below the root element)."""
-    for child in element:
-        if child.tag == "testcase":
-            yield suites, child
-        elif child.tag == "testsuite":
-            yield from _cases(child, [*suites, child.get("name", "")])
+def _is_case(path: list[str]) -> bool:
+    """A testcase directly in the root element or in testsuites below it (the runners' shapes)."""
+    return len(path) >= 2 and path[-1] == "testcase" and all(tag == "testsuite" for tag in path[1:-1])
 
 
-def parse_junit(xml_text: str, name_of: Namer) -> JUnitCounts:
-    root = ET.fromstring(xml_text)
+def parse_junit(xml: str | bytes, name_of: Namer) -> JUnitCounts:
+    """Counts and failures of a JUnit XML report, parsed as a stream: no DTD entities, no
+    recursion, any depth and size (the caller bounds the bytes)."""
+    data = xml.encode() if isinstance(xml, str) else xml
     counts = JUnitCounts()
-    for suites, case in _cases(root, []):
-        counts.total += 1
-        name = name_of(suites, case.get("classname", ""), case.get("name", ""))
-        failure, error = case.find("failure"), case.find("error")
-        if case.find("skipped") is not None:  # node's todo tests carry a failure too, but don't fail
-            counts.skipped += 1
-        elif failure is not None:
-            counts.failed += 1
-            counts.failures.append(_failure(name, "failure", failure))
-        elif error is not None:
-            counts.errors += 1
-            counts.failures.append(_failure(name, "error", error))
+    path: list[str] = []  # tags of the open elements, root first
+    suites: list[str] = []  # names of the open testsuites below the root
+    for event, element in DefusedET.iterparse(io.BytesIO(data), events=("start", "end")):
+        if event == "start":
+            path.append(element.tag)
+            if element.tag == "testsuite" and len(path) > 1:
+                suites.append(element.get("name", "")[:MAX_NAME])
+            continue
+        if _is_case(path):
+            _count(
+                counts,
+                element,
+                _bounded_name(name_of(suites[-MAX_DEPTH:], element.get("classname", ""), element.get("name", ""))),
+            )
+            element.clear()  # a report of 40,000 cases needs no tree of 40,000 cases
+        if element.tag == "testsuite" and len(path) > 1:
+            suites.pop()
+        path.pop()
     return counts
+
+
+def _count(counts: JUnitCounts, case: ET.Element, name: str) -> None:
+    counts.total += 1
+    failure, error = case.find("failure"), case.find("error")
+    if case.find("skipped") is not None:  # node's todo tests carry a failure too, but don't fail
+        counts.skipped += 1
+    elif failure is not None:
+        counts.failed += 1
+        counts.add_failure(_failure(name, "failure", failure))
+    elif error is not None:
+        counts.errors += 1
+        counts.add_failure(_failure(name, "error", error))
+
+
+def _bounded_name(name: str) -> str:
+    return name if len(name) <= MAX_NAME else name[: MAX_NAME - 1] + "…"
 
 
 def _failure(name: str, kind: str, element: ET.Element) -> TestFailure:
@@ -115,13 +156,17 @@ def _failure(name: str, kind: str, element: ET.Element) -> TestFailure:
     )
 
 
-def parse_coverage(xml_text: str) -> float | None:
-    """Line coverage in percent from a Cobertura report (coverage.py's XML), if it has one."""
+def parse_coverage(xml: str | bytes) -> float | None:
+    """Line coverage in percent from a Cobertura report (coverage.py's XML), if it has one: the root
+    element's attribute, read without parsing the rest."""
+    data = xml.encode() if isinstance(xml, str) else xml
     try:
-        rate = ET.fromstring(xml_text).get("line-rate")
-        return round(float(rate) * 100, 1) if rate is not None else None
-    except (ET.ParseError, ValueError):
+        for _event, element in DefusedET.iterparse(io.BytesIO(data), events=("start",)):
+            rate = element.get("line-rate")
+            return round(float(rate) * 100, 1) if rate is not None else None
+    except (ET.ParseError, ValueError, DefusedXmlException):
         return None
+    return None
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -134,32 +179,52 @@ def _bounded(text: str) -> str:
 
 
 def _first_line(text: str) -> str:
-    lines = [line.strip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
+    lines = [line.strip() for line in _ANSI.sub("", text[: MAX_DETAIL * 4]).splitlines() if line.strip()]
     return lines[0][:MAX_DETAIL] if lines else ""
 
 
-def parse_jest(json_text: str, workspace: str) -> JUnitCounts:
+def parse_jest(json_text: str | bytes, workspace: str) -> JUnitCounts:
     """jest's `--json` report. A test file that failed to run counts as one errored test (as pytest
-    counts a module that failed to collect); todo and skipped tests count as skipped."""
+    counts a module that failed to collect); todo and skipped tests count as skipped. A report of
+    another shape is a ValueError."""
+    report = json.loads(json_text)
+    if not isinstance(report, dict) or not isinstance(report.get("testResults", []), list):
+        raise ValueError("not a jest --json report")
     counts = JUnitCounts()
-    for suite in json.loads(json_text).get("testResults", []):
-        path = str(suite.get("name", "")).removeprefix(f"{workspace}/")
-        cases = suite.get("assertionResults") or []
+    for suite in report.get("testResults", []):
+        if not isinstance(suite, dict):
+            raise ValueError("not a jest --json report")
+        path = str(suite.get("name", ""))[:MAX_NAME].removeprefix(f"{workspace}/")
+        cases = [c for c in suite.get("assertionResults") or [] if isinstance(c, dict)]
         if not cases and suite.get("status") == "failed":
             counts.total += 1
             counts.errors += 1
             message = str(suite.get("message", ""))
-            counts.failures.append(
-                TestFailure(name=path, kind="error", message=_first_line(message), output=_bounded(message))
+            counts.add_failure(
+                TestFailure(
+                    name=_bounded_name(path), kind="error", message=_first_line(message), output=_bounded(message)
+                )
             )
         for case in cases:
-            counts.total += 1
-            name = " > ".join([path, *case.get("ancestorTitles", []), str(case.get("title", ""))])
-            status = case.get("status")
-            if status in _JEST_SKIPPED:
-                counts.skipped += 1
-            elif status == "failed":
-                counts.failed += 1
-                detail = "\n".join(case.get("failureMessages") or [])
-                counts.failures.append(TestFailure(name=name, message=_first_line(detail), output=_bounded(detail)))
+            _count_jest(counts, path, case)
     return counts
+
+
+def _count_jest(counts: JUnitCounts, path: str, case: dict[str, Any]) -> None:
+    counts.total += 1
+    titles = _list(case.get("ancestorTitles"))
+    name = _bounded_name(
+        " > ".join([path, *(str(t)[:MAX_NAME] for t in titles[:MAX_DEPTH]), str(case.get("title", ""))])
+    )
+    status = case.get("status")
+    if status in _JEST_SKIPPED:
+        counts.skipped += 1
+    elif status == "failed":
+        counts.failed += 1
+        messages = _list(case.get("failureMessages"))
+        detail = "\n".join(str(m) for m in messages)
+        counts.add_failure(TestFailure(name=name, message=_first_line(detail), output=_bounded(detail)))
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []

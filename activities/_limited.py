@@ -24,6 +24,7 @@ from typing import Literal
 from temporalio import activity
 
 from activities import _cgroup
+from activities._safefs import create_private
 from contracts.testing import SandboxLimits
 
 POLL_SECONDS = 0.5
@@ -68,7 +69,8 @@ async def run_limited(
     cgroup_root: Path = _cgroup.ROOT,
     allow_weak_limits: bool = False,
 ) -> Finished:
-    """Run argv with stdout+stderr to `log`; `env` is the launcher's whole environment (keep it bare).
+    """Run argv with stdout+stderr to `log`, a new file in a folder only the worker can reach;
+    `env` is the launcher's whole environment (keep it bare).
 
     Without a cgroup, rlimits are the fallback; but the kernel ignores RLIMIT_NPROC for root, so a
     root worker without a cgroup refuses (WeakLimitsError) unless `allow_weak_limits`.
@@ -83,7 +85,8 @@ async def run_limited(
             "worker, run it as a non-root user, or set FORGEFLOW_SANDBOX_WEAK_LIMITS=1 to accept the risk"
         )
     try:
-        with log.open("wb") as out:
+        out = create_private(log)  # in a folder no sandbox sees: nothing can stand in for it
+        try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=subprocess.DEVNULL,
@@ -93,6 +96,8 @@ async def run_limited(
                 start_new_session=True,
                 preexec_fn=_preexec(limits, group),
             )
+        finally:
+            os.close(out)
         try:
             exit_code, stopped_for = await _watch(proc, limits, group)
         except asyncio.CancelledError:
@@ -107,7 +112,7 @@ async def run_limited(
         exit_code=exit_code,
         stopped_for=stopped_for,
         usage=usage,
-        output_bytes=(await asyncio.to_thread(os.stat, log)).st_size,
+        output_bytes=(await asyncio.to_thread(os.stat, log, follow_symlinks=False)).st_size,
         enforced_by="cgroup" if group is not None else "rlimit",
     )
 

@@ -3,16 +3,23 @@
 Counts come from the runner's machine-readable report only (JUnit XML, or jest's JSON), never from
 console text; the status from policy.test_status; the first line of the output excerpt says which
 limit stopped the run, if one did.
+
+The report folder was writable by the sandbox, so its files are read through activities._safefs:
+no link is followed, only regular files are read, and no more than the run's output limit. The
+console log lives in a folder the sandbox never sees.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from activities import _junit
+from defusedxml import DefusedXmlException
+
+from activities import _junit, _safefs
 from activities._bwrap import WORKSPACE
 from activities._limited import Finished
 from activities._runners import RunnerPlan
@@ -25,15 +32,17 @@ KILLED_BY_FILE_SIZE = {128 + signal.SIGXFSZ, -signal.SIGXFSZ}  # the shell's con
 
 @dataclass(frozen=True)
 class RunFiles:
-    """Where one run's files are on the worker: the workspace copy and the report directory."""
+    """One run's files on the worker: the files of the workspace before anything ran (test ids name
+    them), the report folder the sandbox wrote, and the console log only the worker can reach."""
 
-    workspace: Path
+    known_files: frozenset[str]
     out_dir: Path
+    log: Path
 
 
-def _namer(runner: str, workspace: Path) -> _junit.Namer:
+def _namer(runner: str, known_files: frozenset[str]) -> _junit.Namer:
     def is_file(path: str) -> bool:
-        return (workspace / path).is_file()
+        return path in known_files
 
     if runner == "node":
         return _junit.node_namer
@@ -44,28 +53,40 @@ def _namer(runner: str, workspace: Path) -> _junit.Namer:
     return _junit.pytest_namer(is_file)
 
 
-def read_counts(plan: RunnerPlan, files: RunFiles) -> _junit.JUnitCounts | None:
-    """The runner's own report, parsed; None if it wrote none (or one that can't be read)."""
-    jest, junit = files.out_dir / "jest.json", files.out_dir / "junit.xml"
-    try:
-        if plan.runner == "jest" and jest.exists():
-            return _junit.parse_jest(jest.read_text(errors="replace"), WORKSPACE)
-        if junit.exists():
-            return _junit.parse_junit(junit.read_text(errors="replace"), _namer(plan.runner, files.workspace))
-    except (ValueError, ET.ParseError):
+def read_counts(plan: RunnerPlan, files: RunFiles, limit: int) -> _junit.JUnitCounts | None:
+    """The runner's own report, parsed; None if it wrote none, or one that can't be read (a link, not
+    a regular file, larger than `limit`, malformed, or nested past what a parser should follow)."""
+    with _safefs.root(files.out_dir) as out:
+        jest = _safefs.read_file(out, "jest.json", limit) if plan.runner == "jest" else None
+        junit = None if jest is not None else _safefs.read_file(out, "junit.xml", limit)
+    found = jest or junit
+    if found is None or found.truncated:
         return None
-    return None
+    try:
+        if jest is not None:
+            return _junit.parse_jest(jest.data, WORKSPACE)
+        return _junit.parse_junit(found.data, _namer(plan.runner, files.known_files))
+    except (ValueError, ET.ParseError, DefusedXmlException, RecursionError):
+        return None
+
+
+def read_coverage(files: RunFiles, limit: int) -> float | None:
+    with _safefs.root(files.out_dir) as out:
+        found = _safefs.read_file(out, "coverage.xml", limit)
+    return None if found is None or found.truncated else _junit.parse_coverage(found.data)
 
 
 def tail(log: Path, limit: int = OUTPUT_TAIL) -> str:
-    """The last `limit` bytes of a step's console output (all of it if short)."""
-    if not log.exists():
+    """The last `limit` bytes of a step's console output (all of it if short), saying what was cut."""
+    try:
+        fd = os.open(log, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
         return ""
-    size = log.stat().st_size
-    with log.open("rb") as f:
+    with os.fdopen(fd, "rb") as f:
+        size = os.fstat(fd).st_size
         f.seek(max(0, size - limit))
-        text = f.read().decode("utf-8", errors="replace")
-    return text if size <= limit else "…" + text
+        text = f.read(limit).decode("utf-8", errors="replace")
+    return text if size <= limit else f"[{size - limit} bytes of earlier output not shown]\n…{text}"
 
 
 def why(status: TestStatus, end: RunEnd, limits: SandboxLimits, unsandboxed: bool) -> str:
@@ -107,8 +128,8 @@ def build_report(
     install: InstallReport | None,
     unsandboxed: bool,
 ) -> TestReport:
-    counts = read_counts(plan, files)
-    console = tail(files.out_dir / "output.log")
+    counts = read_counts(plan, files, limits.output_bytes)
+    console = tail(files.log)
     end = RunEnd(
         exit_code=finished.exit_code,
         stopped_for=finished.stopped_for,
@@ -122,7 +143,6 @@ def build_report(
         errors=counts.errors if counts else 0,
     )
     status = test_status(end)
-    coverage = files.out_dir / "coverage.xml"
     return TestReport(
         commit_sha=commit_sha,
         command=plan.command,
@@ -131,7 +151,7 @@ def build_report(
         exit_code=finished.exit_code,
         duration_seconds=round(seconds, 3),
         output_tail=why(status, end, limits, unsandboxed) + console,
-        coverage_percent=_junit.parse_coverage(coverage.read_text()) if coverage.exists() else None,
+        coverage_percent=read_coverage(files, limits.output_bytes),
         install=install,
         limits=limits,
         limits_enforced_by=finished.enforced_by,
@@ -143,4 +163,5 @@ def build_report(
         errors=counts.errors if counts else 0,
         skipped=counts.skipped if counts else 0,
         failures=counts.failures if counts else [],
+        failures_omitted=counts.failures_omitted if counts else 0,
     )

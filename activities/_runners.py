@@ -12,19 +12,17 @@ from __future__ import annotations
 import configparser
 import json
 import re
-import shlex
 import tomllib
 from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field
 
 from activities._bwrap import COVERAGE, JUNIT, OUT, WORKSPACE
 from contracts.testing import RunnerName
+from policy.repo_config import RepoConfig
 
-CONFIG_FILE = ".forgeflow.yml"
 NPM_PLACEHOLDER = 'echo "Error: no test specified" && exit 1'
 JS_RUNNERS = ("node", "vitest", "jest")  # their dependencies live in node_modules, not a virtualenv
 JEST_JSON = f"{OUT}/jest.json"
@@ -33,45 +31,6 @@ VITEST_FLAGS = ("--run", "--reporter=default", "--reporter=junit", f"--outputFil
 NODE_REPORTERS = (
     f"--test-reporter=spec --test-reporter-destination=stdout --test-reporter=junit --test-reporter-destination={JUNIT}"
 )
-
-
-class RepoConfigError(ValueError):
-    """`.forgeflow.yml` is not valid; the message names the problem."""
-
-
-def _argv(value: Any) -> Any:
-    return shlex.split(value) if isinstance(value, str) else value
-
-
-class TestSection(BaseModel):
-    __test__ = False
-    model_config = ConfigDict(extra="forbid")
-
-    command: list[str] | None = Field(default=None, min_length=1, description="Test command (string or list).")
-    install: list[str] | None = Field(default=None, min_length=1, description="Dependency install command.")
-
-    _split = field_validator("command", "install", mode="before")(_argv)
-
-
-class RepoConfig(BaseModel):
-    """The repository's `.forgeflow.yml`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    test: TestSection = Field(default_factory=TestSection)
-
-
-def load_config(text: str | None) -> RepoConfig:
-    if text is None:
-        return RepoConfig()
-    try:
-        data = yaml.safe_load(text)
-        return RepoConfig.model_validate(data or {})
-    except yaml.YAMLError as err:
-        raise RepoConfigError(f"{CONFIG_FILE} is not valid YAML: {err}") from None
-    except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'top level'}: {e['msg']}" for e in err.errors())
-        raise RepoConfigError(f"{CONFIG_FILE}: {problems}") from None
 
 
 class RunnerPlan(BaseModel):

@@ -4,6 +4,11 @@ The commit is exported with `git archive` into a fresh directory (the user's wor
 touched) and the agent's overlay laid on top; the install step runs (or comes from the cache),
 then the detected or configured runner, which writes JUnit XML. The report is parsed from that
 file — never guessed from console text — and a limit the run hit is named in its status.
+
+Everything in the workspace copy is untrusted (the repository committed it, or sandboxed code wrote
+it), so the worker touches it only through activities._safefs: no link is ever followed. Each run
+has three folders: `workspace` and `out` (both visible to the sandbox) and `host` (console logs and
+the hosts file), which no sandbox sees.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -20,7 +26,7 @@ from pathlib import Path
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import _install, _runners
+from activities import _install, _runners, _safefs
 from activities._bwrap import HOSTS_FILE, OUT, WORKSPACE, Mount, bwrap_argv, sandbox_env
 from activities._commit_cache import mapping_ref
 from activities._limited import Finished, WeakLimitsError, run_limited
@@ -28,32 +34,41 @@ from activities._report import RunFiles, build_report, error_report
 from activities.blobstore import BlobStore
 from config.settings import Settings
 from contracts.testing import RunTestsInput, SandboxLimits, TestReport
-from policy.paths import repo_path
+from policy.paths import UnsafePathError, repo_path
+from policy.repo_config import CONFIG_FILE, RepoConfigError, load_config
 from telemetry.instrument import operation
 
 PROXY_PORT = 3128
 FORWARDER = Path(__file__).with_name("_forwarder.py")
 LAUNCHER_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}  # bwrap itself: nothing secret
+MAX_READ = 1024**2  # a configuration file or manifest the worker reads from the workspace
 
 
 class Workspace:
-    """The exported commit on disk, read through the two callables detection needs."""
+    """The exported commit on disk, read without following links (see activities._safefs)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
 
     def paths(self) -> list[str]:
-        return [
-            str(p.relative_to(self.root))
-            for p in self.root.rglob("*")
-            if p.is_file() and "node_modules" not in p.parts and ".git" not in p.parts
-        ]
+        """The workspace's regular files (links are content, not files to read)."""
+        return _safefs.regular_files(self.root, skip=frozenset({"node_modules", ".git"}))
 
     def read(self, path: str) -> str | None:
-        try:
-            return (self.root / path).read_text(encoding="utf-8", errors="replace")
-        except (OSError, ValueError):
-            return None
+        """A regular file's text, at most MAX_READ bytes; None if absent, a link, or not a file."""
+        with _safefs.root(self.root) as fd:
+            return _safefs.read_text(fd, path, MAX_READ)
+
+    def config_text(self) -> str | None:
+        """`.forgeflow.yml`, which must be a regular file: a link is refused, never followed."""
+        with _safefs.root(self.root) as fd:
+            found = _safefs.lstat(fd, CONFIG_FILE)
+            if found is not None and not stat.S_ISREG(found.st_mode):
+                raise RepoConfigError(
+                    f"{CONFIG_FILE} must be a regular file; it is a symbolic link or another kind of "
+                    "file, and was not read"
+                )
+            return _safefs.read_text(fd, CONFIG_FILE, MAX_READ)
 
 
 class SandboxActivities:
@@ -65,13 +80,18 @@ class SandboxActivities:
     async def run_tests(self, req: RunTestsInput) -> TestReport:
         bwrap = self._bwrap()
         with tempfile.TemporaryDirectory(prefix="forgeflow-test-") as tmp:
-            workspace, out_dir = Path(tmp) / "workspace", Path(tmp) / "out"
-            workspace.mkdir()
-            out_dir.mkdir()
+            workspace, out_dir, host_dir = Path(tmp) / "workspace", Path(tmp) / "out", Path(tmp) / "host"
+            for folder in (workspace, out_dir, host_dir):
+                folder.mkdir(mode=0o700)
             async with operation("sandbox", "run_tests") as outcome:
                 await _export(req.repo_path, req.commit_sha, workspace)
-                _apply_overlay(workspace, req.overlay, self._blobs)
-                report = await _Run(self._settings, bwrap, req, Workspace(workspace), out_dir).run()
+                refused = _apply_overlay(workspace, req.overlay, self._blobs)
+                limits = self._settings.sandbox_limits(req.timeout_seconds)
+                report = (
+                    error_report(req.commit_sha, limits, refused)
+                    if refused is not None
+                    else await _Run(self._settings, bwrap, req, Workspace(workspace), out_dir, host_dir).run()
+                )
                 outcome.attributes = {
                     "forgeflow.tests.status": report.status,
                     "forgeflow.tests.total": report.total,
@@ -97,18 +117,25 @@ class _Run:
     """One run_tests call: install step, test step, report."""
 
     def __init__(
-        self, settings: Settings, bwrap: str | None, req: RunTestsInput, workspace: Workspace, out_dir: Path
+        self,
+        settings: Settings,
+        bwrap: str | None,
+        req: RunTestsInput,
+        workspace: Workspace,
+        out_dir: Path,
+        host_dir: Path,
     ) -> None:
         self.settings, self.bwrap, self.req, self.ws, self.out_dir = settings, bwrap, req, workspace, out_dir
+        self.host_dir = host_dir  # logs and the hosts file: never visible to a sandbox
         self.prefixes = list(dict.fromkeys([sys.base_prefix, sys.prefix]))
-        self.hosts = out_dir.parent / "hosts"
+        self.hosts = host_dir / "hosts"
 
     async def run(self) -> TestReport:
         limits = self.settings.sandbox_limits(self.req.timeout_seconds)
         self.hosts.write_text(HOSTS_FILE)
         try:
-            config = _runners.load_config(self.ws.read(_runners.CONFIG_FILE))
-        except _runners.RepoConfigError as err:
+            config = load_config(self.ws.config_text())
+        except RepoConfigError as err:
             return error_report(self.req.commit_sha, limits, str(err))
         install_command = self.req.install_command or config.test.install
         paths = self.ws.paths()  # one walk of the copy serves detection and the cache key
@@ -124,37 +151,49 @@ class _Run:
             command=install_command,
             workspace=self.ws.root,
             cache_dir=self.settings.sandbox_cache_dir,
-            key=_install.cache_key(install_command or [], paths, self.ws.read, _install.toolchain()),
+            key=_install.cache_key(
+                install_command or [], paths, self.ws.read, _install.toolchain(), repository=self.req.repo_path
+            ),
             python_env=plan.runner not in _runners.JS_RUNNERS,
             network=self.settings.sandbox_install_network,
             run_step=self._install_step,
+            log_dir=self.host_dir,
         )
         if prepared.failed:
             return error_report(self.req.commit_sha, limits, "the install step failed", prepared.report)
         started = time.monotonic()
-        finished = await self._step(plan.command, prepared.mounts, plan.env, self.out_dir / "output.log", limits)
+        log = self.host_dir / "test.log"
+        finished = await self._step(plan.command, prepared.mounts, plan.env, log, limits)
         return build_report(
             self.req.commit_sha,
             plan,
             finished,
             limits,
-            RunFiles(workspace=self.ws.root, out_dir=self.out_dir),
+            RunFiles(known_files=frozenset(paths), out_dir=self.out_dir, log=log),
             seconds=time.monotonic() - started,
             install=prepared.report,
             unsandboxed=self.bwrap is None,
         )
 
     async def _step(
-        self, command: list[str], mounts: list[Mount], env: dict[str, str], log: Path, limits: SandboxLimits
+        self,
+        command: list[str],
+        mounts: list[Mount],
+        env: dict[str, str],
+        log: Path,
+        limits: SandboxLimits,
+        out_dir: Path | None = None,
     ) -> Finished:
+        """One sandboxed step; `out_dir` (default: the test step's report folder) is bound at OUT."""
+        out_dir = out_dir or self.out_dir
         mounts = [
             Mount(source=str(self.ws.root), target=WORKSPACE, writable=True),
-            Mount(source=str(self.out_dir), target=OUT, writable=True),
+            Mount(source=str(out_dir), target=OUT, writable=True),
             *mounts,
         ]
         if self.bwrap is None:  # the operator allowed unsandboxed runs: same command, no isolation
-            local = [a.replace(OUT, str(self.out_dir)) for a in command]
-            local_env = {k: v.replace(OUT, str(self.out_dir)) for k, v in env.items()}
+            local = [a.replace(OUT, str(out_dir)) for a in command]
+            local_env = {k: v.replace(OUT, str(out_dir)) for k, v in env.items()}
             argv = ["env", "-C", str(self.ws.root), *local]
             return await self._limited(
                 argv, log, limits, {**LAUNCHER_ENV, **local_env, "PYTHONPATH": str(self.ws.root)}
@@ -182,29 +221,39 @@ class _Run:
         self, command: list[str], mounts: list[Mount], env: dict[str, str], log: Path, network: bool
     ) -> Finished:
         limits = self.settings.sandbox_limits(self.settings.sandbox_install_timeout)
+        # Its own report folder: nothing the install step leaves there can pass for the test step's report.
+        out_dir = self.host_dir.parent / "install-out"
+        out_dir.mkdir(mode=0o700)
         if not network:
-            return await self._step(command, mounts, env, log, limits)
+            return await self._step(command, mounts, env, log, limits, out_dir)
         from activities._registry_proxy import registry_proxy
 
-        socket = self.out_dir / "registry.sock"
+        socket = out_dir / "registry.sock"  # the proxy binds it before the sandbox starts
         proxy = f"http://127.0.0.1:{PROXY_PORT}"
         env = {**env, **{k: proxy for k in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")}}
         env |= {"npm_config_proxy": proxy, "npm_config_https_proxy": proxy}
         mounts = [*mounts, Mount(source=str(FORWARDER), target="/forgeflow-bin/forwarder.py")]
         wrapped = [sys.executable, "/forgeflow-bin/forwarder.py", f"{OUT}/registry.sock", str(PROXY_PORT), "--"]
         async with registry_proxy(socket, self.settings.sandbox_registries):
-            return await self._step([*wrapped, *command], mounts, env, log, limits)
+            return await self._step([*wrapped, *command], mounts, env, log, limits, out_dir)
 
 
-def _apply_overlay(workspace: Path, overlay: dict[str, str | None], blobs: BlobStore) -> None:
-    """Lay the agent's uncommitted files over the exported commit (paths were checked when written)."""
-    for raw, key in overlay.items():
-        target = workspace / repo_path(raw)
-        if key is None:
-            target.unlink(missing_ok=True)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(blobs.get(key))
+def _apply_overlay(workspace: Path, overlay: dict[str, str | None], blobs: BlobStore) -> str | None:
+    """Lay the agent's uncommitted files over the exported commit, never through a link the commit
+    holds (a link at a written path is replaced by the file). Returns why it could not, or None."""
+    with _safefs.root(workspace) as root:
+        for raw, key in sorted(overlay.items()):
+            try:
+                path = repo_path(raw)
+                if key is None:
+                    _safefs.delete(root, path)
+                else:
+                    _safefs.write_file(root, path, blobs.get(key))
+            except (UnsafePathError, _safefs.UnsafeTreeError) as err:
+                return f"the change to {raw!r} was not applied: {err}"
+            except IsADirectoryError:
+                return f"the change to {raw!r} was not applied: the commit has a folder there"
+    return None
 
 
 async def _export(repo: str, sha: str, into: Path) -> None:

@@ -61,6 +61,9 @@ class TestReport(BaseModel):
     errors: int = 0
     skipped: int = 0
     failures: list[TestFailure] = Field(default_factory=list)
+    failures_omitted: int = Field(
+        default=0, description="Failed or errored tests beyond those listed in `failures` (the counts are exact)."
+    )
     output_tail: str = Field(default="", description="Last part of the runner's console output, truncated.")
     coverage_percent: float | None = Field(default=None, description="Line coverage, when the runner reported it.")
     exit_code: int | None = None

@@ -1,4 +1,5 @@
-"""Issue, PR and spec text is untrusted: strip what a person can't see, and fence it clearly."""
+"""Issue, PR and spec text is untrusted: strip what a person can't see, bound its size, and fence it
+clearly."""
 
 from __future__ import annotations
 
@@ -16,8 +17,18 @@ def strip_hidden(text: str) -> str:
     return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in _INVISIBLE_CATEGORIES)
 
 
-def fence(label: str, text: str) -> str:
+MAX_TEXT = 60_000  # characters of one issue, spec or comment a model reads (about 15,000 tokens)
+
+
+def bound(text: str, limit: int = MAX_TEXT) -> str:
+    """At most `limit` characters, and a line saying how many more there were."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n… [{len(text) - limit} more characters not shown]"
+
+
+def fence(label: str, text: str, limit: int = MAX_TEXT) -> str:
     """Wrap untrusted text in a tag the prompts name as data; the closing tag cannot be forged."""
     tag = f"untrusted-{label}"
-    cleaned = strip_hidden(text).replace(f"</{tag}>", f"<\\/{tag}>")
+    cleaned = bound(strip_hidden(text), limit).replace(f"</{tag}>", f"<\\/{tag}>")
     return f"<{tag}>\n{cleaned}\n</{tag}>"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from contracts.agents import Plan, Review, TestReport
 from contracts.codehost import TaskSpec
-from policy.untrusted import fence
+from policy.untrusted import bound, fence
 
 
 def _task(task: TaskSpec) -> str:
@@ -27,6 +27,8 @@ def _plan(plan: Plan) -> str:
 
 
 LIMIT_STATUSES = ("timed_out", "out_of_memory", "too_many_processes", "too_much_output")
+MAX_FAILURES_SHOWN = 30  # failures the model reads in full; the rest are counted
+MAX_REPORT_TEXT = 30_000  # characters of one test report as the model reads it
 
 
 def _failures(report: TestReport) -> str:
@@ -40,11 +42,15 @@ def _failures(report: TestReport) -> str:
     if install is not None and not install.cached and install.exit_code != 0:
         lines.append(f"The install step `{' '.join(install.command)}` failed (exit code {install.exit_code}):")
         lines.append(install.output_tail)
-    for f in report.failures:
+    shown = report.failures[:MAX_FAILURES_SHOWN]
+    for f in shown:
         lines.append(f"- {f.name}: {f.message}\n{f.output}".rstrip())
+    hidden = len(report.failures) - len(shown) + report.failures_omitted
+    if hidden:
+        lines.append(f"… {hidden} more failures not shown")
     if not report.failures and report.output_tail:
         lines.append(report.output_tail)
-    return "\n".join(lines)
+    return bound("\n".join(lines), MAX_REPORT_TEXT)
 
 
 def _review(review: Review) -> str:

@@ -8,16 +8,8 @@ import pytest
 
 from activities._bwrap import JUNIT
 from activities._install import as_module_call, cache_key
-from activities._runners import (
-    JEST_FLAGS,
-    NODE_REPORTERS,
-    VITEST_FLAGS,
-    RepoConfigError,
-    RunnerPlan,
-    choose,
-    detect_runner,
-    load_config,
-)
+from activities._runners import JEST_FLAGS, NODE_REPORTERS, VITEST_FLAGS, RunnerPlan, choose, detect_runner
+from policy.repo_config import RepoConfigError, load_config
 
 PYPROJECT_PYTEST = "[tool.pytest.ini_options]\ntestpaths = ['tests']\n"
 UNITTEST_FILE = "import unittest\n\nclass T(unittest.TestCase):\n    def test_a(self):\n        pass\n"
@@ -126,12 +118,20 @@ def test_bad_forgeflow_yml_is_named(text: str, message: str) -> None:
     assert message in str(err.value)
 
 
-def test_install_cache_key_follows_manifests_lockfiles_and_toolchain_only() -> None:
+def test_install_cache_key_follows_repository_manifests_lockfiles_and_toolchain_only() -> None:
     files = {"pyproject.toml": "[project]\nname='x'\n", "src/x.py": "a = 1\n", "requirements-dev.txt": "pytest\n"}
-    key = cache_key(["pip", "install", "-e", "."], sorted(files), reader(files))
-    assert key == cache_key(["pip", "install", "-e", "."], sorted(files), reader({**files, "src/x.py": "a = 2\n"}))
-    assert key != cache_key(["pip", "install", "-e", "."], sorted(files), reader({**files, "requirements-dev.txt": ""}))
-    assert key != cache_key(["pip", "install", "."], sorted(files), reader(files))
-    assert key != cache_key(["pip", "install", "-e", "."], sorted(files), reader(files), ["node v22.1.0"])
-    with_lock = {**files, "package-lock.json": "{}"}
-    assert key != cache_key(["pip", "install", "-e", "."], sorted(with_lock), reader(with_lock))
+    install = ["pip", "install", "-e", "."]
+
+    def key_of(
+        files: dict[str, str], command: list[str] = install, tools: tuple[str, ...] = (), repo: str = "/r"
+    ) -> str:
+        return cache_key(command, sorted(files), reader(files), tools, repository=repo)
+
+    key = key_of(files)
+    assert key == key_of({**files, "src/x.py": "a = 2\n"})
+    assert key != key_of({**files, "requirements-dev.txt": ""})
+    assert key != key_of(files, ["pip", "install", "."])
+    assert key != key_of(files, tools=("node v22.1.0",))
+    assert key != key_of({**files, "package-lock.json": "{}"})
+    # Another repository with the very same manifests never shares an install: it ran that repository's code.
+    assert key != key_of(files, repo="/other")

@@ -1,0 +1,31 @@
+"""`.forgeflow.yml`: what a repository may set, and the shapes it may not use. Pure."""
+
+from __future__ import annotations
+
+import pytest
+
+from policy.repo_config import RepoConfigError, load_config
+
+
+def test_protected_paths_are_read() -> None:
+    config = load_config("protected_paths: ['infra/*', 'db/migrations/*']\ntest:\n  command: pytest -x\n")
+    assert config.protected_paths == ["infra/*", "db/migrations/*"]
+    assert config.test.command == ["pytest", "-x"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: &x [1]\nprotected_paths: *x\n", "aliases (*name) are not allowed"),  # a YAML bomb's building block
+        ("[" * 20_000, "nested too deeply"),
+        ("protected_paths: [" + "'x'," * 30_000 + "]", "larger than 64 KiB"),
+        ("protected_paths: ['']\n", "is not a path pattern"),
+        ("protected_paths: [\"a\\x01b\"]\n", "is not a path pattern"),  # a control character
+        ("protected_paths: " + str([f"p{i}" for i in range(201)]) + "\n", "at most 200"),
+        ("tools: [run_command]\n", "tools: Extra inputs are not permitted"),  # it can only narrow
+    ],
+)
+def test_refused_shapes_are_named(text: str, message: str) -> None:
+    with pytest.raises(RepoConfigError) as err:
+        load_config(text)
+    assert message in str(err.value) and ".forgeflow.yml" in str(err.value)
