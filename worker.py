@@ -2,19 +2,27 @@
 
 The only place (with starter/) that wires clients, activities and workflows together. Clients are
 built once per process and injected into the activity classes.
+
+The sandbox queue's worker launches bubblewrap, so it never runs in a process that holds a secret:
+serving both queues runs the workflow queue here and the sandbox queue in a child process whose
+environment is an allowlist (see starter/sandbox_process.py), and a sandbox worker whose environment holds one
+of forgeflow's secrets refuses to start.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import anthropic
 import httpx
+import structlog
 from githubkit import AppInstallationAuthStrategy, GitHub
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -31,9 +39,13 @@ from activities.research import ResearchActivities, SqliteResearchCache
 from activities.scripted import ScriptedProvider
 from activities.tools import ToolActivities
 from config.settings import Settings, get_settings
+from payloads.converter import with_key_ring_read
 from policy.pricing import PriceTable
+from starter.sandbox_process import SandboxProcess, SandboxWorkerExited, sandbox_refusal
 from workflows.agent import AgentWorkflow
 from workflows.issue import IssueWorkflow
+
+log = structlog.get_logger("forgeflow")
 
 
 def build_workers(client: Client, settings: Settings, queues: Sequence[str] | None = None) -> list[Worker]:
@@ -136,14 +148,23 @@ def research_activities(settings: Settings) -> ResearchActivities:
     return ResearchActivities(http, cache, model=settings.research_model)
 
 
-async def run_workers(workers: list[Worker]) -> None:
-    """Run until SIGINT/SIGTERM, then shut down gracefully."""
+async def run_workers(workers: list[Worker], sandbox: SandboxProcess | None = None) -> int:
+    """Run until SIGINT/SIGTERM, then shut down gracefully (0); or until the sandbox child exits (1),
+    so that a supervisor restarts the whole worker rather than keep one that runs no tests."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with WorkerGroup(workers):
-        await stop.wait()
+        if sandbox is None:
+            await stop.wait()
+            return 0
+        try:
+            await sandbox.while_running(stop.wait())
+        except SandboxWorkerExited as err:
+            log.error("stopping: the sandbox worker exited", error=str(err))
+            return 1
+    return 0
 
 
 class WorkerGroup:
@@ -160,27 +181,52 @@ class WorkerGroup:
         await asyncio.gather(*(w.shutdown() for w in self._workers))
 
 
-async def main(queues: list[str] | None = None) -> None:
+def served_queues(settings: Settings, queues: Sequence[str] | None) -> list[str]:
+    """The queues to serve, in a stable order (default: both)."""
+    ordered = [settings.task_queue, settings.sandbox_task_queue]
+    wanted = set(queues or ordered)
+    return [q for q in ordered if q in wanted] + sorted(wanted - set(ordered))
+
+
+async def main(queues: list[str] | None = None, log_format: str = "json") -> int:
+    """Serve `queues` (default: both) until stopped; the exit status."""
+    settings = get_settings()
+    served = served_queues(settings, queues)
+    if served == [settings.sandbox_task_queue]:  # this process would launch sandboxes itself
+        refusal = sandbox_refusal(os.environ, settings.sandbox_task_queue)
+        if refusal is not None:
+            print(refusal, file=sys.stderr, flush=True)
+            return 2
+    return await _serve(with_key_ring_read(settings), served, log_format)
+
+
+async def _serve(settings: Settings, served: list[str], log_format: str) -> int:
     from starter.client import connect
     from starter.server import ensure_server
     from telemetry.logs import configure_logging
     from telemetry.setup import client_interceptors, metrics_runtime
 
-    settings = get_settings()
-    configure_logging(json=True)
+    configure_logging(json=log_format == "json")
     server = await ensure_server(settings)
     client = await connect(
         settings, runtime=metrics_runtime(settings), interceptors=client_interceptors("forgeflow-worker")
     )
-    workers = build_workers(client, settings, queues)
+    split = settings.sandbox_task_queue in served and len(served) > 1
+    workers = build_workers(client, settings, [q for q in served if q != settings.sandbox_task_queue or not split])
     print(
         f"forgeflow worker on {server.address} serving {[w.task_queue for w in workers]}; UI {server.ui_url}",
         flush=True,
     )
-    await run_workers(workers)
+    if not split:
+        return await run_workers(workers)
+    async with SandboxProcess(settings, log_format=log_format) as sandbox:
+        print(f"{settings.sandbox_task_queue} served by child process {sandbox.pid}, holding no secret", flush=True)
+        return await run_workers(workers, sandbox)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--queue", action="append", help="serve only this task queue (repeatable)")
-    asyncio.run(main(parser.parse_args().queue))
+    parser.add_argument("--log-format", choices=["json", "text"], default="json", help="log lines (default: json)")
+    args = parser.parse_args()
+    sys.exit(asyncio.run(main(args.queue, args.log_format)))

@@ -6,16 +6,40 @@ as workflow or activity arguments, so they never enter workflow history.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.testing import SandboxLimits
 
 TASK_QUEUE = "forgeflow"
 SANDBOX_TASK_QUEUE = "forgeflow-sandbox"
+# The variables that hold forgeflow's secrets, named one by one: a pattern such as *_KEY would also
+# match what base images set for themselves (the official python image's GPG_KEY).
+SECRET_VARIABLES = (
+    "ANTHROPIC_API_KEY",
+    "PERPLEXITY_API_KEY",
+    "GITHUB_TOKEN",
+    "GITHUB_APP_PRIVATE_KEY",
+    "FORGEFLOW_CODEC_KEYS",
+    "FORGEFLOW_CODEC_TOKEN",
+)
+# Besides every sandbox_* field: what a sandbox worker reads (see Settings.sandbox_worker_env).
+SANDBOX_WORKER_FIELDS = (
+    "temporal_address",
+    "temporal_namespace",
+    "data_dir",
+    "ui_port",
+    "task_queue",
+    "allow_unsandboxed_tests",
+    "codec_keys_file",
+    "payload_threshold_kb",
+)
 
 
 class Settings(BaseSettings):
@@ -57,6 +81,11 @@ class Settings(BaseSettings):
         default=None,
         alias="FORGEFLOW_CODEC_KEYS",
         description='Encrypt workflow history: {"key-id": "<base64 AES-256 key>", ...}, active key first.',
+    )
+    codec_keys_file: Path | None = Field(
+        default=None,
+        alias="FORGEFLOW_CODEC_KEYS_FILE",
+        description="A file holding the key ring (e.g. a docker secret), instead of FORGEFLOW_CODEC_KEYS.",
     )
     codec_server_token: SecretStr | None = Field(
         default=None, alias="FORGEFLOW_CODEC_TOKEN", description="Bearer token the codec server requires."
@@ -110,6 +139,11 @@ class Settings(BaseSettings):
         description="host:port pairs the install step may connect to (JSON list).",
     )
 
+    @field_validator("codec_keys_file", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value  # docker-compose passes an unset variable as ""
+
     @property
     def sandbox_task_queue(self) -> str:
         """Always the workflow queue plus `-sandbox` (contracts.api.sandbox_queue): workflows derive it too."""
@@ -132,6 +166,30 @@ class Settings(BaseSettings):
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    def sandbox_worker_env(self) -> dict[str, str]:
+        """The settings a sandbox worker reads, as the environment variables that set them, so that
+        values set in code (model_copy) reach a sandbox worker started as a child process. None of
+        them is a secret; unset ones are left out."""
+        fields = type(self).model_fields
+        names = [*SANDBOX_WORKER_FIELDS, *(name for name in fields if name.startswith("sandbox_"))]
+        values = {fields[name].alias: getattr(self, name) for name in names}
+        return {alias: _env_value(value) for alias, value in values.items() if alias and value is not None}
+
+
+def _env_value(value: Any) -> str:
+    """A setting's value as pydantic-settings parses it back from the environment."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def secrets_in(env: Mapping[str, str]) -> list[str]:
+    """The names of forgeflow's secret variables that `env` sets; empty counts as unset (docker-compose
+    passes an unset variable as "")."""
+    return [name for name in SECRET_VARIABLES if env.get(name, "").strip()]
 
 
 @lru_cache(maxsize=1)

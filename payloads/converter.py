@@ -1,22 +1,51 @@
 """The one data converter every client of forgeflow uses (worker, starter, CLI, codec server):
-pydantic models as JSON, encrypted when FORGEFLOW_CODEC_KEYS is set, large ones stored outside history."""
+pydantic models as JSON, encrypted when a key ring is configured (FORGEFLOW_CODEC_KEYS, or the file
+FORGEFLOW_CODEC_KEYS_FILE names), large ones stored outside history."""
 
 from __future__ import annotations
 
 import dataclasses
 
+from pydantic import SecretStr
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 
 from config.settings import Settings
-from payloads.codec import AesGcmCodec, parse_keys
+from payloads.codec import AesGcmCodec, CodecError, parse_keys
 from payloads.storage import external_storage
 
 
+def key_ring(settings: Settings) -> str | None:
+    """The key ring's JSON, from FORGEFLOW_CODEC_KEYS or the file FORGEFLOW_CODEC_KEYS_FILE names (not
+    both); None when neither is set, or set empty (as docker-compose passes an unset variable)."""
+    inline = settings.codec_keys.get_secret_value().strip() if settings.codec_keys else ""
+    if settings.codec_keys_file is None:
+        return inline or None
+    if inline:
+        raise CodecError("set FORGEFLOW_CODEC_KEYS or FORGEFLOW_CODEC_KEYS_FILE, not both")
+    try:
+        return settings.codec_keys_file.read_text().strip() or None
+    except OSError as err:
+        raise CodecError(
+            f"FORGEFLOW_CODEC_KEYS_FILE {settings.codec_keys_file} cannot be read: {err.strerror}"
+        ) from None
+
+
+def with_key_ring_read(settings: Settings) -> Settings:
+    """`settings` with the ring of FORGEFLOW_CODEC_KEYS_FILE read into memory. A worker calls this once
+    at start-up: the file may be a pipe (/dev/fd/N from the worker that started it), which holds the
+    ring for one read, while the process builds several clients."""
+    if settings.codec_keys_file is None:
+        return settings
+    ring = key_ring(settings)
+    return settings.model_copy(
+        update={"codec_keys": None if ring is None else SecretStr(ring), "codec_keys_file": None}
+    )
+
+
 def codec(settings: Settings) -> AesGcmCodec | None:
-    if settings.codec_keys is None or not settings.codec_keys.get_secret_value().strip():
-        return None  # unset, or set to "" (as docker-compose passes an unset variable)
-    return AesGcmCodec(parse_keys(settings.codec_keys.get_secret_value()))
+    ring = key_ring(settings)
+    return None if ring is None else AesGcmCodec(parse_keys(ring))
 
 
 def data_converter(settings: Settings) -> DataConverter:

@@ -270,14 +270,16 @@ def server(stop: Annotated[bool, typer.Option("--stop", help="Stop the embedded 
 def worker(
     queue: Annotated[list[str] | None, typer.Option(help="Serve only this task queue (repeatable).")] = None,
 ) -> None:
-    """Run the workflow and activity workers in this process until Ctrl-C."""
+    """Run the workers until Ctrl-C: the workflow queue in this process, the sandbox queue in a child
+    process that holds none of this one's secrets."""
     import worker as worker_module  # wiring lives in worker.py; nothing else imports it
 
     try:
-        asyncio.run(worker_module.main(queues=queue))
+        code = asyncio.run(worker_module.main(queues=queue))
     except ServerError as err:
         err_console.print(f"[red]{err}[/red]", highlight=False)
         raise typer.Exit(1) from None
+    raise typer.Exit(code)
 
 
 @app.command("codec-server")
