@@ -10,10 +10,12 @@ non-retryable `ApplicationError`s whose message names the repository.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 from temporalio.exceptions import ApplicationError
 
@@ -76,19 +78,29 @@ def git_env(cwd: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-async def run_git(cwd: str, *args: str, stdin: bytes | None = None, env: Mapping[str, str] | None = None) -> GitResult:
-    """Run `git <args>` in `cwd` and collect its output; a cancelled call kills the process."""
+async def run_git(
+    cwd: str, *args: str, stdin: bytes | Path | None = None, env: Mapping[str, str] | None = None
+) -> GitResult:
+    """Run `git <args>` in `cwd` and collect its output; a cancelled call kills the process.
+
+    `stdin` is bytes, or a file streamed to git (for inputs too big to hold in memory)."""
     argv = ("git", *args)
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=cwd,
-        env=git_env(cwd, env),
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    with contextlib.ExitStack() as files:
+        source: int | IO[Any] = asyncio.subprocess.DEVNULL
+        if isinstance(stdin, Path):
+            source = files.enter_context(stdin.open("rb"))
+        elif stdin is not None:
+            source = asyncio.subprocess.PIPE
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=git_env(cwd, env),
+            stdin=source,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
     try:
-        out, err = await proc.communicate(stdin)
+        out, err = await proc.communicate(stdin if isinstance(stdin, bytes) else None)
     except asyncio.CancelledError:
         proc.kill()
         await proc.wait()
@@ -97,7 +109,9 @@ async def run_git(cwd: str, *args: str, stdin: bytes | None = None, env: Mapping
     return GitResult(argv, proc.returncode, out, err.decode("utf-8", "replace"))
 
 
-async def git_out(cwd: str, *args: str, stdin: bytes | None = None, env: Mapping[str, str] | None = None) -> bytes:
+async def git_out(
+    cwd: str, *args: str, stdin: bytes | Path | None = None, env: Mapping[str, str] | None = None
+) -> bytes:
     """stdout of `git <args>`, or GitError."""
     result = await run_git(cwd, *args, stdin=stdin, env=env)
     if not result.ok:
@@ -118,7 +132,7 @@ class Repo:
     git_dir: Path  # `--git-common-dir`: shared by all worktrees, so records are too
     bare: bool
 
-    async def git(self, *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None) -> str:
+    async def git(self, *args: str, stdin: bytes | Path | None = None, env: dict[str, str] | None = None) -> str:
         """stdout of a command that should succeed; a failure is retryable (locks, disk, …)."""
         try:
             out = await git_out(self.path, *args, stdin=stdin, env=env)
@@ -160,6 +174,14 @@ async def open_repo(repo: str) -> Repo:
     return Repo(path=path, git_dir=Path(common_dir), bare=bare == "true")
 
 
+async def repo_directory(repo: str) -> str:
+    """The directory of a local repository reference, checked without starting git.
+
+    Enough for read-only plumbing: git itself runs with discovery stopped at the directory's parent
+    (see `git_env`), so a directory that is not itself a repository fails there, not elsewhere."""
+    return await asyncio.to_thread(_directory, repo)
+
+
 def _directory(repo: str) -> str:
     path = os.path.normpath(local_repo_path(repo))
     if not os.path.isabs(path):
@@ -167,3 +189,122 @@ def _directory(repo: str) -> str:
     if not os.path.isdir(path):
         raise fail(f"repo {path}: no such directory", "NotARepository")
     return path
+
+
+# --- trees and blobs: one git process for a whole listing or a whole batch of reads ---------------
+
+LINK_MODE = "120000"
+FILE_MODES = ("100644", "100755")
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """One entry of a commit's tree, as `git ls-tree -l` shows it."""
+
+    path: str
+    mode: str  # git's: 100644, 100755, 120000 (symbolic link), 160000 (submodule), 040000 (directory)
+    object_id: str
+    size: int | None  # bytes of a blob; None for a directory or submodule
+
+    @property
+    def is_link(self) -> bool:
+        return self.mode == LINK_MODE
+
+    @property
+    def is_file(self) -> bool:
+        """A regular file (executable or not): what can be read, searched and edited."""
+        return self.mode in FILE_MODES
+
+
+@dataclass(frozen=True)
+class Blob:
+    object_id: str
+    data: bytes | None  # None: no such object
+
+
+def parse_tree(listing: bytes) -> list[TreeEntry]:
+    """`git ls-tree -z -l` output as entries."""
+    entries = []
+    for record in listing.split(b"\0"):
+        if not record:
+            continue
+        meta, _, path = record.partition(b"\t")
+        mode, _kind, object_id, size = meta.decode().split()
+        entries.append(TreeEntry(path.decode("utf-8", "replace"), mode, object_id, None if size == "-" else int(size)))
+    return entries
+
+
+async def list_tree(cwd: str, commit: str, paths: Sequence[str] | None = None) -> list[TreeEntry]:
+    """Every blob, link and submodule in `commit` (paths None), or exactly those of `paths` that exist.
+
+    Named paths are looked up without recursing, so a path under a symbolic link finds the link's own
+    entry when the link is among `paths`, and a directory among `paths` costs one entry, not its contents."""
+    if commit.startswith("-"):  # would be read as an option
+        raise fail(f"repo {cwd}: no commit for ref {commit!r}", "RefNotFound")
+    if paths is not None and not paths:
+        return []
+    recursive = ("-r",) if paths is None else ()
+    args = ("--literal-pathspecs", "ls-tree", "-z", "-l", "--full-tree", *recursive, f"{commit}^{{commit}}", "--")
+    result = await run_git(cwd, *args, *(paths or ()))
+    if not result.ok:
+        raise _listing_error(cwd, commit, result)
+    entries = parse_tree(result.stdout)
+    if paths is None:
+        return entries
+    wanted = set(paths)
+    return [entry for entry in entries if entry.path in wanted]
+
+
+def _listing_error(cwd: str, commit: str, result: GitResult) -> ApplicationError:
+    if "not a git repository" in result.stderr:
+        return fail(f"repo {cwd}: not a git repository", "NotARepository")
+    if "Not a valid object name" in result.stderr:
+        return fail(f"repo {cwd}: no commit for ref {commit!r}", "RefNotFound")
+    return ApplicationError(f"repo {cwd}: {GitError(result)}", type="GitError")
+
+
+async def cat_blobs(cwd: str, object_ids: Iterable[str]) -> AsyncGenerator[Blob, None]:
+    """The objects, in order, streamed from one `git cat-file --batch` process.
+
+    Stopping early (an `aclosing` block left, a cancelled activity) kills the process."""
+    proc = await asyncio.create_subprocess_exec(
+        "git",
+        "cat-file",
+        "--batch",
+        cwd=cwd,
+        env=git_env(cwd),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert proc.stdin is not None and proc.stdout is not None  # both are pipes
+    wanted = list(object_ids)
+    writer = asyncio.create_task(_ask(proc.stdin, wanted))  # concurrently: the pipe's buffer is small
+    try:
+        for oid in wanted:
+            yield Blob(oid, await _answer(proc.stdout, oid))
+        await writer
+    finally:
+        writer.cancel()
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+
+
+async def _ask(stdin: asyncio.StreamWriter, object_ids: list[str]) -> None:
+    for oid in object_ids:
+        # An object name is one line; anything else would read as another request.
+        stdin.write(oid.replace("\n", " ").encode() + b"\n")
+        await stdin.drain()
+    stdin.close()
+
+
+async def _answer(stdout: asyncio.StreamReader, oid: str) -> bytes | None:
+    header = (await stdout.readline()).decode("utf-8", "replace").split()
+    if len(header) != 3:  # "<name> missing" (or ambiguous): no such object
+        if not header:
+            raise ApplicationError(f"git cat-file ended before answering for {oid}", type="GitError")
+        return None
+    data = await stdout.readexactly(int(header[2]))
+    await stdout.readexactly(1)  # the newline after each object
+    return data if header[1] == "blob" else None

@@ -9,7 +9,8 @@ found before one is created, comments and reviews carrying a hidden marker per r
 from __future__ import annotations
 
 import base64
-from collections.abc import Awaitable
+import contextlib
+from collections.abc import AsyncGenerator, Awaitable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, cast
 
@@ -17,8 +18,9 @@ from githubkit import GitHub, Response
 from githubkit.exception import RequestFailed
 from temporalio.exceptions import ApplicationError
 
-from activities._commit_cache import CommitCache
-from activities._git import run_git
+from activities import _change_rules as rules
+from activities._commit_cache import CommitCache, mapping_ref
+from activities._git import Blob, TreeEntry, cat_blobs, list_tree, run_git
 from activities.blobstore import BlobStore
 from contracts.codehost import (
     FetchTaskInput,
@@ -31,6 +33,7 @@ from contracts.codehost import (
     PublishResult,
     TaskSpec,
 )
+from policy.paths import UnsafePathError, repo_path
 from policy.retry import classify_github
 
 WRITE_PERMISSIONS = ("admin", "maintain", "write")
@@ -151,18 +154,52 @@ class GitHubHost:
             raise ApplicationError(f"github: archive of {repo}@{sha} failed: HTTP {err.response.status_code}") from None
 
     async def read_file(self, repo: str, sha: str, path: str) -> bytes | None:
+        try:
+            clean = repo_path(path)
+        except UnsafePathError:
+            return None  # no such path can be in a tree
         local = await self._local(repo, sha)
-        result = await run_git(str(self._cache.path(repo)), "cat-file", "blob", f"{local}:{path}")
+        result = await run_git(str(self._cache.path(repo)), "cat-file", "blob", f"{local}:{clean}")
         return result.stdout if result.ok else None
 
     async def list_files(self, repo: str, sha: str) -> list[str]:
         local = await self._local(repo, sha)
-        result = await run_git(str(self._cache.path(repo)), "ls-tree", "-r", "--name-only", local)
-        return result.text.splitlines()
+        result = await run_git(str(self._cache.path(repo)), "ls-tree", "-r", "-z", "--name-only", "--full-tree", local)
+        return [name for name in result.stdout.decode("utf-8", "replace").split("\0") if name]
+
+    async def tree(self, repo: str, sha: str) -> list[TreeEntry]:
+        return await self._listing(repo, sha, None)
+
+    async def entries(self, repo: str, sha: str, paths: Sequence[str]) -> list[TreeEntry]:
+        return await self._listing(repo, sha, paths)
+
+    async def read_blobs(self, repo: str, object_ids: Sequence[str]) -> AsyncGenerator[Blob, None]:
+        path = self._cache.path(repo)
+        if not path.is_dir():  # nothing cached yet, so no object listed by tree() either
+            for oid in object_ids:
+                yield Blob(oid, None)
+            return
+        # Closed with this generator, so stopping early ends the git process now, not at garbage collection.
+        async with contextlib.aclosing(cat_blobs(str(path), object_ids)) as blobs:
+            async for blob in blobs:
+                yield blob
+
+    async def _listing(self, repo: str, sha: str, paths: Sequence[str] | None) -> list[TreeEntry]:
+        """From the worker's cache: one git process when the commit is cached, else download it first."""
+        cache = self._cache.path(repo)
+        if cache.is_dir():
+            try:
+                return await list_tree(str(cache), mapping_ref(sha), paths)
+            except ApplicationError as err:
+                if err.type != "RefNotFound":
+                    raise
+        return await list_tree(str(cache), await self._local(repo, sha), paths)
 
     async def diff(self, repo: str, base_sha: str, head_sha: str) -> str:
         base, head = await self._local(repo, base_sha), await self._local(repo, head_sha)
-        return (await run_git(str(self._cache.path(repo)), "diff", "--no-color", "--no-ext-diff", base, head)).text
+        # Plain, stable output whatever the worker's git configuration says.
+        flags = ("--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/")
+        return (await run_git(str(self._cache.path(repo)), "diff", *flags, base, head, "--")).text
 
     async def post_comment(self, req: PostCommentInput) -> PostedResult:
         """On the issue; for a run from a spec, on its pull request; with neither, nowhere (said so)."""
@@ -193,9 +230,12 @@ class GitHubHost:
             raise ApplicationError(
                 f"branch {req.branch!r} is not under forgeflow/", type="BranchNotAllowed", non_retryable=True
             )
+        rules.check_overlay_paths(req.overlay)
         owner, name = _split(req.repo)
         parent = await call(self._gh.rest.git.async_get_commit(owner, name, req.parent_sha), f"commit {req.parent_sha}")
-        entries = await self._entries(req)
+        modes = await self._modes(owner, name, str(parent["tree"]["sha"]), list(req.overlay))
+        rules.check_links(req.overlay, modes, req.approved_link_changes)
+        entries = await self._entries(req, modes)
         tree_request = self._gh.rest.git.async_create_tree(owner, name, base_tree=parent["tree"]["sha"], tree=entries)
         tree = str((await call(tree_request, f"a tree in {req.repo}"))["sha"])
         current = await self._branch_head(owner, name, req.branch)
@@ -225,13 +265,12 @@ class GitHubHost:
     def _landed(req: LandChangesInput, commit: str) -> LandChangesResult:
         return LandChangesResult(commit_sha=commit, branch=req.branch, files_changed=sorted(req.overlay))
 
-    async def _entries(self, req: LandChangesInput) -> list[Any]:
+    async def _entries(self, req: LandChangesInput, modes: Mapping[str, str]) -> list[Any]:
         """Tree entries as the Git Data API takes them (githubkit's TypedDict, built as plain dicts)."""
         owner, name = _split(req.repo)
-        local = await self._local(req.repo, req.parent_sha)
         entries: list[dict[str, Any]] = []
         for path, key in sorted(req.overlay.items()):
-            mode = await self._mode(req.repo, local, path)
+            mode = rules.written_mode(path, modes)
             if key is None:
                 entries.append({"path": path, "mode": mode, "type": "blob", "sha": None})
                 continue
@@ -242,10 +281,29 @@ class GitHubHost:
             entries.append({"path": path, "mode": mode, "type": "blob", "sha": blob["sha"]})
         return entries
 
-    async def _mode(self, repo: str, local_commit: str, path: str) -> str:
-        listed = await run_git(str(self._cache.path(repo)), "ls-tree", local_commit, "--", path)
-        mode = listed.text.split(" ", 1)[0] if listed.ok and listed.text else ""
-        return mode if mode in ("100755", "120000") else "100644"
+    async def _modes(self, owner: str, name: str, root_tree: str, paths: list[str]) -> dict[str, str]:
+        """Git modes on GitHub itself of `paths` and the directories above them, in the parent commit.
+
+        Read from the API, not the worker's cache: the cache is built from an archive, which leaves out
+        files marked export-ignore. One non-recursive listing per directory on the way, outermost first."""
+        wanted = set(rules.with_parents(paths))
+        trees: dict[str, str] = {"": root_tree}
+        modes: dict[str, str] = {}
+        for directory in sorted({path.rpartition("/")[0] for path in wanted}, key=_depth):
+            tree = trees.get(directory)
+            if tree is None:  # not a directory in the parent commit: absent, a file or a link
+                continue
+            what = f"tree {directory or '/'} in {owner}/{name}"
+            listing = await call(self._gh.rest.git.async_get_tree(owner, name, tree), what)
+            if listing.get("truncated"):  # a missing entry could be a link: refuse rather than guess
+                raise ApplicationError(f"{what} is too large to list", type="GitHubTreeTruncated", non_retryable=True)
+            for entry in listing["tree"]:
+                path = f"{directory}/{entry['path']}" if directory else str(entry["path"])
+                if path in wanted:
+                    modes[path] = str(entry["mode"])
+                    if entry["type"] == "tree":
+                        trees[path] = str(entry["sha"])
+        return modes
 
     async def _branch_head(self, owner: str, name: str, branch: str) -> str | None:
         try:
@@ -307,6 +365,11 @@ class GitHubHost:
             )
             posted = await call(retry, what)
         return PostedResult(location=str(posted.get("html_url") or posted["id"]))
+
+
+def _depth(directory: str) -> tuple[int, str]:
+    """Sort key: the root first, then each directory after the one holding it."""
+    return (directory.count("/") + 1 if directory else 0, directory)
 
 
 def _pull_number(ref: str) -> int:

@@ -19,16 +19,19 @@ are `refs/heads/forgeflow/*`, by compare-and-swap.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from temporalio.exceptions import ApplicationError
 
+from activities import _change_rules as rules
 from activities import _records as records
-from activities._git import Repo, fail, open_repo, run_git
+from activities._git import Blob, Repo, TreeEntry, cat_blobs, fail, list_tree, open_repo, repo_directory, run_git
 from activities.blobstore import BlobNotFoundError, BlobStore
 from contracts.codehost import (
     FetchTaskInput,
@@ -46,7 +49,6 @@ from policy.paths import UnsafePathError, repo_path
 BRANCH_PREFIX = "forgeflow/"
 IDENTITY = ("forgeflow", "forgeflow@localhost")
 TITLE_MAX = 120
-_KEPT_MODES = ("100755", "120000")  # executables and symlinks stay what they were; all else 100644
 
 
 class LocalGitHost:
@@ -91,6 +93,19 @@ class LocalGitHost:
         listing = await opened.git("ls-tree", "-r", "-z", "--name-only", "--full-tree", commit)
         return [name for name in listing.split("\0") if name]
 
+    async def tree(self, repo: str, sha: str) -> list[TreeEntry]:
+        # No open_repo: one git process per listing (search over a monorepo lists once per call).
+        return await list_tree(await repo_directory(repo), sha)
+
+    async def entries(self, repo: str, sha: str, paths: Sequence[str]) -> list[TreeEntry]:
+        return await list_tree(await repo_directory(repo), sha, paths)
+
+    async def read_blobs(self, repo: str, object_ids: Sequence[str]) -> AsyncGenerator[Blob, None]:
+        # Closed with this generator, so stopping early ends the git process now, not at garbage collection.
+        async with contextlib.aclosing(cat_blobs(await repo_directory(repo), object_ids)) as blobs:
+            async for blob in blobs:
+                yield blob
+
     async def diff(self, repo: str, base_sha: str, head_sha: str) -> str:
         opened = await open_repo(repo)
         base, head = await opened.commit(base_sha), await opened.commit(head_sha)
@@ -102,14 +117,16 @@ class LocalGitHost:
 
     async def land_changes(self, req: LandChangesInput) -> LandChangesResult:
         _check_branch(req.branch)
-        for path in req.overlay:
-            _check_overlay_path(path)
+        rules.check_overlay_paths(req.overlay)
         dates = _git_date(req.timestamp)
         repo = await open_repo(req.repo)
         if not (await run_git(repo.path, "check-ref-format", f"refs/heads/{req.branch}")).ok:
             raise fail(f"branch {req.branch!r} is not a valid branch name", "BranchNotAllowed")
         parent = await repo.commit(req.parent_sha)
-        tree = await self._tree(repo, parent, req.overlay)
+        found = await list_tree(repo.path, parent, rules.with_parents(req.overlay))
+        modes = {entry.path: entry.mode for entry in found}
+        rules.check_links(req.overlay, modes, req.approved_link_changes)
+        tree = await self._tree(repo, parent, req.overlay, modes)
         env = _identity_env(dates)
         message = req.message if req.message.endswith("\n") else req.message + "\n"
         commit = await repo.git("commit-tree", "--no-gpg-sign", tree, "-p", parent, stdin=message.encode(), env=env)
@@ -151,9 +168,8 @@ class LocalGitHost:
         await asyncio.to_thread(records.append_once, target, marker, req.body)
         return PostedResult(location=str(target))
 
-    async def _tree(self, repo: Repo, parent: str, overlay: dict[str, str | None]) -> str:
+    async def _tree(self, repo: Repo, parent: str, overlay: dict[str, str | None], modes: Mapping[str, str]) -> str:
         """The tree of `parent` with `overlay` applied, built in a throwaway index."""
-        modes = await _modes(repo, parent, list(overlay))
         zero = "0" * len(parent)
         entries = []
         for path in sorted(overlay):
@@ -162,7 +178,7 @@ class LocalGitHost:
                 entries.append(f"0 {zero}\t{path}\0")  # mode 0: remove
                 continue
             blob = await repo.git("hash-object", "-w", "--stdin", stdin=self._content(key))
-            entries.append(f"{modes.get(path, '100644')} {blob}\t{path}\0")
+            entries.append(f"{rules.written_mode(path, modes)} {blob}\t{path}\0")
         with tempfile.TemporaryDirectory(prefix="forgeflow-index-") as tmp:
             env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
             await repo.git("read-tree", parent, env=env)
@@ -266,20 +282,6 @@ def _check_branch(branch: str) -> None:
         )
 
 
-def _check_overlay_path(raw: str) -> None:
-    try:
-        clean = repo_path(raw)
-    except UnsafePathError as err:
-        raise fail(f"overlay path {raw!r} is unsafe: {err}", "UnsafePath") from err
-    if any(part.lower() == ".git" for part in clean.split("/")):
-        raise fail(f"overlay path {raw!r} is unsafe: it is inside a .git directory", "UnsafePath")
-    if clean != raw or "\0" in raw:
-        raise fail(
-            f"overlay path {raw!r} is not a normalised repository path (did you mean {clean!r}?)",
-            "UnsafePath",
-        )
-
-
 def _git_date(timestamp: str) -> str:
     """ISO time → git's `@<epoch> <±hhmm>`, so the same input always makes the same commit."""
     try:
@@ -300,20 +302,6 @@ def _identity_env(date: str) -> dict[str, str]:
     for who in ("AUTHOR", "COMMITTER"):
         env |= {f"GIT_{who}_NAME": name, f"GIT_{who}_EMAIL": email, f"GIT_{who}_DATE": date}
     return env
-
-
-async def _modes(repo: Repo, commit: str, paths: list[str]) -> dict[str, str]:
-    """Existing modes of those paths that are kept (see _KEPT_MODES)."""
-    if not paths:
-        return {}
-    listing = await repo.git("ls-tree", "-r", "-z", "--full-tree", commit, "--", *paths)
-    wanted, modes = set(paths), {}
-    for entry in listing.split("\0"):
-        meta, _, path = entry.partition("\t")
-        mode = meta.split(" ", 1)[0]
-        if path in wanted and mode in _KEPT_MODES:  # ls-tree matches patterns: keep exact hits only
-            modes[path] = mode
-    return modes
 
 
 async def _move_branch(repo: Repo, branch: str, new: str, expected: str | None, env: dict[str, str]) -> None:

@@ -29,6 +29,10 @@ class TaskSpec(BaseModel):
     head_sha: str | None = Field(default=None, description="For a PR under review: its head commit.")
     pr_ref: str | None = Field(default=None, description="For a PR under review: where its review goes.")
     sandbox_repo_path: str = Field(description="A local git repository holding base_sha, for the sandbox.")
+    protected_paths: list[str] = Field(
+        default_factory=list,
+        description="Patterns the repository's own .forgeflow.yml (at base_sha) adds to the protected paths.",
+    )
 
 
 class LandChangesInput(BaseModel):
@@ -46,6 +50,11 @@ class LandChangesInput(BaseModel):
     message: str
     timestamp: str = Field(
         description="ISO time for author/committer, from workflow time: retries make the same commit."
+    )
+    approved_link_changes: list[str] = Field(
+        default_factory=list,
+        description="Overlay paths that are symbolic links in parent_sha and that a human approved changing "
+        "(written as regular files, or deleted). Any other change to a link fails with LinkChange.",
     )
 
 

@@ -20,9 +20,12 @@ def strip_hidden(text: str) -> str:
 MAX_TEXT = 60_000  # characters of one issue, spec or comment a model reads (about 15,000 tokens)
 
 
+MARKER_ROOM = 100  # what the "not shown" line may add: bounding bounded text changes nothing
+
+
 def bound(text: str, limit: int = MAX_TEXT) -> str:
     """At most `limit` characters, and a line saying how many more there were."""
-    if len(text) <= limit:
+    if len(text) <= limit + MARKER_ROOM:
         return text
     return f"{text[:limit]}\n… [{len(text) - limit} more characters not shown]"
 

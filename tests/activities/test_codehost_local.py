@@ -188,6 +188,25 @@ async def test_reads_at_a_commit(host: LocalGitHost, sample_repo: Path) -> None:
     await expect_failure(host.list_files(repo, "--output=/tmp/x"), "RefNotFound")
 
 
+async def test_tree_entries_and_blobs(host: LocalGitHost, sample_repo: Path, tmp_path: Path) -> None:
+    (sample_repo / "link").symlink_to("calc/__init__.py")
+    git(sample_repo, "add", "-A")
+    git(sample_repo, "commit", "-qm", "link")
+    repo, head = str(sample_repo), git(sample_repo, "rev-parse", "HEAD")
+    tree = {entry.path: entry for entry in await host.tree(repo, head)}
+    assert sorted(tree) == ["calc/__init__.py", "link", "tests/test_calc.py"]
+    assert (tree["link"].mode, tree["link"].size, tree["link"].is_link) == ("120000", 16, True)
+    assert tree["calc/__init__.py"].is_file and tree["calc/__init__.py"].size == 32
+    found = await host.entries(repo, head, ["calc", "calc/__init__.py", "link", "link/x", "nope", "*"])
+    assert [(e.path, e.mode) for e in found] == [("calc/__init__.py", "100644"), ("link", "120000")]
+    wanted = [tree["link"].object_id, "0" * 40, tree["calc/__init__.py"].object_id]
+    read = [blob.data async for blob in host.read_blobs(repo, wanted)]
+    assert read == [b"calc/__init__.py", None, b"def add(a, b):\n    return a + b\n"]
+    await expect_failure(host.tree(repo, "0" * 40), "RefNotFound", "0" * 40)
+    await expect_failure(host.tree(repo, "--output=/tmp/x"), "RefNotFound")
+    await expect_failure(host.entries(str(sample_repo / "calc"), head, ["x"]), "NotARepository")
+
+
 # --- land_changes ---------------------------------------------------------------------------
 
 
@@ -379,3 +398,57 @@ async def test_post_comment_appends_once_per_marker(host: LocalGitHost, sample_r
     assert (await host.post_comment(on_branch)).location.endswith("/comments/forgeflow__run-1.md")
     no_target = PostCommentInput(repo=str(sample_repo), body="b", run_id="run/1", step="s")
     assert (await host.post_comment(no_target)).location.endswith("/comments/run-run__1.md")
+
+
+# --- land_changes and symbolic links --------------------------------------------------------
+
+
+@pytest.fixture
+def linked_repo(sample_repo: Path, tmp_path: Path) -> Path:
+    """The sample repository with a link to a directory of the worker's and a link to a file."""
+    (tmp_path / "host").mkdir()
+    (sample_repo / "dirlink").symlink_to(tmp_path / "host")
+    (sample_repo / "filelink").symlink_to("calc/__init__.py")
+    git(sample_repo, "add", "-A")
+    git(sample_repo, "commit", "-qm", "links")
+    return sample_repo
+
+
+@pytest.mark.parametrize("path", ["dirlink/new.txt", "dirlink/deeper/new.txt"])
+@pytest.mark.parametrize("deleted", [False, True])
+async def test_land_changes_refuses_paths_under_a_link(
+    host: LocalGitHost, blobs: BlobStore, linked_repo: Path, path: str, deleted: bool
+) -> None:
+    overlay = {path: None if deleted else blobs.put(b"x"), "ok.txt": blobs.put(b"y")}
+    await expect_failure(host.land_changes(land(linked_repo, blobs, overlay=overlay)), "UnsafePath", path, "dirlink")
+    assert git(linked_repo, "for-each-ref", "refs/heads/forgeflow/") == ""
+
+
+async def test_land_changes_needs_approval_to_change_a_link(
+    host: LocalGitHost, blobs: BlobStore, linked_repo: Path
+) -> None:
+    overlay = {"filelink": blobs.put(b"a file now\n"), "dirlink": None, "calc/__init__.py": blobs.put(b"x = 1\n")}
+    err = await expect_failure(
+        host.land_changes(land(linked_repo, blobs, overlay=overlay)), "LinkChange", "dirlink, filelink"
+    )
+    assert err.details == (["dirlink", "filelink"],)
+    half = land(linked_repo, blobs, overlay=overlay, approved_link_changes=["filelink"])
+    err = await expect_failure(host.land_changes(half), "LinkChange", "dirlink")
+    assert err.details == (["dirlink"],) and git(linked_repo, "for-each-ref", "refs/heads/forgeflow/") == ""
+
+    approved = land(linked_repo, blobs, overlay=overlay, approved_link_changes=["filelink", "dirlink"])
+    result = await host.land_changes(approved)
+    listing = git(linked_repo, "ls-tree", result.commit_sha, "filelink", "dirlink", "calc/__init__.py")
+    assert [line.split()[0] for line in listing.splitlines()] == ["100644", "100644"]  # calc/__init__.py, filelink
+    assert git(linked_repo, "show", f"{result.commit_sha}:filelink") == "a file now"
+
+
+@pytest.mark.parametrize(
+    "path", [".git./x", ".GIT/config", "calc/Git~1/x", "calc/a\x00b.py", "calc//x.py", "./calc/x.py", "calc/x.py "]
+)
+async def test_land_changes_refuses_paths_the_tools_would_refuse_or_rewrite(
+    host: LocalGitHost, blobs: BlobStore, sample_repo: Path, path: str
+) -> None:
+    req = land(sample_repo, blobs, overlay={path: blobs.put(b"x")})
+    await expect_failure(host.land_changes(req), "UnsafePath", repr(path))
+    assert git(sample_repo, "for-each-ref", "refs/heads/forgeflow/") == ""

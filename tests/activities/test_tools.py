@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,18 +11,34 @@ from temporalio.testing import ActivityEnvironment
 from activities.blobstore import BlobStore
 from activities.codehost import CodeHosts
 from activities.codehost_local import LocalGitHost
-from activities.tools import ToolActivities
+from activities.tools import ToolActivities, ToolLimits
 from contracts.agents import Workspace
 from contracts.tools import ToolCallInput, ToolCallResult
 from tests.conftest import git
 
 
 class Tools:
-    def __init__(self, repo: Path, tmp_path: Path) -> None:
+    """Tool calls as an agent makes them, keeping the overlay between calls.
+
+    By default on the local host; `hosts` and `repo_ref` serve another host (GitHub through the loopback)."""
+
+    def __init__(
+        self,
+        repo: Path,
+        tmp_path: Path,
+        limits: ToolLimits | None = None,
+        hosts: Callable[[BlobStore], CodeHosts] | None = None,
+        repo_ref: str | None = None,
+    ) -> None:
         self.blobs = BlobStore(tmp_path / "blobs")
-        self.acts = ToolActivities(CodeHosts(local=LocalGitHost(self.blobs)), self.blobs)
+        served = hosts(self.blobs) if hosts else CodeHosts(local=LocalGitHost(self.blobs))
+        self.acts = ToolActivities(served, self.blobs, limits)
         base = git(repo, "rev-parse", "HEAD")
-        self.ws = Workspace(repo=str(repo), base_sha=base, origin_sha=base)
+        self.ws = Workspace(repo=repo_ref or str(repo), base_sha=base, origin_sha=base)
+
+    def rebase(self, repo: Path) -> None:
+        """Work on the repository's new HEAD (after a test committed more files)."""
+        self.ws = self.ws.model_copy(update={"base_sha": git(repo, "rev-parse", "HEAD")})
 
     async def call(self, name: str, **args: object) -> ToolCallResult:
         req = ToolCallInput(role="coder", run_id="r", tool_use_id="t", name=name, input=args, workspace=self.ws)
@@ -88,3 +105,44 @@ async def test_binary_files_are_refused(tools: Tools, sample_repo: Path) -> None
     tools.ws = tools.ws.model_copy(update={"base_sha": git(sample_repo, "rev-parse", "HEAD")})
     result = await tools.call("str_replace", path="logo.bin", old_str="PNG", new_str="GIF")
     assert result.is_error and "binary file" in result.content
+
+
+@pytest.mark.parametrize(
+    ("path", "error"),
+    [
+        ("calc/a\0b.py", "control character U+0000"),
+        ("calc/a\nb.py", "control character U+000A"),
+        (".git./x", "inside .git"),
+        (".GIT/config", "inside .git"),
+        ("sub/.git /hooks/pre-commit", "inside .git"),
+        ("x" * 5000, "longer than 4096 bytes"),
+    ],
+)
+async def test_unsafe_paths_are_readable_errors_and_change_nothing(tools: Tools, path: str, error: str) -> None:
+    for name, args in [
+        ("write_file", {"path": path, "content": "x"}),
+        ("str_replace", {"path": path, "old_str": "a", "new_str": "b"}),
+        ("insert", {"path": path, "insert_line": 0, "new_str": "x"}),
+        ("read_file", {"path": path}),
+    ]:
+        result = await tools.call(name, **args)
+        assert result.is_error and error in result.content, (name, result.content)
+        assert result.overlay_updates == {}
+    assert tools.ws.overlay == {}
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "error"),
+    [
+        ("list_files", {"glob": "*.py\0"}, "control character U+0000"),
+        ("search", {"pattern": "x", "glob": "\x1b[31m*"}, "control character U+001B"),
+        ("search", {"pattern": "x", "glob": "*" * 600}, "longer than 500 characters"),
+        ("search", {"pattern": "a" * 2000}, "longer than 1000 characters"),
+        ("search", {"pattern": "(" * 400 + ")" * 400}, "bad regular expression"),
+        ("read_file", {"path": "calc/__init__.py", "start_line": "two"}, "start_line must be an integer"),
+        ("insert", {"path": "calc/__init__.py", "insert_line": None, "new_str": "x"}, "insert_line is required"),
+    ],
+)
+async def test_bad_arguments_are_readable_errors(tools: Tools, name: str, args: dict[str, object], error: str) -> None:
+    result = await tools.call(name, **args)
+    assert result.is_error and error in result.content, result.content

@@ -235,6 +235,24 @@ def create_blob(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, A
     return 201, {"sha": gh.git("hash-object", "-w", "--stdin", stdin=data)}
 
 
+def get_tree(gh: GitHubLoopback, m: re.Match[str], query: Any) -> tuple[int, Any]:
+    """A tree as GitHub lists it: modes as git writes them (120000 for a symbolic link), one level or all."""
+    try:
+        sha = gh.git("rev-parse", "--verify", f"{m['sha']}^{{tree}}")
+    except ApiError:
+        raise ApiError(404, "Not Found") from None
+    recursive = ("-r", "-t") if (query or {}).get("recursive") else ()
+    listing = gh.git("ls-tree", "-z", "-l", "--full-tree", *recursive, sha)
+    entries = []
+    for record in filter(None, listing.split("\0")):
+        meta, _, path = record.partition("\t")
+        mode, kind, object_id, size = meta.split()
+        entry = {"path": path, "mode": mode, "type": kind, "sha": object_id}
+        entries.append(entry if size == "-" else {**entry, "size": int(size)})
+    url = f"https://api.github.test/repos/{gh.owner}/{gh.name}/git/trees/{sha}"
+    return 200, {"sha": sha, "url": url, "tree": entries, "truncated": False}
+
+
 def create_tree(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
@@ -374,6 +392,7 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", r"/commits/(?P<ref>[^/]+)"): get_commit,
     ("GET", r"/tarball/(?P<ref>[^/]+)"): tarball,
     ("POST", r"/git/blobs"): create_blob,
+    ("GET", r"/git/trees/(?P<sha>[^/]+)"): get_tree,
     ("POST", r"/git/trees"): create_tree,
     ("POST", r"/git/commits"): create_commit,
     ("GET", r"/git/ref/heads/(?P<branch>.+)"): get_ref,
