@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from contracts import api
@@ -46,7 +47,10 @@ T = TypeVar("T")
 TESTER_COMMIT_MESSAGE = "Add tests for the change\n\nWritten by the forgeflow tester."
 
 
-Guard = Callable[[dict[str, str | None], str], Awaitable[dict[str, str | None]]]
+# (overlay, author role, links among its paths or None) → what may be committed. With links None the
+# guard judges paths by name; with links given, it asks about replacing or deleting those links.
+Guard = Callable[[dict[str, str | None], str, list[str] | None], Awaitable[dict[str, str | None]]]
+LINK_CHANGE = "LinkChange"  # land_changes: the overlay replaces or deletes links committed in the parent
 
 
 class Steps:
@@ -195,10 +199,35 @@ class Steps:
     # --- code host --------------------------------------------------------------------------
 
     async def _commit(self, proposed: dict[str, str | None], message: str, author_role: str) -> dict[str, str | None]:
-        """Commit what the guard allows of `proposed`; returns what was committed (maybe nothing)."""
-        overlay = await self.guard(proposed, author_role)
-        if not overlay:
+        """Commit what the guard allows of `proposed`; returns what was committed (maybe nothing).
+
+        Protected paths are judged by name first. A change to a symbolic link of the parent commit
+        is found by the code host, which alone knows the modes: it refuses, the guard asks a human,
+        and the commit is tried again with the approved links (or without the rejected ones)."""
+        overlay = await self.guard(proposed, author_role, None)
+        approved_links: list[str] = []
+        while overlay:
+            try:
+                landed = await self._land(overlay, approved_links, message, author_role)
+                break
+            except ActivityError as err:
+                links = _link_changes(err)
+                if links is None:
+                    raise
+                overlay = await self.guard(overlay, author_role, links)
+                approved_links = [path for path in links if path in overlay]
+        else:
             return overlay
+        self.head_sha = self.branch_sha = landed.commit_sha
+        self.st.commits.append(landed.commit_sha)
+        self.st.files_changed = sorted({*self.st.files_changed, *landed.files_changed})
+        if self.branch not in self.st.branches_created:
+            self.st.branches_created.append(self.branch)
+        return overlay
+
+    async def _land(
+        self, overlay: dict[str, str | None], approved_links: list[str], message: str, author_role: str
+    ) -> LandChangesResult:
         landed: LandChangesResult = await self._host(
             acts.LAND_CHANGES,
             LandChangesInput(
@@ -209,16 +238,12 @@ class Steps:
                 overlay=overlay,
                 message=message,
                 timestamp=workflow.now().isoformat(),
+                approved_link_changes=approved_links,
             ),
             LandChangesResult,
             f"commit {author_role} round {self.st.round} to {self.branch}",
         )
-        self.head_sha = self.branch_sha = landed.commit_sha
-        self.st.commits.append(landed.commit_sha)
-        self.st.files_changed = sorted({*self.st.files_changed, *landed.files_changed})
-        if self.branch not in self.st.branches_created:
-            self.st.branches_created.append(self.branch)
-        return overlay
+        return landed
 
     async def _publish(self) -> None:
         """Open or update the change's pull request: summary, plan, latest tests, and the run it came from."""
@@ -314,6 +339,15 @@ class Steps:
 
     def _commit_under_work(self) -> str:
         return self.head_sha or self.task.base_sha
+
+
+def _link_changes(err: ActivityError) -> list[str] | None:
+    """The links a refused commit would change (land_changes' LinkChange error), else None."""
+    cause = err.cause
+    if not isinstance(cause, ApplicationError) or cause.type != LINK_CHANGE or not cause.details:
+        return None
+    links = cause.details[0]
+    return [str(path) for path in links] if isinstance(links, list) and links else None
 
 
 def _run_link(ui_url: str | None) -> str:

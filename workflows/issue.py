@@ -125,6 +125,7 @@ class IssueWorkflow:
         workflow.upsert_search_attributes([search.REPO.value_set(inp.repo), search.MODE.value_set(inp.mode)])
         self._set_stage(Stage.STARTING, f"run started in {inp.mode} mode")
         task = await self._fetch_task(inp)
+        self._protected_patterns = [*inp.protected_paths, *task.protected_paths]  # the repository's only add
         steps = Steps(inp, task, st, self._model_spec(inp), self._guard)
         step = Next.REVIEWER if inp.reviews_existing_pr else Next.PLANNER
         while step != Next.END:
@@ -243,13 +244,19 @@ class IssueWorkflow:
         self._note(f"human feedback received from {answer.by or 'a human'}: one more round")
         return True
 
-    async def _guard(self, overlay: dict[str, str | None], role: str) -> dict[str, str | None]:
-        """Changes to protected paths wait for a human: approved they are committed, rejected dropped."""
-        guarded = protected_paths(list(overlay), tuple(self._protected_patterns))
+    async def _guard(self, overlay: dict[str, str | None], role: str, links: list[str] | None) -> dict[str, str | None]:
+        """Changes to protected paths (or, when `links` is given, to those symbolic links of the
+        repository) wait for a human: approved they are committed, rejected dropped."""
+        if links is None:
+            guarded = protected_paths(list(overlay), tuple(self._protected_patterns))
+            what = "protected paths"
+        else:
+            guarded = sorted(path for path in links if path in overlay)
+            what = "symbolic links of the repository (each would become a regular file, or be deleted)"
         if not guarded:
             return overlay
         st = self._require_state()
-        answer = await self._gate("protected_paths", f"the {role} changed protected paths: {', '.join(guarded)}")
+        answer = await self._gate("protected_paths", f"the {role} changed {what}: {', '.join(guarded)}")
         if answer is None:
             raise _GateTimedOut
         if answer.decision == "approve":

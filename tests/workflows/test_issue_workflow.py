@@ -483,6 +483,62 @@ async def test_protected_paths_wait_for_approval_before_commit(
         assert any("Do not change .github/workflows/ci.yml" in f for f in result.state.human_feedback)
 
 
+def _link_change_script(tmp_path: Path) -> str:
+    coder = {
+        "turns": [
+            turn(tool("write_file", path="calc/__init__.py", content=FIXED)),
+            turn(
+                tool("write_file", path="docs/link.md", content="now a regular file\n"),
+                tool("write_file", path="infra/main.tf", content="x\n"),
+            ),
+            turn(
+                submit(summary="subtract", commit_message="Add subtract"),
+                expect=["replaces the link with a regular file"],
+            ),
+        ]
+    }
+    return write_script(
+        tmp_path / "s.json",
+        {"planner": [planner_run()], "coder": [coder], "tester": [tester_run()], "reviewer": [reviewer_run()]},
+    )
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+async def test_a_change_to_a_committed_link_and_the_repositorys_own_patterns_wait_for_approval(
+    time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path, decision: str
+) -> None:
+    """The repository's .forgeflow.yml adds `infra/*`; the coder also replaces a committed link, which
+    only the code host can see: each is its own question at the protected-paths gate."""
+    (sample_repo / "docs").mkdir()
+    (sample_repo / "docs" / "link.md").symlink_to("../README.md")
+    (sample_repo / ".forgeflow.yml").write_text("protected_paths: ['infra/*']\n")
+    git(sample_repo, "add", "-A")
+    git(sample_repo, "commit", "-qm", "a link and settings")
+    async with pipeline(time_skipping_env, tmp_path, [True]) as (queue, _):
+        handle = await start(time_skipping_env, queue, sample_repo, _link_change_script(tmp_path))
+        state = await wait_for_gate(handle, "protected_paths")
+        assert state.pending_gate is not None and "infra/main.tf" in state.pending_gate.reason
+        assert "docs/link.md" not in state.pending_gate.reason and state.commits == []
+        await handle.execute_update("decide", GateDecision(decision="approve", by="maintainer"))  # type: ignore[arg-type]
+        for _ in range(200):  # the same gate kind opens again, now about the link
+            state = await wait_for_gate(handle, "protected_paths")
+            if state.pending_gate is not None and "symbolic links" in state.pending_gate.reason:
+                break
+        assert state.pending_gate is not None and "docs/link.md" in state.pending_gate.reason
+        assert state.commits == []  # nothing landed while a human is asked
+        await handle.execute_update("decide", GateDecision(decision=decision, by="maintainer"))  # type: ignore[arg-type]
+        result: IssueResult = await handle.result()
+    assert result.outcome == Outcome.APPROVED
+    branch = result.state.branches_created[0]
+    entry = git(sample_repo, "ls-tree", branch, "docs/link.md").split()
+    if decision == "approve":
+        assert entry[0] == "100644" and git(sample_repo, "show", f"{branch}:docs/link.md") == "now a regular file"
+    else:
+        assert entry[0] == "120000" and git(sample_repo, "show", f"{branch}:docs/link.md") == "../README.md"
+        assert any("Do not change docs/link.md" in f for f in result.state.human_feedback)
+    assert git(sample_repo, "show", f"{branch}:infra/main.tf") == "x"
+
+
 async def test_no_bubblewrap_escalates_and_the_run_goes_on_once_it_is_installed(
     time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path
 ) -> None:
