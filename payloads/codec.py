@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
@@ -22,6 +23,7 @@ ENCODING = b"binary/encrypted"
 CIPHER = b"AES-256-GCM"
 KEY_ID = "encryption-key-id"
 NONCE_BYTES = 12
+TAG_BYTES = 16  # AES-GCM appends a 128-bit tag
 
 
 class CodecError(ValueError):
@@ -83,14 +85,30 @@ class AesGcmCodec(PayloadCodec):
         )
 
     def _decrypt(self, payload: Payload) -> Payload:
+        """Every way a payload can be wrong is a CodecError: the codec server decrypts what strangers
+        send it, and anything else would surface there as a crash instead of a 400."""
         if payload.metadata.get("encoding") != ENCODING:
             return payload  # written before the codec was turned on
-        key_id = payload.metadata.get(KEY_ID, b"").decode()
+        key_id = _key_id(payload)
         cipher = self._ciphers.get(key_id)
         if cipher is None:
             raise CodecError(f"payload was encrypted with key {key_id!r}, which is not in this key ring")
+        if len(payload.data) < NONCE_BYTES + TAG_BYTES:
+            raise CodecError(f"payload is {len(payload.data)} bytes, too short to hold a nonce and a tag")
         nonce, sealed = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
         try:
-            return Payload.FromString(cipher.decrypt(nonce, sealed, key_id.encode()))
+            plain = cipher.decrypt(nonce, sealed, key_id.encode())
         except InvalidTag:
             raise CodecError(f"payload does not decrypt with key {key_id!r} (altered, or a different key)") from None
+        try:
+            return Payload.FromString(plain)
+        except DecodeError:  # authentic, so sealed by a key holder, but not by this codec
+            raise CodecError(f"payload decrypted with key {key_id!r} is not a Temporal payload") from None
+
+
+def _key_id(payload: Payload) -> str:
+    raw = payload.metadata.get(KEY_ID, b"")
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        raise CodecError(f"payload's {KEY_ID} is not UTF-8: {raw[:64]!r}") from None

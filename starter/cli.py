@@ -289,7 +289,7 @@ def codec_server(
 ) -> None:
     """Decrypt runs for the Temporal UI (Settings → codec endpoint) and `temporal --codec-endpoint`."""
     from payloads.codec import CodecError
-    from payloads.codec_server import make_server
+    from payloads.codec_server import CodecServerConfigError, make_server
     from payloads.converter import codec
 
     settings = get_settings()
@@ -300,10 +300,17 @@ def codec_server(
         err_console.print(f"[red]{err}[/red]", highlight=False)
         raise typer.Exit(2) from None
     if ring is None:
-        err_console.print("[red]FORGEFLOW_CODEC_KEYS is not set: there is nothing to decrypt with[/red]")
+        err_console.print(
+            "[red]neither FORGEFLOW_CODEC_KEYS nor FORGEFLOW_CODEC_KEYS_FILE is set: there is nothing to decrypt "
+            "with[/red]"
+        )
         raise typer.Exit(2)
     token = settings.codec_server_token.get_secret_value() if settings.codec_server_token else None
-    server = make_server(ring, host, port, token=token, origins=settings.codec_cors_origins)
+    try:
+        server = make_server(ring, host, port, token=token, origins=settings.codec_cors_origins)
+    except CodecServerConfigError as err:
+        err_console.print(f"[red]{err}[/red]", highlight=False)
+        raise typer.Exit(2) from None
     console.print(f"codec server on http://{host}:{server.server_port} (active key {ring.active})", soft_wrap=True)
     try:
         server.serve_forever()

@@ -6,6 +6,7 @@ import base64
 import json
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
 
@@ -61,6 +62,24 @@ async def test_tampering_and_relabelling_are_refused() -> None:
     relabelled = Payload(metadata={**sealed.metadata, KEY_ID: b"k2"}, data=sealed.data)
     with pytest.raises(CodecError, match="does not decrypt with key 'k2'"):
         await codec.decode([relabelled])
+
+
+async def test_malformed_payloads_are_codec_errors() -> None:
+    """The codec server decrypts what strangers send: each malformation must be a CodecError (a 400),
+    never a crash of the handler."""
+    key = new_key()
+    codec = AesGcmCodec(ring(k1=key))
+    not_utf8 = Payload(metadata={"encoding": ENCODING, KEY_ID: b"\xff\xfek1"}, data=b"x" * 40)
+    with pytest.raises(CodecError, match="encryption-key-id is not UTF-8"):
+        await codec.decode([not_utf8])
+    short = Payload(metadata={"encoding": ENCODING, KEY_ID: b"k1"}, data=b"x" * 27)
+    with pytest.raises(CodecError, match="27 bytes, too short to hold a nonce and a tag"):
+        await codec.decode([short])
+    nonce = b"n" * 12  # sealed with the right key, but around bytes that are not a Payload
+    sealed = AESGCM(base64.b64decode(key)).encrypt(nonce, b"\xff\xff\xff", b"k1")
+    garbage = Payload(metadata={"encoding": ENCODING, KEY_ID: b"k1"}, data=nonce + sealed)
+    with pytest.raises(CodecError, match="is not a Temporal payload"):
+        await codec.decode([garbage])
 
 
 async def test_unencrypted_payloads_pass_through() -> None:
