@@ -61,7 +61,7 @@ class Redactor:
     """A processor that takes known secret values and token-shaped strings out of every field."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        self.secrets = list(secrets)
+        self.secrets = tuple(secrets)  # one hashable value: redact caches the escaped forms of it
 
     def __call__(self, _: Any, __: str, event: EventDict) -> EventDict:
         for key, value in event.items():

@@ -5,19 +5,28 @@ OTLP/HTTP, and the one `TracingInterceptor` on the client (workers inherit it) l
 child workflows, activities and the spans our activities open. Metrics: the worker runtime exports
 the SDK's own metrics and ours, either on a Prometheus endpoint (`FORGEFLOW_METRICS_PROMETHEUS`,
 host:port) or over OTLP (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`).
+
+Spans leave redacted, as log lines do: attribute values, event attributes (an exception's message
+and stack trace), link attributes, names and status descriptions pass through `policy.redact` in the
+exporter, so no span processor or instrumentation can add a secret after the check.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from opentelemetry import trace
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import Link, Status
+from opentelemetry.util.types import AnyValue, Attributes
 from temporalio.client import Interceptor
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.runtime import OpenTelemetryConfig, PrometheusConfig, Runtime, TelemetryConfig
 
 from config.settings import Settings
+from policy.redact import redact, secret_values
 
 TRACE_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
@@ -34,8 +43,60 @@ def install_tracer_provider(service: str) -> None:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    exporter = RedactingSpanExporter(OTLPSpanExporter(), secret_values(dict(os.environ)))
+    provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
+
+
+class RedactingSpanExporter(SpanExporter):
+    """Hands `inner` redacted copies of the spans: known secret values and credential shapes taken
+    out of every string a span carries (the resource, which we set, is left as it is)."""
+
+    def __init__(self, inner: SpanExporter, secrets: Iterable[str]) -> None:
+        self._inner = inner
+        self._secrets = tuple(secrets)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self._inner.export([self._redacted(span) for span in spans])
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+    def _redacted(self, span: ReadableSpan) -> ReadableSpan:
+        status = span.status
+        if status.description:
+            status = Status(status.status_code, redact(status.description, self._secrets))
+        return ReadableSpan(
+            name=redact(span.name, self._secrets),
+            context=span.context,
+            parent=span.parent,
+            resource=span.resource,
+            attributes=self._attributes(span.attributes),
+            events=[
+                Event(redact(e.name, self._secrets), self._attributes(e.attributes), e.timestamp) for e in span.events
+            ],
+            links=[Link(link.context, self._attributes(link.attributes)) for link in span.links],
+            kind=span.kind,
+            status=status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
+
+    def _attributes(self, attributes: Attributes) -> dict[str, AnyValue]:
+        return {key: self._value(value) for key, value in (attributes or {}).items()}
+
+    def _value(self, value: AnyValue) -> AnyValue:
+        if isinstance(value, str):
+            return redact(value, self._secrets)
+        if isinstance(value, Mapping):
+            return {key: self._value(v) for key, v in value.items()}
+        if isinstance(value, Sequence) and not isinstance(value, bytes):
+            return tuple(self._value(v) for v in value)
+        return value
 
 
 def tracing_interceptors() -> list[Interceptor]:

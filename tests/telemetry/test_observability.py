@@ -201,5 +201,5 @@ def test_the_redactor_takes_secrets_out_of_log_lines(json_logs: io.StringIO) -> 
     out = logs.getvalue()
     assert PLANTED not in out and "ghp_aaaa" not in out and "abcdefghijklmnop" not in out
     first, second = (json.loads(line) for line in out.splitlines())
-    assert first["header"] == "x-api-key: [REDACTED]" and first["nested"] == {"token": "[REDACTED]"}
-    assert second["event"] == "auth failed for [REDACTED]"
+    assert first["header"] == "x-api-key: [redacted]" and first["nested"] == {"token": "[redacted]"}
+    assert second["event"] == "auth failed for [redacted]"

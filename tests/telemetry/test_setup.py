@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Status, StatusCode
 from temporalio.contrib.opentelemetry import TracingInterceptor
 
 from config.settings import Settings
@@ -10,7 +14,7 @@ from contracts.run import OrchestrationState
 from contracts.usage import AgentUsage, Usage
 from starter.render import console, summary
 from telemetry.logs import agent_of
-from telemetry.setup import metrics_runtime, tracing_configured, tracing_interceptors
+from telemetry.setup import RedactingSpanExporter, metrics_runtime, tracing_configured, tracing_interceptors
 
 
 @pytest.mark.parametrize(
@@ -30,6 +34,35 @@ def test_tracing_is_off_unless_an_exporter_is_configured(env: dict[str, str], on
 def test_one_tracing_interceptor() -> None:
     (interceptor,) = tracing_interceptors()
     assert isinstance(interceptor, TracingInterceptor)
+
+
+PLANTED = "planted-value-0123456789"
+TOKEN = "ghp_" + "b" * 36
+
+
+def test_spans_reach_the_exporter_redacted() -> None:
+    """Attributes, an exception event's message and stack trace, and the status description."""
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()  # not the global one: this test owns its pipeline
+    provider.add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(exported, [PLANTED])))
+    with provider.get_tracer("t").start_as_current_span("tool run_command", record_exception=False) as span:
+        span.set_attributes({"command": f"curl -H 'x-key: {PLANTED}'", "args": ["--token", TOKEN], "exit": 1})
+        span.record_exception(RuntimeError(f"GitHub said 401 for {TOKEN}"))
+        span.set_status(Status(StatusCode.ERROR, f"failed with Authorization: token {PLANTED}"))
+    provider.shutdown()
+    (finished,) = exported.get_finished_spans()
+    assert finished.attributes == {
+        "command": "curl -H 'x-key: [redacted]'",
+        "args": ("--token", "[redacted]"),
+        "exit": 1,
+    }
+    (event,) = finished.events
+    assert (
+        event.name == "exception" and (event.attributes or {})["exception.message"] == "GitHub said 401 for [redacted]"
+    )
+    assert finished.status.description == "failed with Authorization: token [redacted]"
+    text = finished.to_json()
+    assert PLANTED not in text and TOKEN not in text and "exception.stacktrace" in text
 
 
 def test_no_metrics_runtime_unless_configured() -> None:
