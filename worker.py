@@ -41,6 +41,7 @@ from activities.tools import ToolActivities
 from config.settings import Settings, get_settings
 from payloads.converter import with_key_ring_read
 from policy.pricing import PriceTable
+from policy.redact import secret_values
 from starter.sandbox_process import SandboxProcess, SandboxWorkerExited, sandbox_refusal
 from workflows.agent import AgentWorkflow
 from workflows.issue import IssueWorkflow
@@ -62,7 +63,7 @@ def build_workers(client: Client, settings: Settings, queues: Sequence[str] | No
         hosts = CodeHosts(local=LocalGitHost(blobs), github=github_host(settings))
         providers = model_providers(settings)
         model, tools, host = (
-            ModelActivities(blobs, providers, settings.context_tokens),
+            ModelActivities(blobs, providers, settings.context_tokens, secrets=worker_secrets(settings)),
             ToolActivities(hosts, blobs),
             CodeHostActivities(hosts),
         )
@@ -90,6 +91,12 @@ def build_workers(client: Client, settings: Settings, queues: Sequence[str] | No
         sandbox = SandboxActivities(settings)
         workers.append(Worker(client, task_queue=settings.sandbox_task_queue, activities=[sandbox.run_tests]))
     return workers
+
+
+def worker_secrets(settings: Settings) -> list[str]:
+    """Values no model may read: this worker's keys and tokens, and any secret-named variable's value."""
+    held = [secret.get_secret_value() for secret in settings.secrets() if secret is not None]
+    return secret_values(dict(os.environ), held)
 
 
 def model_providers(settings: Settings) -> dict[str, ModelProvider]:

@@ -1,11 +1,16 @@
-"""The model-turn activity: load the transcript by key, append, call the provider, store it back."""
+"""The model-turn activity: load the transcript by key, append, call the provider, store it back.
+
+Everything the model reads passes through here, so this is where secrets are taken out of it: the
+new messages (the brief, tool results, test reports) lose the worker's own secret values and every
+token-shaped string before they are stored or sent.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 from pydantic import TypeAdapter
@@ -16,6 +21,7 @@ from activities.blobstore import BlobNotFoundError, BlobStore
 from activities.providers import ModelProvider, ModelRequest, ModelResponse
 from contracts.model import Block, Message, ModelTurnInput, ModelTurnResult
 from policy.compaction import compact
+from policy.redact import redact
 from roles import ROLES
 from telemetry.instrument import finish_model_span, model_span, record_model_call
 
@@ -43,11 +49,36 @@ def _complete_blocks(content: list[Block], stop_reason: str | None) -> list[Bloc
     return content or [{"type": "text", "text": "(no output)"}]
 
 
+def _redacted_block(block: Block, secrets: Sequence[str]) -> Block:
+    if block.get("type") == "text":
+        return {**block, "text": redact(str(block.get("text", "")), secrets)}
+    if block.get("type") == "tool_result":
+        content = block.get("content")
+        if isinstance(content, str):
+            return {**block, "content": redact(content, secrets)}
+        if isinstance(content, list):
+            return {**block, "content": [_redacted_block(b, secrets) for b in content if isinstance(b, dict)]}
+    return block
+
+
+def redacted(messages: list[Message], secrets: Sequence[str]) -> list[Message]:
+    """What the model may read of new messages: the same blocks with secrets taken out of their text."""
+    return [Message(role=m.role, content=[_redacted_block(b, secrets) for b in m.content]) for m in messages]
+
+
 class ModelActivities:
-    def __init__(self, blobs: BlobStore, providers: dict[str, ModelProvider], context_tokens: int = 150_000) -> None:
+    def __init__(
+        self,
+        blobs: BlobStore,
+        providers: dict[str, ModelProvider],
+        context_tokens: int = 150_000,
+        secrets: Sequence[str] = (),
+    ) -> None:
+        """`secrets`: values never to show a model (the worker's keys and tokens), longest first."""
         self._blobs = blobs
         self._providers = providers
         self._context_tokens = context_tokens
+        self._secrets = list(secrets)
 
     @activity.defn(name="model_turn")
     async def model_turn(self, inp: ModelTurnInput) -> ModelTurnResult:
@@ -60,7 +91,7 @@ class ModelActivities:
                 type="ProviderUnavailable",
                 non_retryable=True,
             )
-        messages = [*self._load(inp.transcript_key), *inp.new_messages]
+        messages = [*self._load(inp.transcript_key), *redacted(inp.new_messages, self._secrets)]
         compacted = compact(messages, self._context_tokens)
         if compacted is not None:
             _log.info("conversation compacted", role=inp.role, before=len(messages), after=len(compacted))

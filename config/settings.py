@@ -167,6 +167,14 @@ class Settings(BaseSettings):
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
 
+    def secrets(self) -> list[SecretStr | None]:
+        """Every secret setting (the values never to log or show a model)."""
+        return [
+            getattr(self, name)
+            for name, field in type(self).model_fields.items()
+            if field.annotation == SecretStr | None
+        ]
+
     def sandbox_worker_env(self) -> dict[str, str]:
         """The settings a sandbox worker reads, as the environment variables that set them, so that
         values set in code (model_copy) reach a sandbox worker started as a child process. None of
