@@ -33,6 +33,7 @@ from activities.codehost import CodeHost, CodeHosts, TreeEntry
 from contracts.agents import Workspace
 from contracts.tools import ToolCallInput, ToolCallResult
 from policy.paths import UnsafePathError, is_test_path, repo_path
+from policy.redact import is_env_file, redact, redact_env_text
 from roles.tools import WRITE_TOOLS
 from telemetry.instrument import operation
 
@@ -240,7 +241,9 @@ async def read_file(view: WorkspaceView, args: dict[str, Any]) -> str:
     path = repo_path(str(args["path"]))
     start, end = _int(args, "start_line"), _int(args, "end_line")
     whole = start is None and end is None
-    lines = (await view.read_text(path, MAX_READ_BYTES if whole else MAX_RANGE_READ_BYTES, whole)).splitlines()
+    lines = _shown(
+        path, await view.read_text(path, MAX_READ_BYTES if whole else MAX_RANGE_READ_BYTES, whole)
+    ).splitlines()
     if not lines:
         return f"{path}: empty file"
     first, last = max(1, start or 1), min(len(lines), end or len(lines))
@@ -300,7 +303,7 @@ class _Scan:
             self._scan_text(path, data.decode("utf-8", "replace"))
 
     def _scan_text(self, path: str, text: str) -> None:
-        lines = text.splitlines()
+        lines = _shown(path, text).splitlines()  # a secret's value can't be found, so can't be probed for
         if self.whole is not None and not self._may_match("\n".join(lines)):
             return
         for number, line in enumerate(lines, 1):
@@ -429,8 +432,23 @@ async def write_file(view: WorkspaceView, args: dict[str, Any]) -> str:
     return f"wrote {path}{note}"
 
 
+def _shown(path: str, text: str) -> str:
+    """A file's text as a model may read it: a dotenv file's values hidden (`KEY=[redacted]`)."""
+    return redact_env_text(text) if is_env_file(path) else text
+
+
+def _no_edit_in_place(path: str) -> None:
+    """A dotenv file is shown without its values, and a match count would tell them: no edits in place."""
+    if is_env_file(path):
+        raise ToolError(
+            f"{path} holds secrets, which are hidden from you: it can't be edited in place. write_file replaces "
+            "it whole (a maintainer approves any change to it), or leave it to a human"
+        )
+
+
 async def str_replace(view: WorkspaceView, args: dict[str, Any]) -> str:
     path = repo_path(str(args["path"]))
+    _no_edit_in_place(path)
     note = await view.check_write(path)
     text = await view.read_text(path)
     old, new = str(args["old_str"]), str(args["new_str"])
@@ -443,6 +461,7 @@ async def str_replace(view: WorkspaceView, args: dict[str, Any]) -> str:
 
 async def insert(view: WorkspaceView, args: dict[str, Any]) -> str:
     path = repo_path(str(args["path"]))
+    _no_edit_in_place(path)
     note = await view.check_write(path)
     at = _int(args, "insert_line")
     if at is None:
@@ -468,6 +487,9 @@ async def view_diff(view: WorkspaceView, args: dict[str, Any]) -> str:
     for path, key in sorted(view.overlay().items()):
         before = await view.host.read_file(ws.repo, ws.base_sha, path)
         after = None if key is None else view.blobs.get(key)
+        before, after = (
+            None if b is None else _shown(path, b.decode("utf-8", "replace")).encode() for b in (before, after)
+        )
         parts.append((path, await asyncio.to_thread(_unified, path, before, after)))
     return _joined(parts) or "(no changes yet)"
 
@@ -546,4 +568,8 @@ class ToolActivities:
             except KeyError as err:
                 outcome.ok = False
                 return ToolCallResult(tool_use_id=call.tool_use_id, content=f"missing argument {err}", is_error=True)
-            return ToolCallResult(tool_use_id=call.tool_use_id, content=_clip(content), overlay_updates=view.updates)
+            # Token-shaped strings go here already, so they are not in history either (the model turn
+            # takes out the worker's own secrets and these shapes again).
+            return ToolCallResult(
+                tool_use_id=call.tool_use_id, content=redact(_clip(content)), overlay_updates=view.updates
+            )

@@ -145,6 +145,13 @@ def _json_strings(secret: str) -> list[str]:
 
 # --- dotenv files -----------------------------------------------------------------------------------
 
+
+def is_env_file(path: str) -> bool:
+    """A dotenv-style file of secrets: `.env`, `.env.local`, `prod.env`, direnv's `.envrc`."""
+    name = path.rsplit("/", 1)[-1].lower()
+    return name in (".env", ".envrc") or name.startswith(".env.") or name.endswith(".env")
+
+
 _ASSIGNMENT = re.compile(r"(?P<name>\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_.\-]*\s*(?:=|:(?=\s|$)))\s*(?P<value>.*)")
 _CLOSED = {'"': re.compile(r'(?:\\.|[^"\\])*"'), "'": re.compile(r"[^']*'"), "`": re.compile(r"[^`]*`")}
 

@@ -146,3 +146,31 @@ async def test_unsafe_paths_are_readable_errors_and_change_nothing(tools: Tools,
 async def test_bad_arguments_are_readable_errors(tools: Tools, name: str, args: dict[str, object], error: str) -> None:
     result = await tools.call(name, **args)
     assert result.is_error and error in result.content, result.content
+
+
+DOTENV_SECRET = "correct-horse-battery-7f3e"  # no token shape: only the dotenv rule hides it
+
+
+async def test_a_repositorys_secrets_reach_the_model_as_names_only(sample_repo: Path, tmp_path: Path) -> None:
+    (sample_repo / ".env").write_text(f"# settings\nDB_PASSWORD={DOTENV_SECRET}\nexport API_TOKEN='{DOTENV_SECRET}'\n")
+    (sample_repo / "deploy.sh").write_text("curl -H 'Authorization: Bearer abcdefghijklmnopqrstuvwxyz0123' x\n")
+    git(sample_repo, "add", "-A")
+    git(sample_repo, "commit", "-qm", "secrets")
+    tools = Tools(sample_repo, tmp_path)
+    read = await tools.call("read_file", path=".env")
+    assert read.content.splitlines() == [
+        "    1| # settings",
+        "    2| DB_PASSWORD=[redacted]",
+        "    3| export API_TOKEN=[redacted]",
+    ]
+    assert (await tools.call("search", pattern="correct-horse")).content == "(no matches)"  # no oracle either
+    assert "DB_PASSWORD=[redacted]" in (await tools.call("search", pattern="DB_")).content
+    probe = await tools.call("str_replace", path=".env", old_str="DB_PASSWORD=c", new_str="x")
+    assert probe.is_error and "can't be edited in place" in probe.content and "matches" not in probe.content
+    shaped = await tools.call("read_file", path="deploy.sh")
+    assert (
+        "abcdefghijklmnopqrstuvwxyz0123" not in shaped.content and "Authorization: Bearer [redacted]" in shaped.content
+    )
+    await tools.call("write_file", path=".env", content=f"DB_PASSWORD={DOTENV_SECRET}-2\n")
+    diff = (await tools.call("view_diff")).content
+    assert DOTENV_SECRET not in diff and " DB_PASSWORD=[redacted]" in diff  # both sides hidden alike

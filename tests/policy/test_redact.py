@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from policy.redact import REDACTED, redact, redact_env_text, secret_values
+from policy.redact import REDACTED, is_env_file, redact, redact_env_text, secret_values
 
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/" + "bPxRfiCYEXAMPLEKEY"
 SESSION = "IQoJb3JpZ2lu" + "X2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQDxEXAMPLEsessionTOKEN0123456789+abc="
@@ -190,3 +190,12 @@ def test_env_files_keep_names_comments_and_blank_lines_only() -> None:
 
 def test_env_files_keep_their_line_endings() -> None:
     assert redact_env_text("A=1\r\n# c\r\nB='x'") == f"A={R}\r\n# c\r\nB={R}"
+
+
+@pytest.mark.parametrize(
+    ("path", "env_file"),
+    [(".env", True), ("config/.env.production", True), ("deploy/prod.env", True), (".envrc", True),
+     ("src/env.py", False), ("docs/environment.md", False), (".envoy.yaml", False)],
+)  # fmt: skip
+def test_is_env_file(path: str, env_file: bool) -> None:
+    assert is_env_file(path) is env_file
