@@ -20,7 +20,7 @@ def test_protected_paths_are_read() -> None:
         ("[" * 20_000, "nested too deeply"),
         ("protected_paths: [" + "'x'," * 30_000 + "]", "larger than 64 KiB"),
         ("protected_paths: ['']\n", "is not a path pattern"),
-        ("protected_paths: [\"a\\x01b\"]\n", "is not a path pattern"),  # a control character
+        ('protected_paths: ["a\\x01b"]\n', "is not a path pattern"),  # a control character
         ("protected_paths: " + str([f"p{i}" for i in range(201)]) + "\n", "at most 200"),
         ("tools: [run_command]\n", "tools: Extra inputs are not permitted"),  # it can only narrow
     ],
