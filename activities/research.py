@@ -20,8 +20,11 @@ from temporalio.exceptions import ApplicationError
 
 from contracts.research import ResearchInput, ResearchResult
 from policy.retry import classify_http
+from policy.untrusted import bound
 
 SYSTEM = "Answer a software engineer's question precisely and briefly. Cite sources."
+MAX_ANSWER = 16_000  # characters of an answer the planner reads
+MAX_CITATIONS, MAX_CITATION = 20, 500
 
 
 def normalise(query: str) -> str:
@@ -86,8 +89,8 @@ class ResearchActivities:
         if response.status_code >= 400:
             raise _error(response.status_code, dict(response.headers), response.text[:300])
         data: dict[str, Any] = response.json()
-        answer = str(data["choices"][0]["message"]["content"])
-        citations = [str(c) for c in data.get("citations") or []]
+        answer = bound(str(data["choices"][0]["message"]["content"]), MAX_ANSWER)  # a web page's text: untrusted
+        citations = [str(c)[:MAX_CITATION] for c in (data.get("citations") or [])[:MAX_CITATIONS]]
         return ResearchResult(available=True, answer=answer, citations=citations)
 
 

@@ -62,6 +62,14 @@ async def test_answer_with_citations_then_served_from_cache(tmp_path: Path, perp
     assert request.body["model"] == "sonar" and request.body["messages"][-1]["content"].startswith("How do I split")
 
 
+async def test_a_huge_answer_is_bounded(tmp_path: Path, perplexity: JsonLoopback) -> None:
+    huge = {**ANSWER, "choices": [{"index": 0, "message": {"role": "assistant", "content": "x" * 3_000_000}}]}
+    perplexity.replies = [JsonReply({**huge, "citations": [f"https://e.com/{'p' * 5000}"] * 500})]
+    result = await ask(research_activities(settings_for(tmp_path, perplexity)), "anything")
+    assert len(result.answer) < 16_100 and result.answer.endswith("more characters not shown]")
+    assert len(result.citations) == 20 and all(len(c) == 500 for c in result.citations)
+
+
 async def test_without_a_key_research_is_unavailable(tmp_path: Path) -> None:
     acts = ResearchActivities(None, SqliteResearchCache(tmp_path / "r.sqlite"))
     result = await ask(acts, "anything")
