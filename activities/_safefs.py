@@ -163,10 +163,9 @@ def delete(root_fd: int, relpath: str) -> None:
         raise
 
 
-def regular_files(top: Path, *, skip: frozenset[str] = frozenset()) -> list[str]:
-    """Every regular file under `top`, relative and sorted; links (to files or folders) are not
-    followed or listed, nor are folders named in `skip`."""
-    found: list[str] = []
+def _entries(top: Path, skip: frozenset[str] = frozenset()) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """Every entry under `top` but folders, with its relative path; no link is followed, folders named
+    in `skip` are not entered. For a tree nothing writes meanwhile (before or after a sandbox ran)."""
     stack = [""]
     while stack:
         rel = stack.pop()
@@ -176,25 +175,18 @@ def regular_files(top: Path, *, skip: frozenset[str] = frozenset()) -> list[str]
                 if entry.is_dir(follow_symlinks=False):
                     if entry.name not in skip:
                         stack.append(path)
-                elif entry.is_file(follow_symlinks=False):
-                    found.append(path)
-    return sorted(found)
+                else:
+                    yield path, entry
+
+
+def regular_files(top: Path, *, skip: frozenset[str] = frozenset()) -> list[str]:
+    """Every regular file under `top`, relative and sorted (links are neither followed nor listed)."""
+    return sorted(path for path, entry in _entries(top, skip) if entry.is_file(follow_symlinks=False))
 
 
 def links(top: Path) -> dict[str, str]:
     """Every symbolic link under `top` (relative path → its target, as written), not followed."""
-    found: dict[str, str] = {}
-    stack = [""]
-    while stack:
-        rel = stack.pop()
-        with os.scandir(top / rel if rel else top) as entries:
-            for entry in entries:
-                path = f"{rel}/{entry.name}" if rel else entry.name
-                if entry.is_symlink():
-                    found[path] = os.readlink(entry.path)
-                elif entry.is_dir(follow_symlinks=False):
-                    stack.append(path)
-    return found
+    return {path: os.readlink(entry.path) for path, entry in _entries(top) if entry.is_symlink()}
 
 
 def create_private(path: Path) -> int:
