@@ -236,4 +236,9 @@ if __name__ == "__main__":
     parser.add_argument("--queue", action="append", help="serve only this task queue (repeatable)")
     parser.add_argument("--log-format", choices=["json", "text"], default="json", help="log lines (default: json)")
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.queue, args.log_format)))
+    status = asyncio.run(main(args.queue, args.log_format))
+    # The Temporal client's Rust threads can abort CPython's teardown (temporalio/sdk-python#300),
+    # turning the exit status into SIGABRT; a supervisor must see the status main() chose.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
