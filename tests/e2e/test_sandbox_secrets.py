@@ -43,15 +43,29 @@ def _pids() -> list[int]:
     return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
 
 
-def bwrap_launchers() -> set[int]:
-    """The processes that started a bubblewrap (not bwrap's own inner bwrap)."""
+def _ancestors(pid: int) -> list[int]:
+    """The parent, grandparent, … of `pid` (nearest first), as far as they can be read."""
+    chain: list[int] = []
+    while len(chain) < 64:
+        parent = int(_status(pid).get("PPid", "0"))
+        if parent <= 1:
+            return chain
+        chain.append(parent)
+        pid = parent
+    return chain
+
+
+def bwrap_launchers(root: int) -> set[int]:
+    """The processes below `root` that started a bubblewrap: each bwrap's nearest ancestor that is not
+    itself bwrap (bwrap forks its own inner bwrap). Processes of other tests are not `root`'s."""
     launchers = set()
     for pid in _pids():
-        status = _status(pid)
-        if status.get("Name") == "bwrap":
-            parent = int(status["PPid"])
-            if _status(parent).get("Name") != "bwrap":
-                launchers.add(parent)
+        if _status(pid).get("Name") != "bwrap":
+            continue
+        chain = _ancestors(pid)
+        launcher = next((a for a in chain if _status(a).get("Name") != "bwrap"), None)
+        if root in chain and launcher is not None:
+            launchers.add(launcher)
     return launchers
 
 
@@ -103,7 +117,9 @@ async def test_the_process_that_launches_bubblewrap_holds_no_secret(
         task_queue="forgeflow", result_type=IssueResult,
     )  # fmt: skip
 
-    launchers = await asyncio.to_thread(wait_until, bwrap_launchers, timeout=120, what="a sandbox to run")
+    launchers = await asyncio.to_thread(
+        wait_until, lambda: bwrap_launchers(main.proc.pid), timeout=120, what="a sandbox to run"
+    )
     for launcher in launchers:
         assert _status(launcher)["PPid"] == str(main.proc.pid), "bubblewrap is launched by the worker's child"
         env, raw = environ(launcher)
