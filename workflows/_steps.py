@@ -209,21 +209,24 @@ class Steps:
         while overlay:
             try:
                 landed = await self._land(overlay, approved_links, message, author_role)
-                break
             except ActivityError as err:
                 links = _link_changes(err)
                 if links is None:
                     raise
                 overlay = await self.guard(overlay, author_role, links)
                 approved_links = [path for path in links if path in overlay]
-        else:
-            return overlay
+                continue
+            self._record(landed)
+            break
+        return overlay
+
+    def _record(self, landed: LandChangesResult) -> None:
+        """The branch now points at `landed`: the run's state says so."""
         self.head_sha = self.branch_sha = landed.commit_sha
         self.st.commits.append(landed.commit_sha)
         self.st.files_changed = sorted({*self.st.files_changed, *landed.files_changed})
         if self.branch not in self.st.branches_created:
             self.st.branches_created.append(self.branch)
-        return overlay
 
     async def _land(
         self, overlay: dict[str, str | None], approved_links: list[str], message: str, author_role: str

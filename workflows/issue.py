@@ -115,7 +115,6 @@ class IssueWorkflow:
     async def run(self, params: dict[str, Any]) -> IssueResult:
         inp = parse_input(params)
         self._gate_timeout = inp.gate_timeout_seconds
-        self._protected_patterns = inp.protected_paths
         st = self._state = OrchestrationState(
             repo=inp.repo,
             mode=inp.mode,
