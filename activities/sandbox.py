@@ -90,7 +90,7 @@ class SandboxActivities:
                 report = (
                     error_report(req.commit_sha, limits, refused)
                     if refused is not None
-                    else await _Run(self._settings, bwrap, req, Workspace(workspace), out_dir, host_dir).run()
+                    else await _Run(self._settings, bwrap, req, Workspace(workspace), out_dir, host_dir).run(limits)
                 )
                 outcome.attributes = {
                     "forgeflow.tests.status": report.status,
@@ -130,8 +130,7 @@ class _Run:
         self.prefixes = list(dict.fromkeys([sys.base_prefix, sys.prefix]))
         self.hosts = host_dir / "hosts"
 
-    async def run(self) -> TestReport:
-        limits = self.settings.sandbox_limits(self.req.timeout_seconds)
+    async def run(self, limits: SandboxLimits) -> TestReport:
         self.hosts.write_text(HOSTS_FILE)
         try:
             config = load_config(self.ws.config_text())

@@ -32,7 +32,7 @@ from activities.blobstore import BlobNotFoundError, BlobStore
 from activities.codehost import CodeHost, CodeHosts, TreeEntry
 from contracts.agents import Workspace
 from contracts.tools import ToolCallInput, ToolCallResult
-from policy.paths import UnsafePathError, is_test_path, repo_path
+from policy.paths import UnsafePathError, control_character, is_test_path, repo_path
 from policy.redact import is_env_file, redact, redact_env_text
 from roles.tools import WRITE_TOOLS
 from telemetry.instrument import operation
@@ -197,7 +197,7 @@ def _glob(args: dict[str, Any]) -> str | None:
     text = str(glob)
     if len(text) > MAX_GLOB:
         raise ToolError(f"glob is longer than {MAX_GLOB} characters")
-    bad = next((ch for ch in text if unicodedata.category(ch) == "Cc"), None)
+    bad = control_character(text)
     if bad is not None:
         raise ToolError(f"glob contains the control character U+{ord(bad):04X}; globs are printable text only")
     return text

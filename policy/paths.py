@@ -31,12 +31,15 @@ def is_dotgit(name: str) -> bool:
     return folded in (".git", "git~1")
 
 
+def control_character(text: str) -> str | None:
+    """The first control character in `text` (NUL, newline, escape, DEL, …), if any."""
+    return next((ch for ch in text if unicodedata.category(ch) == "Cc"), None)
+
+
 def _check_characters(raw: str) -> None:
-    for ch in raw:
-        if unicodedata.category(ch) == "Cc":
-            raise UnsafePathError(
-                f"{raw!r} contains the control character U+{ord(ch):04X}; paths are printable text only"
-            )
+    bad = control_character(raw)
+    if bad is not None:
+        raise UnsafePathError(f"{raw!r} contains the control character U+{ord(bad):04X}; paths are printable text only")
     if len(raw.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
         raise UnsafePathError(f"path is longer than {MAX_PATH_BYTES} bytes")
 
