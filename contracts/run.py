@@ -36,7 +36,11 @@ class RunBudgets(BaseModel):
 
     max_turns_per_agent: int = Field(default=40, ge=1, le=500, description="Model turns per agent run.")
     max_total_turns: int = Field(default=300, ge=1, description="Model turns across the whole run.")
-    max_tokens: int = Field(default=5_000_000, ge=1, description="Input + output tokens across the run.")
+    max_tokens: int = Field(
+        default=5_000_000,
+        ge=1,
+        description="Tokens across the run as billed: a cache read counts 0.1 of an input token, a cache write 1.25.",
+    )
     max_usd: float = Field(default=25.0, gt=0, description="Estimated spend across the run, in USD.")
 
 

@@ -6,6 +6,11 @@ from pydantic import BaseModel, Field
 
 from contracts.usage import Usage
 
+# Anthropic's prompt-cache prices as fractions of the input price: a 5-minute cache write costs
+# 1.25 input tokens, a cache read 0.1.
+CACHE_WRITE_RATIO = 1.25
+CACHE_READ_RATIO = 0.1
+
 
 class Price(BaseModel):
     input: float = Field(description="USD per million input tokens.")
@@ -36,8 +41,8 @@ class PriceTable(BaseModel):
         price = self.price_for(model)
         if price is None:
             return None
-        write = price.cache_write if price.cache_write is not None else price.input * 1.25
-        read = price.cache_read if price.cache_read is not None else price.input * 0.1
+        write = price.cache_write if price.cache_write is not None else price.input * CACHE_WRITE_RATIO
+        read = price.cache_read if price.cache_read is not None else price.input * CACHE_READ_RATIO
         total = (
             usage.input_tokens * price.input
             + usage.output_tokens * price.output
@@ -45,3 +50,15 @@ class PriceTable(BaseModel):
             + usage.cache_read_input_tokens * read
         )
         return total / 1_000_000
+
+
+def billed_tokens(usage: Usage) -> float:
+    """Tokens as billed, in input-token equivalents of prompt caching: a cache read counts 0.1 of a
+    token and a cache write 1.25, so a long run that reads most of its prompt from cache is budgeted
+    by what it spends, not by what it re-reads. Output counts as one (the USD budget prices it)."""
+    return (
+        usage.input_tokens
+        + usage.output_tokens
+        + usage.cache_creation_input_tokens * CACHE_WRITE_RATIO
+        + usage.cache_read_input_tokens * CACHE_READ_RATIO
+    )

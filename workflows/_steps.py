@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.run import IssueInput, OrchestrationState
     from contracts.testing import RunTestsInput
+    from policy.budgets import tokens_left
     from policy.routing import Outcome
     from roles import ROLES, briefs
     from workflows import _activities as acts
@@ -185,7 +186,7 @@ class Steps:
                 install_command=self.inp.install_command,
                 model=self._model_for(role),
                 max_turns=min(ROLES[role].max_turns, self.inp.budgets.max_turns_per_agent),
-                tokens_left=max(0, self.budgets.max_tokens - self.st.usage.total_tokens),
+                tokens_left=tokens_left(self.st.usage, self.budgets),
                 usd_left=max(0.0, self.budgets.max_usd - self.st.usage.total_cost_usd),
                 transcript_key=earlier.transcript_key if earlier else None,
                 carry_blocks=earlier.carry_blocks if earlier else [],

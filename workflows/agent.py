@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.testing import RunTestsInput
     from contracts.tools import ToolCallInput, ToolCallResult
     from contracts.usage import AgentUsage
+    from policy.pricing import billed_tokens
     from policy.stuck import call_signature, stuck_reason
     from roles import ROLES, RoleSpec
     from roles.briefs import test_report_text
@@ -97,9 +98,10 @@ class _AgentLoop:
 
     def _check_budget(self) -> None:
         """Stop before a turn that would start past the run's budget (the parent escalates)."""
-        spent = self.usage.usage.total_tokens
+        spent = int(billed_tokens(self.usage.usage))
         if self.inp.tokens_left is not None and spent >= self.inp.tokens_left:
-            why = f"token budget spent: {spent} tokens in this {self.inp.role} run, {self.inp.tokens_left} were left"
+            left, role = self.inp.tokens_left, self.inp.role
+            why = f"token budget spent: {spent} tokens in this {role} run, {left} were left (as billed)"
         elif self.inp.usd_left is not None and self.usage.cost_usd >= self.inp.usd_left:
             spent_usd, left_usd = self.usage.cost_usd, self.inp.usd_left
             why = f"cost budget spent: ${spent_usd:.2f} in this {self.inp.role} run, ${left_usd:.2f} were left"
