@@ -6,14 +6,17 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from contracts.api import QUERY_STATE
 from contracts.run import IssueResult, OrchestrationState
+from policy.outcomes import FAILURE_TYPES
 from starter.render import console, state_line
 
 POLL_SECONDS = 0.5
+FINISHED = (WorkflowExecutionStatus.COMPLETED, WorkflowExecutionStatus.FAILED)
 
 
 async def query_state(handle: WorkflowHandle[Any, Any]) -> OrchestrationState | None:
@@ -23,15 +26,28 @@ async def query_state(handle: WorkflowHandle[Any, Any]) -> OrchestrationState | 
             QUERY_STATE, result_type=OrchestrationState, rpc_timeout=timedelta(seconds=10)
         )
     except (RPCError, WorkflowQueryFailedError):
-        if (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED:
-            return (await _result(handle)).state
+        if (await handle.describe()).status in FINISHED and (final := await run_result(handle)) is not None:
+            return final.state
         return None  # not picked up by a worker yet
     return state
 
 
-async def _result(handle: WorkflowHandle[Any, Any]) -> IssueResult:
-    raw = await handle.result()
+async def run_result(handle: WorkflowHandle[Any, Any]) -> IssueResult | None:
+    """The result of a finished run: what it returned, or, for a run that ended as a failed execution
+    because its outcome is a failure, the result in its error's details. None for a run that failed
+    before it had a state (bad input, a task that could not be fetched)."""
+    try:
+        raw = await handle.result()
+    except WorkflowFailureError as err:
+        return result_of_failure(err)
     return raw if isinstance(raw, IssueResult) else IssueResult.model_validate(raw)
+
+
+def result_of_failure(err: WorkflowFailureError) -> IssueResult | None:
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type in FAILURE_TYPES.values() and cause.details:
+        return IssueResult.model_validate(cause.details[0])
+    return None
 
 
 async def follow(handle: WorkflowHandle[Any, Any]) -> tuple[OrchestrationState | None, WorkflowExecutionStatus | None]:
@@ -48,8 +64,7 @@ async def follow(handle: WorkflowHandle[Any, Any]) -> tuple[OrchestrationState |
                 console.print(f"  → {current}")
             last_line = current
         status = (await handle.describe()).status
-        if status == WorkflowExecutionStatus.COMPLETED:
-            final = await _result(handle)
+        if status in FINISHED and (final := await run_result(handle)) is not None:
             for line in final.state.log[printed:]:
                 console.print(f"  {line}", highlight=False)
             return final.state, status

@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from policy.budgets import budget_exceeded
     from policy.failures import ends_run
     from policy.gates import decision_error
+    from policy.outcomes import failure_type
     from policy.protected import protected_paths
     from policy.routing import Next, Route, retries_left, route
     from workflows import _activities as acts
@@ -348,7 +349,15 @@ class IssueWorkflow:
         )
         workflow.set_current_details(f"**done** — {st.outcome.value}")
         _metrics.run_finished(workflow.info().start_time, st.outcome.value, st.mode)
-        return IssueResult(outcome=st.outcome, state=st)
+        result = IssueResult(outcome=st.outcome, state=st)
+        # A failure fails the execution; `patched` replays histories recorded before that as they ran.
+        if (error_type := failure_type(st.outcome)) and workflow.patched(_FAILED_RUNS_FAIL):
+            message = f"run {st.outcome.value}: {st.error or 'see the run log'}"
+            raise ApplicationError(message, result.model_dump(mode="json"), type=error_type, non_retryable=True)
+        return result
+
+
+_FAILED_RUNS_FAIL = "failed-runs-fail-the-execution"
 
 
 class _GateTimedOut(Exception):

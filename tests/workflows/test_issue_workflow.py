@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from temporalio import activity
-from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -26,6 +26,7 @@ from temporalio.worker import Worker
 from config.settings import Settings
 from contracts.run import GateDecision, IssueResult, OrchestrationState, Outcome
 from contracts.testing import RunTestsInput, TestFailure, TestReport
+from starter.follow import result_of_failure
 from tests.conftest import git
 from tests.scripts import coder_run, planner_run, reviewer_run, submit, tester_run, tool, turn, write_script
 from worker import build_workers
@@ -97,6 +98,16 @@ async def wait_for_gate(handle: WorkflowHandle[Any, Any], kind: str) -> Orchestr
             return state
         await asyncio.sleep(0.05)
     raise AssertionError(f"no {kind} gate opened")
+
+
+async def failed_run(handle: WorkflowHandle[Any, Any]) -> tuple[ApplicationError, IssueResult]:
+    """A run whose outcome is a failure ends as a failed execution carrying its final result."""
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert (await handle.describe()).status == WorkflowExecutionStatus.FAILED
+    cause, result = failure.value.cause, result_of_failure(failure.value)
+    assert isinstance(cause, ApplicationError) and cause.non_retryable and result is not None
+    return cause, result
 
 
 async def test_plan_mode_ends_after_planning(
@@ -297,8 +308,8 @@ async def test_plan_gate_times_out_cleanly(
             require_plan_approval=True,
             gate_timeout_seconds=3 * 24 * 3600,
         )
-        result: IssueResult = await handle.result()  # the server skips the three days
-    assert result.outcome == Outcome.GATE_TIMED_OUT
+        error, result = await failed_run(handle)  # the server skips the three days
+    assert error.type == "GateTimedOut" and result.outcome == Outcome.GATE_TIMED_OUT
     assert result.state.error is not None and "plan_approval gate timed out after 259200 s" in result.state.error
     assert result.state.pending_gate is None and result.state.branches_created == []
 
@@ -360,8 +371,9 @@ async def test_misconfiguration_ends_the_run_with_the_reason(
             task_queue=queue,
             result_type=IssueResult,
         )
-        result: IssueResult = await handle.result()
-    assert result.outcome == Outcome.FAILED
+        error, result = await failed_run(handle)
+    assert error.type == "RunFailed" and result.outcome == Outcome.FAILED
+    assert "'anthropic' is not configured" in error.message  # what the Temporal UI shows as the failure
     assert result.state.error is not None
     assert "the planner step failed" in result.state.error and "'anthropic' is not configured" in result.state.error
     assert result.state.pending_gate is None
