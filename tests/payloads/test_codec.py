@@ -103,7 +103,9 @@ def test_bad_key_rings_are_named(text: str, message: str) -> None:
         parse_keys(text)
 
 
-@pytest.mark.parametrize(("value", "on"), [(None, False), ("", False), (json.dumps({"k": new_key()}), True)])
+@pytest.mark.parametrize(
+    ("value", "on"), [(None, False), ("", False), (json.dumps({"k": new_key()}), True)], ids=["unset", "empty", "a-key"]
+)
 def test_one_setting_turns_the_codec_on(value: str | None, on: bool) -> None:
     settings = Settings.model_validate({} if value is None else {"FORGEFLOW_CODEC_KEYS": value})
     converter = data_converter(settings)

@@ -107,29 +107,34 @@ def test_decode_and_encode_round_trip(serve: Serve) -> None:
     assert status == 200 and json_format.ParseDict(decoded, Payloads()).payloads == [plain]
 
 
+BAD_REQUESTS = [
+    (HEAD + b"\r\n" + sealed(), 411, "Content-Length is required"),
+    (HEAD + b"Content-Length: abc\r\n\r\n", 400, "Content-Length is not a number: 'abc'"),
+    (HEAD + b"Content-Length: +5\r\n\r\n", 400, "not a number"),
+    (HEAD + b"Content-Length: \r\n\r\n", 400, "not a number"),
+    (HEAD + b"Content-Length: -1\r\n\r\n", 400, "Content-Length is negative: -1"),
+    (HEAD + b"Content-Length: 5\r\nContent-Length: 6\r\n\r\n", 400, "conflicting Content-Length values"),
+    (HEAD + b"Content-Length: 5, 6\r\n\r\n", 400, "conflicting Content-Length values"),
+    (HEAD + b"Content-Length: %d\r\n\r\n" % (MAX_BODY + 1), 413, f"at most {MAX_BODY} bytes"),
+    (HEAD + b"Content-Length: " + b"9" * 5000 + b"\r\n\r\n", 413, "at most"),
+    (
+        HEAD + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        411,
+        "Transfer-Encoding is not supported",
+    ),
+    (HEAD + b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello", 411, "Transfer-Encoding"),
+    (HEAD + b"Content-Length: 8\r\n\r\nnot json", 400, "not a JSON Payloads message"),
+    (HEAD + b"Content-Length: 2\r\n\r\n\xff\xfe", 400, "the body is not UTF-8"),
+    (HEAD + b"Content-Length: 40000\r\n\r\n" + b"[" * 40000, 400, "maximum recursion depth"),
+    (b"POST /nothing HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", 404, "POST /decode or /encode"),
+]
+
+
+# Ids name the expected answer: the sealed payload is random, and pytest-xdist needs stable ids.
 @pytest.mark.parametrize(
     ("raw", "status", "message"),
-    [
-        (HEAD + b"\r\n" + sealed(), 411, "Content-Length is required"),
-        (HEAD + b"Content-Length: abc\r\n\r\n", 400, "Content-Length is not a number: 'abc'"),
-        (HEAD + b"Content-Length: +5\r\n\r\n", 400, "not a number"),
-        (HEAD + b"Content-Length: \r\n\r\n", 400, "not a number"),
-        (HEAD + b"Content-Length: -1\r\n\r\n", 400, "Content-Length is negative: -1"),
-        (HEAD + b"Content-Length: 5\r\nContent-Length: 6\r\n\r\n", 400, "conflicting Content-Length values"),
-        (HEAD + b"Content-Length: 5, 6\r\n\r\n", 400, "conflicting Content-Length values"),
-        (HEAD + b"Content-Length: %d\r\n\r\n" % (MAX_BODY + 1), 413, f"at most {MAX_BODY} bytes"),
-        (HEAD + b"Content-Length: " + b"9" * 5000 + b"\r\n\r\n", 413, "at most"),
-        (
-            HEAD + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
-            411,
-            "Transfer-Encoding is not supported",
-        ),
-        (HEAD + b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello", 411, "Transfer-Encoding"),
-        (HEAD + b"Content-Length: 8\r\n\r\nnot json", 400, "not a JSON Payloads message"),
-        (HEAD + b"Content-Length: 2\r\n\r\n\xff\xfe", 400, "the body is not UTF-8"),
-        (HEAD + b"Content-Length: 40000\r\n\r\n" + b"[" * 40000, 400, "maximum recursion depth"),
-        (b"POST /nothing HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", 404, "POST /decode or /encode"),
-    ],
+    BAD_REQUESTS,
+    ids=[f"{status}-{message}" for _, status, message in BAD_REQUESTS],
 )
 def test_bad_requests_get_a_4xx_naming_the_problem_and_the_server_keeps_serving(
     serve: Serve, raw: bytes, status: int, message: str
