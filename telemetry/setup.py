@@ -1,10 +1,11 @@
 """Turn traces and metrics on from configuration; both are off unless configured.
 
 Traces: set the standard `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`); spans go out over
-OTLP/HTTP, and the one `TracingInterceptor` on the client (workers inherit it) links workflow,
-child workflows, activities and the spans our activities open. Metrics: the worker runtime exports
-the SDK's own metrics and ours, either on a Prometheus endpoint (`FORGEFLOW_METRICS_PROMETHEUS`,
-host:port) or over OTLP (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`).
+OTLP/HTTP, and the one tracing interceptor on the client (workers inherit it) links workflow,
+child workflows, activities and the spans our activities open into one trace per run, whoever
+started it (`telemetry.run_trace`). Metrics: the worker runtime exports the SDK's own metrics and
+ours, either on a Prometheus endpoint (`FORGEFLOW_METRICS_PROMETHEUS`, host:port) or over OTLP
+(`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`).
 
 Spans leave redacted, as log lines do: attribute values, event attributes (an exception's message
 and stack trace), link attributes, names and status descriptions pass through `policy.redact` in the
@@ -22,11 +23,11 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Link, Status
 from opentelemetry.util.types import AnyValue, Attributes
 from temporalio.client import Interceptor
-from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.runtime import OpenTelemetryConfig, PrometheusConfig, Runtime, TelemetryConfig
 
 from config.settings import Settings
 from policy.redact import redact, secret_values
+from telemetry.run_trace import RunTraceInterceptor
 
 TRACE_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
@@ -100,9 +101,9 @@ class RedactingSpanExporter(SpanExporter):
 
 
 def tracing_interceptors() -> list[Interceptor]:
-    """Register once, on the client: workflows started without a trace (temporal workflow start)
-    still get one."""
-    return [TracingInterceptor(always_create_workflow_spans=True)]
+    """Register once, on the client. A run started without a trace context (temporal workflow start,
+    the Web UI, a schedule) gets a root span of its own, so it is one trace as well."""
+    return [RunTraceInterceptor()]
 
 
 def client_interceptors(service: str, env: Mapping[str, str] | None = None) -> list[Interceptor]:
