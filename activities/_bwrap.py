@@ -1,4 +1,5 @@
-"""The bubblewrap command line for one sandboxed step. Pure: paths in, argv out.
+"""The bubblewrap command line for one sandboxed step, and how bubblewrap says it could not start
+one. Pure: paths in, argv out.
 
 Inside: an unprivileged user (nobody, no capabilities) in its own user, PID, IPC, UTS and network
 namespaces; the exported commit read-write at /workspace, a directory for reports at
@@ -10,7 +11,7 @@ unless `share_net` is set, which only the install step gets, and only behind the
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel
 
@@ -32,6 +33,11 @@ ETC_FILES = (
     "/etc/ssl/certs",
     "/etc/ca-certificates",
 )
+
+
+OWN_PATHS = ("/tmp", "/proc", "/dev")  # the sandbox's own: a private /tmp, its processes, its devices
+PREFIX_PARTS = ("bin", "lib", "lib64", "include", "pyvenv.cfg")  # what an interpreter needs of its prefix
+LAUNCH_FAILED = 1  # bubblewrap's exit code when it fails before (or at) running the command
 
 
 class Mount(BaseModel):
@@ -60,16 +66,46 @@ def bwrap_argv(
     for path in [*SYSTEM_DIRS, *ETC_FILES]:
         if present(path):
             argv += ["--ro-bind", path, path]
-    for prefix in dict.fromkeys(python_prefixes):  # ordered, without duplicates
-        argv += ["--ro-bind", prefix, prefix]
     argv += ["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
+    owned = [*OWN_PATHS]
     if hosts is not None:  # `localhost` resolves (test servers bind it); nothing of the host's own list
         argv += ["--ro-bind", str(hosts), "/etc/hosts"]
+        owned.append("/etc/hosts")
     for mount in mounts:  # after /tmp, so a mount may sit under it
         argv += ["--bind" if mount.writable else "--ro-bind", mount.source, mount.target]
+        owned.append(mount.target)
+    # bubblewrap mounts in order and a later mount hides what an earlier one put beneath it, so the
+    # interpreter comes last: a virtualenv under /tmp, or under a folder named like a mount target,
+    # stays visible.
+    for path in interpreter_paths(python_prefixes, owned, present):
+        argv += ["--ro-bind", path, path]
     argv += ["--chdir", WORKSPACE, "--clearenv"]
     argv += [arg for key, value in env.items() for arg in ("--setenv", key, value)]
     return [*argv, "--", *command]
+
+
+def interpreter_paths(prefixes: Sequence[str], owned: Sequence[str], exists: Callable[[str], bool]) -> list[str]:
+    """The host paths to bind (read-only, at the same place) for the interpreter's prefixes.
+
+    A prefix is bound whole, unless that would cover a path the sandbox owns (a virtualenv at /tmp
+    itself, an interpreter whose prefix is /): then only its interpreter's parts are, so the host's
+    /tmp or root never shows through and the sandbox's own mounts stay where they are."""
+    paths: list[str] = []
+    for prefix in dict.fromkeys(prefixes):  # ordered, without duplicates
+        if any(PurePosixPath(own).is_relative_to(prefix) for own in owned):
+            paths += [p for p in (str(PurePosixPath(prefix, part)) for part in PREFIX_PARTS) if exists(p)]
+        else:
+            paths.append(prefix)
+    return list(dict.fromkeys(paths))
+
+
+def launch_failure(exit_code: int | None, first_line: str) -> str | None:
+    """Why bubblewrap could not start the command, from its exit code and the first line of the run's
+    output, or None if the command ran. bubblewrap reports its own failures (a missing program, a
+    mount it could not make) as one `bwrap: ...` line before anything of the command's."""
+    if exit_code != LAUNCH_FAILED or not first_line.startswith("bwrap: "):
+        return None
+    return first_line.removeprefix("bwrap: ").removeprefix("execvp ").strip()
 
 
 def sandbox_env(python_prefixes: Sequence[str], extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -89,6 +89,16 @@ def tail(log: Path, limit: int = OUTPUT_TAIL) -> str:
     return text if size <= limit else f"[{size - limit} bytes of earlier output not shown]\n…{text}"
 
 
+def first_line(log: Path, limit: int = 4096) -> str:
+    """The first line of a step's console output (at most `limit` bytes of it); "" if there is none."""
+    try:
+        fd = os.open(log, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return ""
+    with os.fdopen(fd, "rb") as f:
+        return f.read(limit).decode("utf-8", errors="replace").partition("\n")[0]
+
+
 def why(status: TestStatus, end: RunEnd, limits: SandboxLimits, unsandboxed: bool) -> str:
     """A first line saying which limit stopped the run, if one did."""
     lines = ["UNSANDBOXED RUN (operator allowed)"] if unsandboxed else []

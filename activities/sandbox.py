@@ -27,10 +27,11 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import _install, _runners, _safefs
-from activities._bwrap import HOSTS_FILE, OUT, WORKSPACE, Mount, bwrap_argv, sandbox_env
+from activities._bwrap import HOSTS_FILE, OUT, WORKSPACE, Mount, bwrap_argv, launch_failure, sandbox_env
 from activities._commit_cache import mapping_ref
+from activities._heartbeat import heartbeats
 from activities._limited import Finished, WeakLimitsError, run_limited
-from activities._report import RunFiles, build_report, error_report
+from activities._report import RunFiles, build_report, error_report, first_line
 from activities.blobstore import BlobStore
 from config.settings import Settings
 from contracts.testing import RunTestsInput, SandboxLimits, TestReport
@@ -77,6 +78,7 @@ class SandboxActivities:
         self._blobs = BlobStore(settings.blob_dir)
 
     @activity.defn(name="run_tests")
+    @heartbeats  # from the start: exporting a large commit takes seconds before the tests run
     async def run_tests(self, req: RunTestsInput) -> TestReport:
         bwrap = self._bwrap()
         with tempfile.TemporaryDirectory(prefix="forgeflow-test-") as tmp:
@@ -182,8 +184,10 @@ class _Run:
         log: Path,
         limits: SandboxLimits,
         out_dir: Path | None = None,
+        what: str = "test runner",
     ) -> Finished:
-        """One sandboxed step; `out_dir` (default: the test step's report folder) is bound at OUT."""
+        """One sandboxed step; `out_dir` (default: the test step's report folder) is bound at OUT.
+        SandboxUnavailable if bubblewrap could not start it (`what` names it in the message)."""
         out_dir = out_dir or self.out_dir
         mounts = [
             Mount(source=str(self.ws.root), target=WORKSPACE, writable=True),
@@ -201,7 +205,13 @@ class _Run:
         argv = bwrap_argv(
             self.bwrap, mounts=mounts, python_prefixes=self.prefixes, command=command, env=inner, hosts=self.hosts
         )
-        return await self._limited(argv, log, limits, LAUNCHER_ENV)
+        finished = await self._limited(argv, log, limits, LAUNCHER_ENV)
+        failure = launch_failure(finished.exit_code, first_line(log))
+        if failure is not None:  # nothing ran: no report to give the agents, and retrying changes nothing
+            raise ApplicationError(
+                f"the sandbox could not start the {what}: {failure}", type="SandboxUnavailable", non_retryable=True
+            )
+        return finished
 
     async def _limited(self, argv: list[str], log: Path, limits: SandboxLimits, env: dict[str, str]) -> Finished:
         try:
@@ -224,7 +234,7 @@ class _Run:
         out_dir = self.host_dir.parent / "install-out"
         out_dir.mkdir(mode=0o700)
         if not network:
-            return await self._step(command, mounts, env, log, limits, out_dir)
+            return await self._step(command, mounts, env, log, limits, out_dir, "install step")
         from activities._registry_proxy import registry_proxy
 
         socket = out_dir / "registry.sock"  # the proxy binds it before the sandbox starts
@@ -234,7 +244,7 @@ class _Run:
         mounts = [*mounts, Mount(source=str(FORWARDER), target="/forgeflow-bin/forwarder.py")]
         wrapped = [sys.executable, "/forgeflow-bin/forwarder.py", f"{OUT}/registry.sock", str(PROXY_PORT), "--"]
         async with registry_proxy(socket, self.settings.sandbox_registries):
-            return await self._step([*wrapped, *command], mounts, env, log, limits, out_dir)
+            return await self._step([*wrapped, *command], mounts, env, log, limits, out_dir, "install step")
 
 
 def _apply_overlay(workspace: Path, overlay: dict[str, str | None], blobs: BlobStore) -> str | None:

@@ -326,12 +326,23 @@ def codec_key(key_id: Annotated[str, typer.Argument(help="A name for the key, e.
     sys.stdout.write(json.dumps({key_id: new_key()}) + "\n")
 
 
-@app.command()
-def demo() -> None:
-    """The main job, offline: a scripted run on the bundled sample through fail → retry → pass → approve."""
-    from starter.demo import run_demo
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Print the workers' log lines here, not to a file.")]
 
-    raise typer.Exit(_run(run_demo(get_settings())))
+
+@app.command()
+def demo(verbose: Verbose = False) -> None:
+    """The main job, offline: a scripted run on the bundled sample through fail → retry → pass → approve."""
+    from starter.demo import log_path, new_stamp, run_demo, tell_where_the_log_is
+
+    settings, stamp = get_settings(), new_stamp()
+    log = None if verbose else log_path(settings, stamp)
+    code = 1
+    try:
+        code = _run(run_demo(settings, stamp=stamp, log=log))
+    finally:  # whatever stopped it, a failed demo names its log (the person saw no log line)
+        if code != 0 and log is not None:
+            tell_where_the_log_is(log)
+    raise typer.Exit(code)
 
 
 def main() -> None:

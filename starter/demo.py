@@ -4,31 +4,64 @@ Starts (or finds) the Temporal dev server, runs the workflow worker in this proc
 worker in a child process that holds none of this one's secrets, starts the run on a fresh copy of
 the textkit sample, prints its progress stage by stage, and ends with a summary and
 the link to the run in the Temporal UI.
+
+The terminal shows the progress and the summary only: the workers' log lines (this process's and
+the sandbox worker's, its stderr included) go to a file under the data directory, whose path the
+demo prints, unless `--verbose` asks for them here. A demo that fails names that file again, with
+the log's last errors.
 """
 
 from __future__ import annotations
 
+import json
+from collections import deque
 from datetime import datetime
+from pathlib import Path
+from typing import TextIO
 
 from config.settings import Settings
 from contracts.run import Outcome
 from starter.client import connect
 from starter.follow import follow
-from starter.render import REPLAY_NOTE, console, summary, ui_link
+from starter.render import REPLAY_NOTE, console, err_console, summary, ui_link
 from starter.sample import branch_log, create_sample_repo, demo_input
 from starter.sandbox_process import SandboxProcess, SandboxWorkerExited
 from starter.server import ensure_server
+from telemetry.logs import configure_logging
+
+SHOWN_ERRORS = 5  # log lines a failed demo repeats on the terminal
 
 
-async def run_demo(settings: Settings) -> int:
+def new_stamp() -> str:
+    """Names this demo's sample copy, run and log file."""
+    return datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def log_path(settings: Settings, stamp: str) -> Path:
+    return settings.data_dir / "logs" / f"demo-{stamp}.log"
+
+
+def _open_log(path: Path) -> TextIO:
+    """The log file, appended to by this process and the sandbox worker. Left open: the command ends
+    with os._exit, and a line logged while the workers stop must still have somewhere to go."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.open("a", encoding="utf-8")
+
+
+async def run_demo(settings: Settings, *, stamp: str, log: Path | None) -> int:
+    """The demo; its exit status. `log`: the file for the workers' log lines (None: this terminal)."""
     import worker  # the demo is self-contained: it runs the workers itself
 
+    stream = None if log is None else _open_log(log)
+    if stream is not None:
+        configure_logging(json=True, stream=stream)
     server = await ensure_server(settings)
     where = "started the embedded Temporal dev server" if server.started_by_us else "using the Temporal server"
     console.print(f"[bold]forgeflow demo[/bold] — {where} at {server.address}")
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     repo = create_sample_repo(settings.data_dir / "demo" / f"textkit-{stamp}")
     console.print(f"sample repository: {repo}")
+    if log is not None:
+        console.print(f"worker logs: {log} (--verbose prints them here)", highlight=False, soft_wrap=True)
     console.print(f"[yellow]{REPLAY_NOTE}[/yellow]: the bundled recording plays the four agents")
     client = await connect(settings)
     workflow_id = f"forgeflow-demo-{stamp}"
@@ -37,7 +70,8 @@ async def run_demo(settings: Settings) -> int:
     demo_settings = settings.model_copy(update={"sandbox_weak_limits": True})
     workers = worker.build_workers(client, demo_settings, [settings.task_queue])
     try:
-        async with SandboxProcess(demo_settings, log_format="text") as sandbox, worker.WorkerGroup(workers):
+        sandbox_worker = SandboxProcess(demo_settings, log_format="json" if stream else "text", output=stream)
+        async with sandbox_worker as sandbox, worker.WorkerGroup(workers):
             handle = await client.start_workflow(
                 "IssueWorkflow", demo_input(repo), id=workflow_id, task_queue=settings.task_queue
             )
@@ -51,6 +85,39 @@ async def run_demo(settings: Settings) -> int:
         return 1
     console.print(summary(state, workflow_id, settings))
     for branch in state.branches_created:
-        log = branch_log(repo, branch)
-        console.print(f"[bold]{branch}[/bold] (your checkout of main is untouched):\n{log}")
+        commits = branch_log(repo, branch)
+        console.print(f"[bold]{branch}[/bold] (your checkout of main is untouched):\n{commits}")
     return 0 if state.outcome == Outcome.APPROVED else 1
+
+
+def log_errors(path: Path, limit: int = SHOWN_ERRORS) -> list[str]:
+    """The last `limit` error lines of a demo's log, shortened for the terminal: JSON lines at level
+    error or above, and any line that is not JSON (a crash's traceback, a refusal to start)."""
+    found: deque[str] = deque(maxlen=limit)
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            if line.strip():
+                found.append(line.strip())
+            continue
+        if isinstance(entry, dict) and entry.get("level") in ("error", "critical"):
+            exception = str(entry.get("exception", "")).strip().splitlines()
+            found.append(f"{entry.get('event')}" + (f": {exception[-1]}" if exception else ""))
+    return list(found)
+
+
+def tell_where_the_log_is(path: Path) -> None:
+    """After a failed demo: its log's last errors, and where the rest is (nothing if it has none)."""
+    if not path.exists():  # it failed before it could open its log: the error itself says why
+        return
+    errors = log_errors(path)
+    if errors:
+        err_console.print("from the workers' log:", highlight=False)
+        for line in errors:
+            err_console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
+    err_console.print(f"the workers' log: {path}", highlight=False, soft_wrap=True)

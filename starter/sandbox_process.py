@@ -19,7 +19,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 from config.settings import Settings, secrets_in
 from payloads.converter import key_ring
@@ -28,6 +28,7 @@ T = TypeVar("T")
 WORKER_MODULE = "worker"  # python -m worker: importable wherever forgeflow is installed
 STOP_TIMEOUT = 30.0  # seconds a stopped sandbox worker gets to cancel its runs before it is killed
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+STDERR = 2  # the child's default output: this process's stderr
 PIPE_CAPACITY = 65536  # Linux's default: a bigger key ring needs a bigger pipe, or the write would block
 # What a sandbox worker started as a child inherits besides its settings: nothing that can hold a secret.
 INHERITED = frozenset(
@@ -78,17 +79,18 @@ class SandboxProcess:
     """The sandbox queue's worker as a child process: `python worker.py --queue <sandbox queue>`.
 
     Its environment is `sandbox_environment`; the codec key ring reaches it through a pipe
-    (FORGEFLOW_CODEC_KEYS_FILE=/dev/fd/N), read once at its start-up. Its output goes to this
-    process's stderr. Leaving the block stops it; if this process dies, even by kill -9, the kernel
-    sends it SIGTERM.
+    (FORGEFLOW_CODEC_KEYS_FILE=/dev/fd/N), read once at its start-up. Its output (stdout and stderr)
+    goes to `output`, by default this process's stderr. Leaving the block stops it; if this process
+    dies, even by kill -9, the kernel sends it SIGTERM.
     """
 
-    def __init__(self, settings: Settings, *, log_format: str = "json") -> None:
+    def __init__(self, settings: Settings, *, log_format: str = "json", output: IO[str] | None = None) -> None:
         self._settings, self._log_format = settings, log_format
+        self._output = STDERR if output is None else output.fileno()
         self._proc: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> SandboxProcess:
-        self._proc = await _spawn_sandbox_worker(self._settings, self._log_format)
+        self._proc = await _spawn_sandbox_worker(self._settings, self._log_format, self._output)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -118,7 +120,7 @@ class SandboxProcess:
         )
 
 
-async def _spawn_sandbox_worker(settings: Settings, log_format: str) -> asyncio.subprocess.Process:
+async def _spawn_sandbox_worker(settings: Settings, log_format: str, output: int) -> asyncio.subprocess.Process:
     ring = key_ring(settings)
     ring_fd = None if ring is None else _pipe_holding(ring.encode())
     child = settings.model_copy(
@@ -131,7 +133,8 @@ async def _spawn_sandbox_worker(settings: Settings, log_format: str) -> asyncio.
             sys.executable, "-m", WORKER_MODULE, "--queue", settings.sandbox_task_queue, "--log-format", log_format,
             env=sandbox_environment(child, os.environ),
             stdin=asyncio.subprocess.DEVNULL,
-            stdout=2,  # fd 2, stderr: its banner joins its logs, and stdout stays ours (the demo's report)
+            stdout=output,  # its banner joins its logs, and our stdout stays ours (the demo's report)
+            stderr=output,
             pass_fds=() if ring_fd is None else (ring_fd,),
             preexec_fn=_exit_with_parent(os.getpid()),
         )  # fmt: skip

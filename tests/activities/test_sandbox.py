@@ -159,8 +159,21 @@ def host_listener() -> Iterator[int]:
     server.close()
 
 
+@pytest.fixture
+def file_in_home() -> Iterator[Path]:
+    """A file in the worker's home, whatever HOME is, for the probe to look for; removed afterwards,
+    so the test depends on nothing the home happens to hold and leaves nothing in it."""
+    path = Path.home() / f".forgeflow-probe-{uuid.uuid4().hex[:8]}"
+    path.write_text("the worker's own file\n")
+    assert path.exists()  # on the host, so the probe's check means something
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
 async def test_no_network_and_no_worker_secrets(
-    tmp_path: Path, host_listener: int, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, host_listener: int, file_in_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FORGEFLOW_TEST_SECRET", "s3cr3t-value")
     probe = f"""
@@ -190,11 +203,10 @@ def test_cannot_write_outside_the_copy():
         open({str(tmp_path / "escaped.txt")!r}, "w").write("x")
 
 def test_host_files_are_not_visible():
-    assert not os.path.exists({str(Path.home() / ".bashrc")!r})
+    assert not os.path.exists({str(file_in_home)!r})
     assert not os.path.exists({str(tmp_path)!r})
     assert not os.path.exists("/etc/shadow")
 """
-    assert (Path.home() / ".bashrc").exists()  # so the probe's check means something
     repo, sha = make_repo(tmp_path, {"tests/test_escape.py": probe})
     report = await run(repo, sha)
     assert report.status == "passed", report.output_tail
