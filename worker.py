@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,10 @@ from workflows.agent import AgentWorkflow
 from workflows.issue import IssueWorkflow
 
 log = structlog.get_logger("forgeflow")
+# How long a workflow task waits for the worker that has the run cached before any worker may take
+# it. After a kill -9 that worker is gone, and the SDK's 10 s default would add 10 s to every
+# recovery; a live worker takes its cached runs' tasks in milliseconds, and a miss costs a replay.
+STICKY_TIMEOUT = timedelta(seconds=3)
 
 
 def build_workers(client: Client, settings: Settings, queues: Sequence[str] | None = None) -> list[Worker]:
@@ -83,6 +88,7 @@ def build_workers(client: Client, settings: Settings, queues: Sequence[str] | No
                     host.post_comment,
                     research.research,
                 ],
+                sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
             )
         )
     if settings.sandbox_task_queue in wanted:

@@ -9,6 +9,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities._git import Blob, TreeEntry
+from activities._heartbeat import heartbeats
 from contracts.codehost import (
     FetchTaskInput,
     LandChangesInput,
@@ -75,10 +76,14 @@ class CodeHosts:
 
 
 class CodeHostActivities:
+    """One activity per code-host operation; each heartbeats while it runs, since a GitHub call or
+    an archive download can take seconds and a lost worker must be noticed sooner than that."""
+
     def __init__(self, hosts: CodeHosts) -> None:
         self._hosts = hosts
 
     @activity.defn
+    @heartbeats
     async def fetch_task(self, req: FetchTaskInput) -> TaskSpec:
         """The task, its text bounded (an issue can be megabytes), and the protected paths the
         repository's own `.forgeflow.yml` adds at the commit the run starts from."""
@@ -91,24 +96,28 @@ class CodeHostActivities:
             )
 
     @activity.defn
+    @heartbeats
     async def land_changes(self, req: LandChangesInput) -> LandChangesResult:
         host = self._hosts.for_repo(req.repo)
         async with operation("code_host", "land_changes", {"forgeflow.code_host": type(host).__name__}):
             return await host.land_changes(req)
 
     @activity.defn
+    @heartbeats
     async def publish_change(self, req: PublishInput) -> PublishResult:
         host = self._hosts.for_repo(req.repo)
         async with operation("code_host", "publish_change", {"forgeflow.code_host": type(host).__name__}):
             return await host.publish_change(req)
 
     @activity.defn
+    @heartbeats
     async def post_review(self, req: PostReviewInput) -> PostedResult:
         host = self._hosts.for_repo(req.repo)
         async with operation("code_host", "post_review", {"forgeflow.code_host": type(host).__name__}):
             return await host.post_review(req)
 
     @activity.defn
+    @heartbeats
     async def post_comment(self, req: PostCommentInput) -> PostedResult:
         host = self._hosts.for_repo(req.repo)
         async with operation("code_host", "post_comment", {"forgeflow.code_host": type(host).__name__}):

@@ -7,18 +7,18 @@ token-shaped string before they are stored or sent.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 import structlog
 from pydantic import TypeAdapter
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities._heartbeat import heartbeats
 from activities.blobstore import BlobNotFoundError, BlobStore
-from activities.providers import ModelProvider, ModelRequest, ModelResponse
+from activities.providers import ModelProvider, ModelRequest
 from contracts.model import Block, Message, ModelTurnInput, ModelTurnResult
 from policy.compaction import compact
 from policy.redact import redact
@@ -28,17 +28,6 @@ from telemetry.instrument import finish_model_span, model_span, record_model_cal
 _log = structlog.get_logger(__name__)
 
 _TRANSCRIPT = TypeAdapter(list[Message])
-HEARTBEAT_EVERY = 5.0
-
-
-async def _heartbeating(call: Callable[[ModelRequest], Awaitable[ModelResponse]], req: ModelRequest) -> ModelResponse:
-    """Heartbeat while the model answers, so a turn lost with a dead worker is retried in seconds."""
-    task = asyncio.ensure_future(call(req))
-    while True:
-        done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY)
-        if done:
-            return task.result()
-        activity.heartbeat()
 
 
 def _complete_blocks(content: list[Block], stop_reason: str | None) -> list[Block]:
@@ -81,6 +70,7 @@ class ModelActivities:
         self._secrets = list(secrets)
 
     @activity.defn(name="model_turn")
+    @heartbeats  # while the model answers: a turn lost with a dead worker is retried in seconds
     async def model_turn(self, inp: ModelTurnInput) -> ModelTurnResult:
         provider = self._providers.get(inp.model.provider)
         if provider is None:
@@ -109,7 +99,7 @@ class ModelActivities:
         )
         started = time.monotonic()
         async with model_span(inp.role, inp.model) as span:
-            response = await _heartbeating(provider.complete, request)
+            response = await provider.complete(request)
             finish_model_span(span, response)
         record_model_call(inp.role, response, time.monotonic() - started)
         content = _complete_blocks(response.content, response.stop_reason)

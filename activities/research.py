@@ -18,6 +18,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities._heartbeat import heartbeats
 from contracts.research import ResearchInput, ResearchResult
 from policy.retry import classify_http
 from policy.untrusted import bound
@@ -66,6 +67,7 @@ class ResearchActivities:
         self._model = model
 
     @activity.defn(name="research")
+    @heartbeats  # while the research service answers
     async def research(self, req: ResearchInput) -> ResearchResult:
         if self._http is None:
             return ResearchResult(available=False, answer="research is not configured (no PERPLEXITY_API_KEY)")

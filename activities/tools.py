@@ -28,6 +28,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import _change_rules as rules
+from activities._heartbeat import heartbeats
 from activities.blobstore import BlobNotFoundError, BlobStore
 from activities.codehost import CodeHost, CodeHosts, TreeEntry
 from contracts.agents import Workspace
@@ -550,6 +551,7 @@ class ToolActivities:
         self._limits = limits or ToolLimits()
 
     @activity.defn(name="run_tool")
+    @heartbeats  # a search or a first read of a commit (an archive download) can take seconds
     async def run_tool(self, call: ToolCallInput) -> ToolCallResult:
         tool = TOOLS.get(call.name)
         if tool is None:

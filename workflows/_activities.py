@@ -1,14 +1,32 @@
-"""Activity names and their timeouts/retry policies, as the workflows call them.
+"""Activity names, how the workflows call them (time limits, retries), and the one call path.
 
 Workflows refer to activities by name so they never import activity modules (which do I/O).
 Every policy has a cap: never Temporal's unlimited default.
+
+Every activity heartbeats while it runs (activities/_heartbeat.py, one tick a second), so a killed
+worker is noticed after its heartbeat timeout, not its start-to-close timeout, and the next
+attempt starts on another worker. The SDK forwards one heartbeat per 0.8 x the heartbeat timeout:
+the server hears from a live activity every 4 s under a 5 s timeout (every 8 s under 10 s), which
+leaves 1 s (2 s) for a heartbeat's trip. Each timeout is as short as a false alarm (a live worker
+unheard that long) is cheap: 5 s where a repeated call costs nothing (code host, tools: they are
+idempotent), 10 s where it costs money or minutes (a model turn or a research question paid
+again, a test suite run again). A lost call then starts again after its timeout plus the retry
+policy's first interval: about 6 s and 12 s.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
+from temporalio import exceptions, workflow
 from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from policy.worker_loss import schedule_again
+
+T = TypeVar("T")
 
 MODEL_TURN = "model_turn"
 RUN_TOOL = "run_tool"
@@ -51,19 +69,73 @@ RESEARCH_RETRY = RetryPolicy(
 )
 SANDBOX_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
-    maximum_attempts=2,
+    maximum_attempts=2,  # for errors; a crashed sandbox worker is scheduled again (policy.worker_loss)
     non_retryable_error_types=[*_NON_RETRYABLE, "SandboxUnavailable"],
 )
 
-MODEL_TIMEOUT = timedelta(minutes=10)
-MODEL_HEARTBEAT = timedelta(seconds=20)  # the activity heartbeats every 5 s while the model answers
-TOOL_TIMEOUT = timedelta(seconds=30)
-HOST_TIMEOUT = timedelta(minutes=1)
-# run_tests heartbeats while tests run; the SDK sends at most one per 0.8 x this, which also bounds
-# how long a workflow's cancellation takes to reach the sandbox and kill its processes.
-SANDBOX_HEARTBEAT = timedelta(seconds=10)
+CHEAP_HEARTBEAT = timedelta(seconds=5)  # idempotent calls: a false alarm repeats a few requests
+# Paid or long calls. The sandbox's also bounds how long a workflow's cancellation takes to reach
+# it and kill the tests' processes (cancellation arrives with a heartbeat's reply).
+COSTLY_HEARTBEAT = timedelta(seconds=10)
 
 
-def sandbox_timeout(test_timeout_seconds: int) -> timedelta:
+@dataclass(frozen=True)
+class Options:
+    """How one kind of activity is called: its time limits, and its retry policy for errors."""
+
+    start_to_close: timedelta
+    heartbeat: timedelta
+    retry: RetryPolicy
+
+
+MODEL_CALL = Options(timedelta(minutes=10), COSTLY_HEARTBEAT, MODEL_RETRY)
+RESEARCH_CALL = Options(timedelta(minutes=10), COSTLY_HEARTBEAT, RESEARCH_RETRY)
+TOOL_CALL = Options(timedelta(seconds=30), CHEAP_HEARTBEAT, TOOL_RETRY)
+HOST_CALL = Options(timedelta(minutes=1), CHEAP_HEARTBEAT, HOST_RETRY)
+
+
+def sandbox_call(test_timeout_seconds: int) -> Options:
     """The sandbox enforces the test timeout itself; the activity gets a margin on top."""
-    return timedelta(seconds=test_timeout_seconds + 60)
+    return Options(timedelta(seconds=test_timeout_seconds + 60), COSTLY_HEARTBEAT, SANDBOX_RETRY)
+
+
+# Marks histories that may schedule a call again after worker loss; histories recorded before
+# this existed replay as they ran (the failure ended the call).
+WORKER_LOSS_PATCH = "schedule-again-after-worker-loss"
+
+
+async def execute(
+    name: str, arg: object, result_type: type[T], options: Options, *, summary: str, task_queue: str | None = None
+) -> T:
+    """Run activity `name` the way every workflow call runs one: its retry policy for errors, and
+    when its last attempt was lost with its worker, the same call scheduled again
+    (policy.worker_loss decides, a bounded number of times). A call that never loses its last
+    attempt sends exactly the commands a plain execute_activity sends."""
+    rescheduled = 0
+    while True:
+        try:
+            result: T = await workflow.execute_activity(
+                name,
+                arg,
+                result_type=result_type,
+                task_queue=task_queue,
+                start_to_close_timeout=options.start_to_close,
+                heartbeat_timeout=options.heartbeat,
+                retry_policy=options.retry,
+                summary=summary,
+            )
+            return result
+        except exceptions.ActivityError as err:
+            decision = schedule_again(_timeout_type(err), rescheduled)
+            if not decision.again or not workflow.patched(WORKER_LOSS_PATCH):
+                raise
+            workflow.logger.warning("%s: %s", summary, decision.reason)
+            rescheduled += 1
+
+
+def _timeout_type(err: exceptions.ActivityError) -> str | None:
+    """The TimeoutType name of the call's final failure, None when it was not a timeout."""
+    cause = err.cause
+    if isinstance(cause, exceptions.TimeoutError) and cause.type is not None:
+        return cause.type.name
+    return None

@@ -277,17 +277,14 @@ class Steps:
             test_command=self.inp.test_command,
             install_command=self.inp.install_command,
         )
-        report: TestReport = await workflow.execute_activity(
+        return await acts.execute(
             acts.RUN_TESTS,
             req,
-            result_type=TestReport,
-            task_queue=api.sandbox_queue(workflow.info().task_queue),
-            start_to_close_timeout=acts.sandbox_timeout(req.timeout_seconds),
-            heartbeat_timeout=acts.SANDBOX_HEARTBEAT,
-            retry_policy=acts.SANDBOX_RETRY,
+            TestReport,
+            acts.sandbox_call(req.timeout_seconds),
             summary=f"run_tests on {commit[:12]}",
+            task_queue=api.sandbox_queue(workflow.info().task_queue),
         )
-        return report
 
     async def post_plan(self) -> None:
         await self._comment("plan", f"## Plan\n\n{_plan_text(self.st.plan)}")
@@ -312,15 +309,7 @@ class Steps:
         )
 
     async def _host(self, activity: str, arg: object, result_type: type[T], summary: str) -> T:
-        result: T = await workflow.execute_activity(
-            activity,
-            arg,
-            result_type=result_type,
-            start_to_close_timeout=acts.HOST_TIMEOUT,
-            retry_policy=acts.HOST_RETRY,
-            summary=summary,
-        )
-        return result
+        return await acts.execute(activity, arg, result_type, acts.HOST_CALL, summary=summary)
 
     def _model_for(self, role: Role) -> ModelSpec:
         """The run's override for this agent, else the role's own default, else the run's model."""

@@ -118,7 +118,7 @@ class _AgentLoop:
             raise self._failure(f"{self.inp.role}: {reason}", "AgentStuck")
 
     async def _model_turn(self, turn: int, pending: list[Message]) -> ModelTurnResult:
-        answer: ModelTurnResult = await workflow.execute_activity(
+        answer = await acts.execute(
             acts.MODEL_TURN,
             ModelTurnInput(
                 role=self.inp.role,
@@ -129,10 +129,8 @@ class _AgentLoop:
                 transcript_key=self.transcript_key,
                 new_messages=pending,
             ),
-            result_type=ModelTurnResult,
-            start_to_close_timeout=acts.MODEL_TIMEOUT,
-            heartbeat_timeout=acts.MODEL_HEARTBEAT,
-            retry_policy=acts.MODEL_RETRY,
+            ModelTurnResult,
+            acts.MODEL_CALL,
             summary=f"{self.inp.role} · model turn {turn + 1}",
         )
         self.transcript_key = answer.transcript_key
@@ -194,18 +192,17 @@ class _AgentLoop:
             return tool_result(use_id, f"{name} failed: {_innermost(err)}", is_error=True)
 
     async def _research(self, use_id: str, tool_input: dict[str, Any]) -> Block:
-        answer = await workflow.execute_activity(
+        answer = await acts.execute(
             acts.RESEARCH,
             ResearchInput(query=str(tool_input.get("query", ""))[:2000] or "(empty)"),
-            result_type=ResearchResult,
-            start_to_close_timeout=acts.MODEL_TIMEOUT,
-            retry_policy=acts.RESEARCH_RETRY,
+            ResearchResult,
+            acts.RESEARCH_CALL,
             summary=f"{self.inp.role} · research",
         )
         return tool_result(use_id, research_text(answer), is_error=not answer.available)
 
     async def _workspace_tool(self, use_id: str, name: str, tool_input: dict[str, Any]) -> Block:
-        result = await workflow.execute_activity(
+        result = await acts.execute(
             acts.RUN_TOOL,
             ToolCallInput(
                 role=self.inp.role,
@@ -215,9 +212,8 @@ class _AgentLoop:
                 input=tool_input,
                 workspace=self.workspace,
             ),
-            result_type=ToolCallResult,
-            start_to_close_timeout=acts.TOOL_TIMEOUT,
-            retry_policy=acts.TOOL_RETRY,
+            ToolCallResult,
+            acts.TOOL_CALL,
             summary=f"{self.inp.role} · {name} {_tool_target(tool_input)}".rstrip(),
         )
         if result.overlay_updates:
@@ -241,15 +237,13 @@ class _AgentLoop:
             install_command=self.inp.install_command,
         )
         self.tested_overlay = dict(self.workspace.overlay)
-        self.test_report = await workflow.execute_activity(
+        self.test_report = await acts.execute(
             acts.RUN_TESTS,
             req,
-            result_type=TestReport,
-            task_queue=sandbox_queue(workflow.info().task_queue),
-            start_to_close_timeout=acts.sandbox_timeout(req.timeout_seconds),
-            heartbeat_timeout=acts.SANDBOX_HEARTBEAT,
-            retry_policy=acts.SANDBOX_RETRY,
+            TestReport,
+            acts.sandbox_call(req.timeout_seconds),
             summary=f"{self.inp.role} · run_tests on {self.inp.commit_sha[:12]}",
+            task_queue=sandbox_queue(workflow.info().task_queue),
         )
         return tool_result(use_id, test_report_text(self.test_report), is_error=not self.test_report.ok)
 

@@ -306,15 +306,7 @@ class IssueWorkflow:
             base_ref=inp.base_ref,
             trust_any_author=inp.trust_any_author,
         )
-        task: TaskSpec = await workflow.execute_activity(
-            acts.FETCH_TASK,
-            req,
-            result_type=TaskSpec,
-            start_to_close_timeout=acts.HOST_TIMEOUT,
-            retry_policy=acts.HOST_RETRY,
-            summary=f"fetch task from {inp.repo}",
-        )
-        return task
+        return await acts.execute(acts.FETCH_TASK, req, TaskSpec, acts.HOST_CALL, summary=f"fetch task from {inp.repo}")
 
     @staticmethod
     def _model_spec(inp: IssueInput) -> ModelSpec:

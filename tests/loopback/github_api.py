@@ -58,7 +58,9 @@ class GitHubLoopback(LoopbackServer):
         self.rate_limit_next: int = 0  # answer this many requests with a secondary rate limit first
         self.primary_limit_next = 0  # answer this many requests as out of the hourly quota (reset in 120 s)
         self.forbidden = False  # answer everything with 403 "Resource not accessible" (a missing permission)
-        self.after_pull_created: Callable[[], None] | None = None  # runs before the reply (crash tests)
+        # (method, path) of each request answered with success, called before the reply is sent: a crash
+        # test holds a reply here until it has killed the client that is waiting for it.
+        self.hold: Callable[[str, str], None] | None = None
         super().__init__(self._handler())
 
     # --- git -----------------------------------------------------------------------------------
@@ -113,10 +115,15 @@ class GitHubLoopback(LoopbackServer):
                 except ApiError as err:
                     self._send(err.status, {"message": err.message, "documentation_url": DOCS}, err.headers)
                     return
-                if isinstance(payload, bytes):
-                    self._send_bytes(status, payload, "application/x-gzip")
-                else:
-                    self._send(status, payload, {})
+                if loopback.hold is not None:
+                    loopback.hold(method, self.path)  # e.g. GitHub has opened the PR, the client never hears it
+                try:
+                    if isinstance(payload, bytes):
+                        self._send_bytes(status, payload, "application/x-gzip")
+                    else:
+                        self._send(status, payload, {})
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client died waiting (a crash test killed it): GitHub's work stands
 
             def do_GET(self) -> None:
                 self._serve("GET")
@@ -342,8 +349,6 @@ def create_pull(gh: GitHubLoopback, m: re.Match[str], body: Any) -> tuple[int, A
         "head": {"ref": body["head"]},
         "base": {"ref": body["base"]},
     }
-    if gh.after_pull_created is not None:
-        gh.after_pull_created()  # e.g. the client is killed while GitHub has already opened the PR
     return 201, _pull_json(gh, number)
 
 
