@@ -1,4 +1,6 @@
-"""What a change may do to a repository's tree: one rule for both code hosts and the workspace tools.
+"""The code hosts' shared rules as the errors Temporal acts on (the rules themselves are pure, in
+policy/host_rules.py): which task a run has, and what a change may do to a repository, for both
+code hosts and the workspace tools.
 
 A repository can commit a symbolic link to anywhere (`dirlink -> /some/host/dir`). Git stores a link
 as a blob holding its target, with mode 120000, and a checkout or a sandbox makes it a real link:
@@ -8,7 +10,7 @@ as a blob holding its target, with mode 120000, and a checkout or a sandbox make
 - A change to a path that is itself a link replaces the link with a regular file (or deletes it). It
   re-points or removes what the link gave access to, so it lands only with a human's approval.
 
-Pure: the hosts look the modes up (git, the GitHub API) and pass them in.
+The hosts look the modes up (git, the GitHub API) and pass them in.
 """
 
 from __future__ import annotations
@@ -17,32 +19,31 @@ from collections.abc import Collection, Iterable, Mapping
 
 from temporalio.exceptions import ApplicationError
 
+from contracts.codehost import FetchTaskInput
+from policy import host_rules as rules
+from policy.host_rules import link_above, with_parents
 from policy.paths import UnsafePathError, repo_path
 
-LINK_MODE = "120000"
-EXECUTABLE_MODE = "100755"
-FILE_MODE = "100644"
+# The workspace tools reach the pure link helpers through this module too.
+__all__ = ["check_branch", "check_links", "check_overlay_paths", "link_above", "task_source", "with_parents"]
 
 
-def parents(path: str) -> list[str]:
-    """The directories above a repository path, outermost first: `a/b/c` → `a`, `a/b`."""
-    parts = path.split("/")
-    return ["/".join(parts[:n]) for n in range(1, len(parts))]
+def task_source(req: FetchTaskInput) -> rules.TaskSource:
+    """Where the task's text comes from, by the one precedence both hosts follow; NoTask when nowhere."""
+    try:
+        return rules.task_source(req.spec_content, req.issue_number, req.pr_number)
+    except rules.NoTaskError as err:
+        raise ApplicationError(str(err), type="NoTask", non_retryable=True) from None
 
 
-def with_parents(paths: Iterable[str]) -> list[str]:
-    """The paths and every directory above them: what a host looks up to apply these rules."""
-    return sorted({found for path in paths for found in (*parents(path), path)})
-
-
-def link_above(path: str, modes: Mapping[str, str]) -> str | None:
-    """The first directory above `path` that is a symbolic link (per `modes`: path → git mode), if any."""
-    return next((parent for parent in parents(path) if modes.get(parent) == LINK_MODE), None)
-
-
-def written_mode(path: str, modes: Mapping[str, str]) -> str:
-    """The mode a written file gets: executables stay executable; links and all else become regular files."""
-    return EXECUTABLE_MODE if modes.get(path) == EXECUTABLE_MODE else FILE_MODE
+def check_branch(branch: str) -> None:
+    """Refuse (BranchNotAllowed) a branch that is not forgeflow's own."""
+    if not rules.is_own_branch(branch):
+        raise ApplicationError(
+            f"branch {branch!r} is not under {rules.BRANCH_PREFIX}: forgeflow writes only its own branches",
+            type="BranchNotAllowed",
+            non_retryable=True,
+        )
 
 
 def check_overlay_paths(paths: Iterable[str]) -> None:
@@ -66,7 +67,7 @@ def check_links(paths: Iterable[str], modes: Mapping[str, str], approved: Collec
         link = link_above(path, modes)
         if link is not None:
             raise _unsafe(f"overlay path {path!r} is under {link!r}, a symbolic link in the parent commit")
-    unapproved = [path for path in paths if modes.get(path) == LINK_MODE and path not in approved]
+    unapproved = [path for path in paths if modes.get(path) == rules.LINK_MODE and path not in approved]
     if unapproved:
         raise ApplicationError(
             f"the change replaces or deletes symbolic links ({', '.join(unapproved)}); "

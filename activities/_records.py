@@ -1,7 +1,7 @@
 """The local host's records on disk: the "pull request", reviews and comments under .git/forgeflow/.
 
 Writes are atomic (a reader sees the old record or the new one) and comments are posted once per
-marker, so a retried activity never duplicates them.
+marker (policy/host_rules.py), so a retried activity never duplicates them.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from contracts.codehost import PostReviewInput
+from policy import host_rules as rules
 
 
 def file_name(text: str) -> str:
@@ -34,9 +35,8 @@ def review_markdown(req: PostReviewInput) -> str:
         "",
     ]
     for c in review.comments:
-        where = c.path if c.line is None else f"{c.path}:{c.line}"
         body = c.body.strip().replace("\n", "\n  ")
-        lines.append(f"- {where} [{c.severity}/{c.category}] {body}")
+        lines.append(f"- {rules.comment_where(c)} {rules.comment_tag(c)} {body}")
     if not review.comments:
         lines.append("No comments.")
     return "\n".join(lines) + "\n"
@@ -53,11 +53,9 @@ def write_atomic(path: Path, text: str) -> None:
 def append_once(path: Path, marker: str, body: str) -> None:
     """Append `body` under `marker` unless a comment with that marker is already there."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    # A body quoting a marker must not pass for a posted comment.
-    safe_body = body.rstrip().replace("<!-- forgeflow:", "<!-- forgeflow-quoted:")
     with path.open("a+", encoding="utf-8") as f:
         fcntl.flock(f, fcntl.LOCK_EX)  # an overlapping retry waits, then sees our marker
         f.seek(0)
-        if marker in f.read().splitlines():
+        if rules.carries(f.read(), marker):
             return
-        f.write(f"{marker}\n{safe_body}\n\n---\n\n")
+        f.write(f"{rules.stamped(marker, body.rstrip())}\n\n---\n\n")

@@ -18,7 +18,7 @@ from githubkit import GitHub, Response
 from githubkit.exception import RequestFailed
 from temporalio.exceptions import ApplicationError
 
-from activities import _change_rules as rules
+from activities import _change_rules as checks
 from activities._commit_cache import CommitCache, mapping_ref
 from activities._git import Blob, TreeEntry, cat_blobs, list_tree, run_git
 from activities.blobstore import BlobStore
@@ -33,14 +33,11 @@ from contracts.codehost import (
     PublishResult,
     TaskSpec,
 )
+from policy import host_rules as rules
 from policy.paths import UnsafePathError, repo_path
 from policy.retry import classify_github
 
 WRITE_PERMISSIONS = ("admin", "maintain", "write")
-
-
-def marker(run_id: str, step: str) -> str:
-    return f"<!-- forgeflow:{run_id}:{step} -->"
 
 
 def to_error(err: RequestFailed, what: str) -> ApplicationError:
@@ -75,25 +72,26 @@ class GitHubHost:
         self._blobs = blobs
 
     async def fetch_task(self, req: FetchTaskInput) -> TaskSpec:
+        source = checks.task_source(req)
         owner, name = _split(req.repo)
         info = await call(self._gh.rest.repos.async_get(owner, name), f"repository {req.repo}")
         if req.pr_number is not None:
-            return await self._pull_request_task(req)
+            return await self._pull_request_task(req, source)
         base_branch = req.base_ref or str(info["default_branch"])
         commit = await call(self._gh.rest.repos.async_get_commit(owner, name, base_branch), f"{req.repo}@{base_branch}")
         base_sha = str(commit["sha"])
         await self._local(req.repo, base_sha)
-        title, body, source = await self._task_text(req)
+        title, body = await self._task_text(req, source, None)
         return TaskSpec(
             title=title,
             body=body,
-            source=source,
+            source=source.label,
             base_sha=base_sha,
             base_branch=base_branch,
             sandbox_repo_path=str(self._cache.path(req.repo)),
         )
 
-    async def _pull_request_task(self, req: FetchTaskInput) -> TaskSpec:
+    async def _pull_request_task(self, req: FetchTaskInput, source: rules.TaskSource) -> TaskSpec:
         """Review mode: the pull request's base and head, both in the worker's cache."""
         assert req.pr_number is not None
         owner, name = _split(req.repo)
@@ -102,10 +100,11 @@ class GitHubHost:
         base_sha, head_sha = str(pull["base"]["sha"]), str(pull["head"]["sha"])
         await self._local(req.repo, base_sha)
         await self._local(req.repo, head_sha)
+        title, body = await self._task_text(req, source, pull)
         return TaskSpec(
-            title=str(pull["title"]),
-            body=str(pull.get("body") or ""),
-            source=f"PR #{req.pr_number}",
+            title=title,
+            body=body,
+            source=source.label,
             base_sha=base_sha,
             base_branch=str(pull["base"]["ref"]),
             head_sha=head_sha,
@@ -113,21 +112,26 @@ class GitHubHost:
             sandbox_repo_path=str(self._cache.path(req.repo)),
         )
 
-    async def _task_text(self, req: FetchTaskInput) -> tuple[str, str, str]:
-        if req.issue_number is None:
-            spec = req.spec_content or ""
-            first = next((line.lstrip("# ").strip() for line in spec.splitlines() if line.strip()), "spec")
-            return first[:120], spec, "spec"
-        owner, name = _split(req.repo)
-        what = f"issue #{req.issue_number} in {req.repo}"
-        issue = await call(self._gh.rest.issues.async_get(owner, name, req.issue_number), what)
-        if not req.trust_any_author:
-            await self._check_author(req.repo, str(issue["user"]["login"]), req.issue_number)
-        comments = await call(self._gh.rest.issues.async_list_comments(owner, name, req.issue_number), what)
-        thread = "".join(f"\n\n--- comment by @{c['user']['login']} ---\n{c['body']}" for c in comments)
-        names = [str(label["name"] if isinstance(label, dict) else label) for label in issue.get("labels") or []]
-        labels = f"\n\nLabels: {', '.join(names)}" if names else ""
-        return str(issue["title"]), f"{issue.get('body') or ''}{labels}{thread}", f"issue #{req.issue_number}"
+    async def _task_text(
+        self, req: FetchTaskInput, source: rules.TaskSource, pull: Mapping[str, Any] | None
+    ) -> tuple[str, str]:
+        """(title, body) from the source the shared precedence picked; `pull` is the PR under review, if any."""
+        match source:
+            case rules.FromSpec(text):
+                return rules.task_title(text, "Spec"), text
+            case rules.FromPullRequest():
+                assert pull is not None, "fetch_task reads the pull request whenever there is a pr_number"
+                return str(pull["title"]), str(pull.get("body") or "")
+            case rules.FromIssue(number):
+                owner, name = _split(req.repo)
+                what = f"issue #{number} in {req.repo}"
+                issue = await call(self._gh.rest.issues.async_get(owner, name, number), what)
+                if not req.trust_any_author:
+                    await self._check_author(req.repo, str(issue["user"]["login"]), number)
+                comments = await call(self._gh.rest.issues.async_list_comments(owner, name, number), what)
+                thread = [(str(c["user"]["login"]), str(c["body"])) for c in comments]
+                labels = [str(item["name"] if isinstance(item, dict) else item) for item in issue.get("labels") or []]
+                return str(issue["title"]), rules.issue_body(str(issue.get("body") or ""), labels, thread)
 
     async def _check_author(self, repo: str, login: str, number: int) -> None:
         """Issue text steers the agents: act only on issues from people who could push the change themselves."""
@@ -207,14 +211,14 @@ class GitHubHost:
         number = req.issue_number or await self._open_pull_number(owner, name, req.branch)
         if number is None:
             return PostedResult(location="not posted: the run has no issue or pull request yet")
-        tag = marker(req.run_id, req.step)
+        tag = rules.marker(req.run_id, req.step)
         what = f"issue #{number} in {req.repo}"
         existing = await call(self._gh.rest.issues.async_list_comments(owner, name, number, per_page=100), what)
         for comment in existing:  # a retry after a crash finds the comment it already posted
-            if tag in str(comment.get("body") or ""):
+            if rules.carries(str(comment.get("body") or ""), tag):
                 return PostedResult(location=str(comment.get("html_url") or comment["id"]))
         created = await call(
-            self._gh.rest.issues.async_create_comment(owner, name, number, body=f"{tag}\n{req.body}"), what
+            self._gh.rest.issues.async_create_comment(owner, name, number, body=rules.stamped(tag, req.body)), what
         )
         return PostedResult(location=str(created.get("html_url") or created["id"]))
 
@@ -226,21 +230,19 @@ class GitHubHost:
 
     async def land_changes(self, req: LandChangesInput) -> LandChangesResult:
         """One commit through the Git Data API (blobs → tree → commit → ref), safe to retry."""
-        if not req.branch.startswith("forgeflow/"):
-            raise ApplicationError(
-                f"branch {req.branch!r} is not under forgeflow/", type="BranchNotAllowed", non_retryable=True
-            )
-        rules.check_overlay_paths(req.overlay)
+        checks.check_branch(req.branch)
+        checks.check_overlay_paths(req.overlay)
         owner, name = _split(req.repo)
         parent = await call(self._gh.rest.git.async_get_commit(owner, name, req.parent_sha), f"commit {req.parent_sha}")
         modes = await self._modes(owner, name, str(parent["tree"]["sha"]), list(req.overlay))
-        rules.check_links(req.overlay, modes, req.approved_link_changes)
+        checks.check_links(req.overlay, modes, req.approved_link_changes)
         entries = await self._entries(req, modes)
         tree_request = self._gh.rest.git.async_create_tree(owner, name, base_tree=parent["tree"]["sha"], tree=entries)
         tree = str((await call(tree_request, f"a tree in {req.repo}"))["sha"])
         current = await self._branch_head(owner, name, req.branch)
         if current != req.expected_branch_sha:
             if current is not None and await self._is_ours(owner, name, current, tree, req.parent_sha):
+                await self._local(req.repo, current)  # as below: this worker may not have it cached yet
                 return self._landed(req, current)  # the ref moved before a crash: already done
             raise ApplicationError(
                 f"branch {req.branch} moved: expected {req.expected_branch_sha}, found {current}",
@@ -339,14 +341,14 @@ class GitHubHost:
         """The verdict as one review with line comments, posted once per run and round."""
         owner, name = _split(req.repo)
         number = _pull_number(req.pr_ref)
-        tag = marker(req.run_id, f"review-{req.round}")
+        tag = rules.review_marker(req.run_id, req.round)
         what = f"pull request #{number} in {req.repo}"
         for review in await call(self._gh.rest.pulls.async_list_reviews(owner, name, number), what):
-            if tag in str(review.get("body") or ""):
+            if rules.carries(str(review.get("body") or ""), tag):
                 return PostedResult(location=str(review.get("html_url") or review["id"]))
-        body = f"{tag}\n**{req.review.verdict.replace('_', ' ')}** — {req.review.summary}"
+        body = rules.stamped(tag, f"**{req.review.verdict.replace('_', ' ')}** — {req.review.summary}")
         comments = [
-            {"path": c.path, "line": c.line, "side": "RIGHT", "body": f"[{c.severity}/{c.category}] {c.body}"}
+            {"path": c.path, "line": c.line, "side": "RIGHT", "body": f"{rules.comment_tag(c)} {c.body}"}
             for c in req.review.comments
             if c.line is not None
         ]

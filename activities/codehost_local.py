@@ -3,7 +3,7 @@
 What GitHub's issues and pull requests become locally:
 
 - Issue N is the file `.forgeflow/issues/<N>.md`, read from the base commit, else from the work
-  tree. Its first non-empty line (without leading `#`) is the title; the whole file is the body.
+  tree. Its first line with text is the title; the whole file is the body.
 - PR N is the branch named on the first line of `.forgeflow/prs/<N>` (found the same way); the
   rest of that file is its description. It is reviewed against the base commit.
 - A landed change is the branch `forgeflow/...` itself. Publishing, reviews and comments are
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from temporalio.exceptions import ApplicationError
 
-from activities import _change_rules as rules
+from activities import _change_rules as checks
 from activities import _records as records
 from activities._git import Blob, Repo, TreeEntry, cat_blobs, fail, list_tree, open_repo, repo_directory, run_git
 from activities.blobstore import BlobNotFoundError, BlobStore
@@ -44,11 +44,10 @@ from contracts.codehost import (
     PublishResult,
     TaskSpec,
 )
+from policy import host_rules as rules
 from policy.paths import UnsafePathError, repo_path
 
-BRANCH_PREFIX = "forgeflow/"
 IDENTITY = ("forgeflow", "forgeflow@localhost")
-TITLE_MAX = 120
 
 
 class LocalGitHost:
@@ -116,8 +115,8 @@ class LocalGitHost:
     # --- writes -----------------------------------------------------------------------------
 
     async def land_changes(self, req: LandChangesInput) -> LandChangesResult:
-        _check_branch(req.branch)
-        rules.check_overlay_paths(req.overlay)
+        checks.check_branch(req.branch)
+        checks.check_overlay_paths(req.overlay)
         dates = _git_date(req.timestamp)
         repo = await open_repo(req.repo)
         if not (await run_git(repo.path, "check-ref-format", f"refs/heads/{req.branch}")).ok:
@@ -125,7 +124,7 @@ class LocalGitHost:
         parent = await repo.commit(req.parent_sha)
         found = await list_tree(repo.path, parent, rules.with_parents(req.overlay))
         modes = {entry.path: entry.mode for entry in found}
-        rules.check_links(req.overlay, modes, req.approved_link_changes)
+        checks.check_links(req.overlay, modes, req.approved_link_changes)
         tree = await self._tree(repo, parent, req.overlay, modes)
         env = _identity_env(dates)
         message = req.message if req.message.endswith("\n") else req.message + "\n"
@@ -164,8 +163,7 @@ class LocalGitHost:
         else:
             name = "run-" + records.file_name(req.run_id)
         target = _records(repo) / "comments" / f"{name}.md"
-        marker = f"<!-- forgeflow:{req.run_id}:{req.step} -->"
-        await asyncio.to_thread(records.append_once, target, marker, req.body)
+        await asyncio.to_thread(records.append_once, target, rules.marker(req.run_id, req.step), req.body)
         return PostedResult(location=str(target))
 
     async def _tree(self, repo: Repo, parent: str, overlay: dict[str, str | None], modes: Mapping[str, str]) -> str:
@@ -212,18 +210,19 @@ class _PullRequest:
 async def _describe(
     repo: Repo, base: str, req: FetchTaskInput, pr: _PullRequest | None, base_branch: str
 ) -> tuple[str, str, str]:
-    """(title, body, source) of the task: a spec, else an issue file, else the PR itself."""
-    if req.spec_content is not None and req.spec_content.strip():
-        return _title(req.spec_content, "Spec"), req.spec_content, "spec"
-    if req.issue_number is not None:
-        rel = f".forgeflow/issues/{req.issue_number}.md"
-        text = await _task_file(repo, base, rel)
-        if text is None:
-            raise fail(f"repo {repo.path}: issue file {rel} not found", "TaskNotFound")
-        return _title(text, f"Issue #{req.issue_number}"), text, f"issue #{req.issue_number}"
-    if pr is not None:
-        return f"PR #{pr.number}: {pr.branch}", pr.describe(base_branch), f"PR #{pr.number}"
-    raise fail("no task: give spec_content, issue_number or pr_number", "NoTask")
+    """(title, body, source) of the task, from the source the shared precedence picks."""
+    match source := checks.task_source(req):
+        case rules.FromSpec(text):
+            return rules.task_title(text, "Spec"), text, source.label
+        case rules.FromIssue(number):
+            rel = f".forgeflow/issues/{number}.md"
+            found = await _task_file(repo, base, rel)
+            if found is None:
+                raise fail(f"repo {repo.path}: issue file {rel} not found", "TaskNotFound")
+            return rules.task_title(found, f"Issue #{number}"), found, source.label
+        case rules.FromPullRequest():
+            assert pr is not None, "fetch_task loads the pull request whenever there is a pr_number"
+            return f"PR #{pr.number}: {pr.branch}", pr.describe(base_branch), source.label
 
 
 async def _pull_request(repo: Repo, base: str, number: int) -> _PullRequest:
@@ -263,23 +262,7 @@ def _read_or_none(path: Path) -> bytes | None:
         return None
 
 
-def _title(text: str, fallback: str) -> str:
-    for line in text.splitlines():
-        title = line.strip().lstrip("#").strip()
-        if title:
-            return title[:TITLE_MAX]
-    return fallback
-
-
 # --- land_changes helpers -------------------------------------------------------------------
-
-
-def _check_branch(branch: str) -> None:
-    if not branch.startswith(BRANCH_PREFIX) or branch == BRANCH_PREFIX:
-        raise fail(
-            f"branch {branch!r} is not under {BRANCH_PREFIX}: forgeflow writes only its own branches",
-            "BranchNotAllowed",
-        )
 
 
 def _git_date(timestamp: str) -> str:

@@ -95,6 +95,18 @@ async def test_fetch_task_from_committed_issue_file(host: LocalGitHost, sample_r
     assert task.source == "issue #12"
 
 
+async def test_fetch_task_spec_given_with_an_issue_wins(host: LocalGitHost, sample_repo: Path) -> None:
+    issue = sample_repo / ".forgeflow" / "issues" / "12.md"
+    issue.parent.mkdir(parents=True)
+    issue.write_text("# Subtraction is missing\n")
+    spec = "# Add subtract, as the spec says\n"
+    task = await host.fetch_task(FetchTaskInput(repo=str(sample_repo), issue_number=12, spec_content=spec))
+    assert (task.title, task.body, task.source) == ("Add subtract, as the spec says", spec, "spec")
+    # A blank spec is no spec: the issue is the task.
+    blank = await host.fetch_task(FetchTaskInput(repo=str(sample_repo), issue_number=12, spec_content=" \n"))
+    assert (blank.title, blank.source) == ("Subtraction is missing", "issue #12")
+
+
 async def test_fetch_task_from_work_tree_issue_file_and_base_ref(host: LocalGitHost, sample_repo: Path) -> None:
     first = git(sample_repo, "rev-parse", "HEAD")
     git(sample_repo, "branch", "stable")
@@ -162,6 +174,7 @@ async def test_fetch_task_errors_name_the_problem(host: LocalGitHost, sample_rep
         "TaskNotFound",
         ".forgeflow/prs/4",
     )
+    await expect_failure(host.fetch_task(FetchTaskInput(repo=str(sample_repo))), "NoTask", "give spec_content")
 
 
 # --- reads ----------------------------------------------------------------------------------
