@@ -112,7 +112,9 @@ class RunGroup:
 
 
 def create(name: str, *, memory_bytes: int, max_processes: int, root: Path = ROOT) -> RunGroup | None:
-    """A new group `forgeflow-<name>` with the limits set, or None where cgroups can't be used."""
+    """A new group `forgeflow-<worker pid>-<name>` with the limits set, or None where cgroups can't be
+    used. Empty groups a killed sandbox worker left beside it are removed first."""
+    name = f"{os.getpid()}-{name}"
     try:
         own = _own_paths()
         if (root / "memory").is_dir():  # v1 (or hybrid): the memory controller has its own hierarchy
@@ -128,7 +130,9 @@ def _create_v1(name: str, own: dict[str, str], memory_bytes: int, max_processes:
     dirs: dict[str, Path] = {}
     try:
         for controller in V1_CONTROLLERS:
-            directory = root / controller / own.get(controller, "/").lstrip("/") / f"forgeflow-{name}"
+            parent = root / controller / own.get(controller, "/").lstrip("/")
+            sweep(parent)
+            directory = parent / f"forgeflow-{name}"
             directory.mkdir()
             dirs[controller] = directory
         (dirs["memory"] / "memory.limit_in_bytes").write_text(str(memory_bytes))
@@ -146,6 +150,7 @@ def _create_v2(name: str, own: str, memory_bytes: int, max_processes: int, root:
     enabled = (parent / "cgroup.subtree_control").read_text().split()
     if not {"memory", "pids"} <= set(enabled):
         (parent / "cgroup.subtree_control").write_text("+memory +pids +cpu")  # needs a delegated parent
+    sweep(parent)
     directory = parent / f"forgeflow-{name}"
     directory.mkdir()
     group = RunGroup(dict.fromkeys(V1_CONTROLLERS, directory), v2=True)
@@ -158,3 +163,26 @@ def _create_v2(name: str, own: str, memory_bytes: int, max_processes: int, root:
         group.remove()
         raise
     return group
+
+
+def sweep(parent: Path) -> None:
+    """Remove the groups under `parent` that a sandbox worker killed with SIGKILL never removed (its
+    run's processes died with it, bubblewrap's --die-with-parent, but the directories stay). A group
+    still holding a process cannot be removed (rmdir fails) and is left for a later sweep."""
+    for group in parent.glob("forgeflow-*"):
+        if _left_by_a_dead_worker(group.name):
+            with contextlib.suppress(OSError):
+                group.rmdir()
+
+
+def _left_by_a_dead_worker(name: str) -> bool:
+    parts = name.split("-")
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False  # not a name this module gives
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # alive, under another user
+    return False

@@ -15,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from starter.sample import create_sample_repo, demo_input
 from tests.conftest import git
 from tests.e2e.conftest import WorkerProcess, start_worker, temporal_cli, wait_until
+from tests.e2e.recovery import marked_process
 
 pytestmark = pytest.mark.e2e
 MARKER = "forgeflow_cancel_marker_5521"
@@ -26,10 +27,6 @@ def marked_processes() -> str:
 
 def all_commands() -> str:
     return subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-
-
-def run_cgroups() -> list[Path]:
-    return list(Path("/sys/fs/cgroup").glob("*/**/forgeflow-*"))
 
 
 async def test_cancelling_the_run_kills_the_sandboxed_tests(
@@ -47,7 +44,10 @@ async def test_cancelling_the_run_kills_the_sandboxed_tests(
     workflow_id = f"e2e-cancel-{uuid.uuid4().hex[:8]}"
     await dev_env.client.start_workflow("IssueWorkflow", demo_input(repo), id=workflow_id, task_queue="forgeflow")
     await asyncio.to_thread(wait_until, marked_processes, timeout=120, what="the slow test to run in the sandbox")
-    assert run_cgroups(), "the run has its own cgroup while it runs"
+    # This run's own groups (other tests' runs may have theirs meanwhile: the suite runs in parallel).
+    found = marked_process(MARKER)
+    assert found is not None and found[1], "the run has its own cgroup while it runs"
+    groups = found[1]
 
     temporal_cli(dev_env, "workflow", "cancel", "--workflow-id", workflow_id)
 
@@ -57,6 +57,9 @@ async def test_cancelling_the_run_kills_the_sandboxed_tests(
     assert isinstance(ended.value.cause, CancelledError)
     assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
     await asyncio.to_thread(
-        wait_until, lambda: marked_processes() == "" and not run_cgroups(), timeout=30, what="nothing left running"
+        wait_until,
+        lambda: marked_processes() == "" and not any(group.exists() for group in groups),
+        timeout=30,
+        what="nothing left running",
     )
     assert MARKER not in await asyncio.to_thread(all_commands)
