@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from contracts.agents import Review
+from contracts.versioning import DURABLE
 
 
 class FetchTaskInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = DURABLE
 
     repo: str
     issue_number: int | None = None
@@ -38,7 +39,7 @@ class TaskSpec(BaseModel):
 class LandChangesInput(BaseModel):
     """Commit a workspace overlay on top of parent_sha and point branch at it, atomically."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = DURABLE
 
     repo: str
     branch: str = Field(description="Full branch name, e.g. forgeflow/<run>; never the base branch.")
@@ -67,7 +68,7 @@ class LandChangesResult(BaseModel):
 class PublishInput(BaseModel):
     """Open (or update) the change for review: a PR on GitHub, the branch itself locally."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = DURABLE
 
     repo: str
     branch: str
@@ -83,7 +84,7 @@ class PublishResult(BaseModel):
 
 
 class PostReviewInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = DURABLE
 
     repo: str
     pr_ref: str
@@ -94,7 +95,7 @@ class PostReviewInput(BaseModel):
 
 
 class PostCommentInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = DURABLE
 
     repo: str
     issue_number: int | None = None

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from contracts.agents import ModelSpec, Role
 from contracts.usage import Usage
+from contracts.versioning import DURABLE
 
 Block = dict[str, Any]
 
@@ -25,7 +26,7 @@ class ModelTurnInput(BaseModel):
     to workflow history instead of re-sending the whole conversation.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = DURABLE
 
     role: Role
     run_id: str

@@ -9,10 +9,11 @@ import re
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from contracts.agents import Plan, PlanTask, ReviewComment, TestFailure, TestReport
 from contracts.usage import UsageTotals
+from contracts.versioning import STRICT
 
 Mode = Literal["autonomous", "plan", "review"]
 
@@ -32,7 +33,7 @@ def local_repo_path(repo: str) -> str:
 class RunBudgets(BaseModel):
     """Per-run spending limits; a run that would pass one stops at the escalation gate."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     max_turns_per_agent: int = Field(default=40, ge=1, le=500, description="Model turns per agent run.")
     max_total_turns: int = Field(default=300, ge=1, description="Model turns across the whole run.")
@@ -47,7 +48,7 @@ class RunBudgets(BaseModel):
 class IssueInput(BaseModel):
     """What `temporal workflow start --type IssueWorkflow --input '{...}'` accepts."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     repo: str = Field(description="owner/name on GitHub, or an absolute path / file:// URL of a local git repo.")
     issue_number: int | None = Field(default=None, ge=1)
@@ -165,7 +166,7 @@ class PendingGate(BaseModel):
 class GateDecision(BaseModel):
     """A human's answer: the input of the approve/reject/feedback signals and of the `decide` update."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     decision: Decision | None = Field(default=None, description="Set by the `decide` update; signals imply it.")
     comment: str = ""

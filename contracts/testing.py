@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from contracts.versioning import DURABLE
 
 
 class TestFailure(BaseModel):
@@ -23,7 +25,7 @@ RunnerName = Literal["pytest", "unittest", "node", "vitest", "jest", "custom"]
 class SandboxLimits(BaseModel):
     """What one sandboxed run may use (set by the sandbox worker's operator, see config.settings)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = DURABLE
 
     wall_seconds: int = Field(gt=0)
     cpu_seconds: int = Field(gt=0, description="CPU time of all the run's processes together.")
@@ -35,7 +37,7 @@ class SandboxLimits(BaseModel):
 class InstallReport(BaseModel):
     """The dependency install step that ran before the tests (or was found in the cache)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = DURABLE
 
     command: list[str]
     cached: bool = Field(description="Installed by an earlier run with the same manifests and lockfiles.")
@@ -49,7 +51,7 @@ class TestReport(BaseModel):
     """What the sandboxed runner reported; routing decides on `passed`."""
 
     __test__ = False
-    model_config = ConfigDict(extra="forbid")
+    model_config = DURABLE
 
     commit_sha: str
     command: list[str]
@@ -84,7 +86,7 @@ class TestReport(BaseModel):
 class RunTestsInput(BaseModel):
     """Run the repository's tests at one commit inside the sandbox (task queue forgeflow-sandbox)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = DURABLE
 
     repo_path: str = Field(description="Local git repository (or cache clone) holding commit_sha.")
     commit_sha: str

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from contracts.agents import Role, Workspace
+from contracts.versioning import DURABLE
 
 
 class ToolCallInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = DURABLE
 
     role: Role
     run_id: str
