@@ -1,12 +1,7 @@
 """Runs forgeflow's workers: `python worker.py [--queue forgeflow|forgeflow-sandbox]`.
 
-The only place (with starter/) that wires clients, activities and workflows together. Clients are
-built once per process and injected into the activity classes.
-
-The sandbox queue's worker launches bubblewrap, so it never runs in a process that holds a secret:
-serving both queues runs the workflow queue here and the sandbox queue in a child process whose
-environment is an allowlist (see starter/sandbox_process.py), and a sandbox worker whose environment holds one
-of forgeflow's secrets refuses to start.
+An entry point only: the wiring (clients, activities, workers, the sandbox child process) is in
+starter/workers.py, which `forgeflow worker` and `forgeflow demo` use too. Nothing imports this file.
 """
 
 from __future__ import annotations
@@ -14,237 +9,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import sys
-from collections.abc import Sequence
-from datetime import timedelta
-from pathlib import Path
-from typing import Any
 
-import anthropic
-import httpx
-import structlog
-from githubkit import AppInstallationAuthStrategy, GitHub
-from temporalio.client import Client
-from temporalio.worker import Worker
-
-from activities._commit_cache import CommitCache
-from activities.anthropic_provider import AnthropicProvider
-from activities.blobstore import BlobStore
-from activities.codehost import CodeHostActivities, CodeHosts
-from activities.codehost_github import GitHubHost
-from activities.codehost_local import LocalGitHost
-from activities.llm import ModelActivities
-from activities.providers import ModelProvider
-from activities.research import ResearchActivities, SqliteResearchCache
-from activities.scripted import ScriptedProvider
-from activities.tools import ToolActivities
-from config.settings import Settings, get_settings
-from payloads.converter import with_key_ring_read
-from policy.pricing import PriceTable
-from policy.redact import secret_values
-from starter.sandbox_process import SandboxProcess, SandboxWorkerExited, sandbox_refusal
-from workflows.agent import AgentWorkflow
-from workflows.issue import IssueWorkflow
-
-log = structlog.get_logger("forgeflow")
-# How long a workflow task waits for the worker that has the run cached before any worker may take
-# it. After a kill -9 that worker is gone, and the SDK's 10 s default would add 10 s to every
-# recovery; a live worker takes its cached runs' tasks in milliseconds, and a miss costs a replay.
-STICKY_TIMEOUT = timedelta(seconds=3)
-
-
-def build_workers(client: Client, settings: Settings, queues: Sequence[str] | None = None) -> list[Worker]:
-    """One worker for workflows + model/tool/code-host activities, one for the sandbox queue."""
-    wanted = set(queues or (settings.task_queue, settings.sandbox_task_queue))
-    unknown = wanted - {settings.task_queue, settings.sandbox_task_queue}
-    if unknown:
-        raise SystemExit(
-            f"unknown queue(s) {sorted(unknown)}: serve {settings.task_queue} and/or {settings.sandbox_task_queue}"
-        )
-    workers = []
-    if settings.task_queue in wanted:
-        blobs = BlobStore(settings.blob_dir)
-        hosts = CodeHosts(local=LocalGitHost(blobs), github=github_host(settings))
-        providers = model_providers(settings)
-        model, tools, host = (
-            ModelActivities(blobs, providers, settings.context_tokens, secrets=worker_secrets(settings)),
-            ToolActivities(hosts, blobs),
-            CodeHostActivities(hosts),
-        )
-        research = research_activities(settings)
-        workers.append(
-            Worker(
-                client,
-                task_queue=settings.task_queue,
-                workflows=[IssueWorkflow, AgentWorkflow],
-                activities=[
-                    model.model_turn,
-                    tools.run_tool,
-                    host.fetch_task,
-                    host.land_changes,
-                    host.publish_change,
-                    host.post_review,
-                    host.post_comment,
-                    research.research,
-                ],
-                sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
-            )
-        )
-    if settings.sandbox_task_queue in wanted:
-        from activities.sandbox import SandboxActivities  # sandbox hosts need only this part
-
-        sandbox = SandboxActivities(settings)
-        workers.append(Worker(client, task_queue=settings.sandbox_task_queue, activities=[sandbox.run_tests]))
-    return workers
-
-
-def worker_secrets(settings: Settings) -> list[str]:
-    """Values no model may read: this worker's keys and tokens, and any secret-named variable's value."""
-    held = [secret.get_secret_value() for secret in settings.secrets() if secret is not None]
-    return secret_values(dict(os.environ), held)
-
-
-def model_providers(settings: Settings) -> dict[str, ModelProvider]:
-    """The scripted replay always; Claude when the worker has an API key (one client per process)."""
-    providers: dict[str, ModelProvider] = {"scripted": ScriptedProvider(settings)}
-    if settings.anthropic_api_key is not None:
-        client = anthropic.AsyncAnthropic(
-            api_key=settings.anthropic_api_key.get_secret_value(),
-            base_url=settings.anthropic_base_url,
-            max_retries=0,  # Temporal owns retries
-        )
-        prices = (
-            PriceTable.model_validate_json(settings.price_table.read_text()) if settings.price_table else PriceTable()
-        )
-        providers["anthropic"] = AnthropicProvider(client, prices)
-    return providers
-
-
-def github_host(settings: Settings) -> GitHubHost | None:
-    """GitHub through one githubkit client per worker, its own retries and cache off (Temporal owns retries).
-
-    A GitHub App (preferred) mints short-lived installation tokens inside the worker; otherwise a token.
-    """
-    auth = github_auth(settings)
-    if auth is None:
-        return None
-    client: GitHub[Any] = GitHub(auth, base_url=settings.github_api_url, auto_retry=False, http_cache=False)
-    return GitHubHost(client, CommitCache(settings.data_dir / "repos"), BlobStore(settings.blob_dir))
-
-
-def github_auth(settings: Settings) -> AppInstallationAuthStrategy | str | None:
-    app = (settings.github_app_id, settings.github_app_installation_id, settings.github_app_private_key)
-    if all(part is not None for part in app):
-        assert settings.github_app_private_key is not None and settings.github_app_installation_id is not None
-        key = settings.github_app_private_key.get_secret_value()
-        if not key.lstrip().startswith("-----BEGIN"):
-            key = Path(key).expanduser().read_text()  # a path to the PEM file
-        return AppInstallationAuthStrategy(settings.github_app_id, key, settings.github_app_installation_id)
-    if any(part is not None for part in app):
-        raise SystemExit(
-            "GitHub App settings need all of GITHUB_APP_ID, GITHUB_APP_INSTALLATION_ID, GITHUB_APP_PRIVATE_KEY"
-        )
-    return settings.github_token.get_secret_value() if settings.github_token else None
-
-
-def research_activities(settings: Settings) -> ResearchActivities:
-    """Perplexity over one shared httpx client when the worker has a key; answers cached on disk."""
-    http = None
-    if settings.perplexity_api_key is not None:
-        http = httpx.AsyncClient(
-            base_url=settings.perplexity_base_url,
-            headers={"authorization": f"Bearer {settings.perplexity_api_key.get_secret_value()}"},
-            timeout=httpx.Timeout(120.0, connect=10.0),
-        )
-    cache = SqliteResearchCache(settings.data_dir / "research.sqlite")
-    return ResearchActivities(http, cache, model=settings.research_model)
-
-
-async def run_workers(workers: list[Worker], sandbox: SandboxProcess | None = None) -> int:
-    """Run until SIGINT/SIGTERM, then shut down gracefully (0); or until the sandbox child exits (1),
-    so that a supervisor restarts the whole worker rather than keep one that runs no tests."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with WorkerGroup(workers):
-        if sandbox is None:
-            await stop.wait()
-            return 0
-        try:
-            await sandbox.while_running(stop.wait())
-        except SandboxWorkerExited as err:
-            log.error("stopping: the sandbox worker exited", error=str(err))
-            return 1
-    return 0
-
-
-class WorkerGroup:
-    """Run several workers together; leaving the block shuts them all down gracefully."""
-
-    def __init__(self, workers: list[Worker]) -> None:
-        self._workers = workers
-
-    async def __aenter__(self) -> None:
-        for w in self._workers:
-            await w.__aenter__()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await asyncio.gather(*(w.shutdown() for w in self._workers))
-
-
-def served_queues(settings: Settings, queues: Sequence[str] | None) -> list[str]:
-    """The queues to serve, in a stable order (default: both)."""
-    ordered = [settings.task_queue, settings.sandbox_task_queue]
-    wanted = set(queues or ordered)
-    return [q for q in ordered if q in wanted] + sorted(wanted - set(ordered))
-
-
-async def main(queues: list[str] | None = None, log_format: str = "json") -> int:
-    """Serve `queues` (default: both) until stopped; the exit status."""
-    settings = get_settings()
-    served = served_queues(settings, queues)
-    if served == [settings.sandbox_task_queue]:  # this process would launch sandboxes itself
-        refusal = sandbox_refusal(os.environ, settings.sandbox_task_queue)
-        if refusal is not None:
-            print(refusal, file=sys.stderr, flush=True)
-            return 2
-    return await _serve(with_key_ring_read(settings), served, log_format)
-
-
-async def _serve(settings: Settings, served: list[str], log_format: str) -> int:
-    from starter.client import connect
-    from starter.server import ensure_server
-    from telemetry.logs import configure_logging
-    from telemetry.setup import client_interceptors, metrics_runtime
-
-    configure_logging(json=log_format == "json")
-    server = await ensure_server(settings)
-    client = await connect(
-        settings, runtime=metrics_runtime(settings), interceptors=client_interceptors("forgeflow-worker")
-    )
-    split = settings.sandbox_task_queue in served and len(served) > 1
-    workers = build_workers(client, settings, [q for q in served if q != settings.sandbox_task_queue or not split])
-    print(
-        f"forgeflow worker on {server.address} serving {[w.task_queue for w in workers]}; UI {server.ui_url}",
-        flush=True,
-    )
-    if not split:
-        return await run_workers(workers)
-    async with SandboxProcess(settings, log_format=log_format) as sandbox:
-        print(f"{settings.sandbox_task_queue} served by child process {sandbox.pid}, holding no secret", flush=True)
-        return await run_workers(workers, sandbox)
-
+from starter.workers import serve
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--queue", action="append", help="serve only this task queue (repeatable)")
     parser.add_argument("--log-format", choices=["json", "text"], default="json", help="log lines (default: json)")
     args = parser.parse_args()
-    status = asyncio.run(main(args.queue, args.log_format))
+    status = asyncio.run(serve(args.queue, args.log_format))
     # The Temporal client's Rust threads can abort CPython's teardown (temporalio/sdk-python#300),
-    # turning the exit status into SIGABRT; a supervisor must see the status main() chose.
+    # turning the exit status into SIGABRT; a supervisor must see the status serve() chose.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)

@@ -15,8 +15,7 @@ import anthropic
 import structlog
 from temporalio.exceptions import ApplicationError
 
-from activities.providers import ModelRequest, ModelResponse
-from contracts.model import Block, Message
+from contracts.model import Block, Message, ModelRequest, ModelResponse
 from contracts.usage import Usage
 from policy.pricing import PriceTable
 from policy.retry import classify_http

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from pydantic import TypeAdapter
@@ -18,11 +20,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities._heartbeat import heartbeats
 from activities.blobstore import BlobNotFoundError, BlobStore
-from activities.providers import ModelProvider, ModelRequest
-from contracts.model import Block, Message, ModelTurnInput, ModelTurnResult
+from activities.providers import ModelProvider
+from contracts.agents import Role
+from contracts.model import Block, Message, ModelRequest, ModelTurnInput, ModelTurnResult
 from policy.compaction import compact
 from policy.redact import redact
-from roles import ROLES
 from telemetry.instrument import finish_model_span, model_span, record_model_call
 
 _log = structlog.get_logger(__name__)
@@ -55,17 +57,32 @@ def redacted(messages: list[Message], secrets: Sequence[str]) -> list[Message]:
     return [Message(role=m.role, content=[_redacted_block(b, secrets) for b in m.content]) for m in messages]
 
 
+@dataclass(frozen=True)
+class RolePrompt:
+    """What the model is told for one role: its system prompt and tool definitions.
+
+    The worker builds these from roles/ and injects them, so activities depend on data, not on the
+    role registry (the import graph runs workflows → roles, activities → contracts only).
+    """
+
+    system: str
+    tools: list[dict[str, Any]]
+
+
 class ModelActivities:
     def __init__(
         self,
         blobs: BlobStore,
         providers: dict[str, ModelProvider],
+        prompts: Mapping[Role, RolePrompt],
         context_tokens: int = 150_000,
         secrets: Sequence[str] = (),
     ) -> None:
-        """`secrets`: values never to show a model (the worker's keys and tokens), longest first."""
+        """`prompts`: each role's system prompt and tools; `secrets`: values never to show a model
+        (the worker's keys and tokens), longest first."""
         self._blobs = blobs
         self._providers = providers
+        self._prompts = prompts
         self._context_tokens = context_tokens
         self._secrets = list(secrets)
 
@@ -86,15 +103,15 @@ class ModelActivities:
         if compacted is not None:
             _log.info("conversation compacted", role=inp.role, before=len(messages), after=len(compacted))
             messages = compacted
-        spec = ROLES[inp.role]
+        prompt = self._prompts[inp.role]
         request = ModelRequest(
             run_id=inp.run_id,
             role=inp.role,
             invocation=inp.invocation,
             turn=inp.turn,
             model=inp.model,
-            system=spec.system_prompt,
-            tools=spec.tools(),
+            system=prompt.system,
+            tools=prompt.tools,
             messages=messages,
         )
         started = time.monotonic()

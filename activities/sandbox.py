@@ -21,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio import activity
@@ -33,7 +35,6 @@ from activities._heartbeat import heartbeats
 from activities._limited import Finished, WeakLimitsError, run_limited
 from activities._report import RunFiles, build_report, error_report, first_line
 from activities.blobstore import BlobStore
-from config.settings import Settings
 from contracts.testing import RunTestsInput, SandboxLimits, TestReport
 from policy.paths import UnsafePathError, repo_path
 from policy.repo_config import CONFIG_FILE, RepoConfigError, load_config
@@ -72,10 +73,27 @@ class Workspace:
             return _safefs.read_text(fd, CONFIG_FILE, MAX_READ)
 
 
+@dataclass(frozen=True)
+class SandboxConfig:
+    """What a sandbox worker is configured with. The worker builds it from its Settings (the
+    FORGEFLOW_SANDBOX_* variables), so this module reads values and never the settings object."""
+
+    blob_dir: Path
+    cache_dir: Path  # installed dependencies, one directory per manifest/lockfile hash
+    bwrap: str
+    allow_unsandboxed: bool
+    limits: Callable[[int], SandboxLimits]  # a step's limits for its wall-clock seconds
+    install_timeout: int
+    install_network: bool
+    registries: tuple[str, ...]
+    cgroup_root: Path
+    weak_limits: bool
+
+
 class SandboxActivities:
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._blobs = BlobStore(settings.blob_dir)
+    def __init__(self, config: SandboxConfig) -> None:
+        self._config = config
+        self._blobs = BlobStore(config.blob_dir)
 
     @activity.defn(name="run_tests")
     @heartbeats  # from the start: exporting a large commit takes seconds before the tests run
@@ -88,11 +106,11 @@ class SandboxActivities:
             async with operation("sandbox", "run_tests") as outcome:
                 await _export(req.repo_path, req.commit_sha, workspace)
                 refused = _apply_overlay(workspace, req.overlay, self._blobs)
-                limits = self._settings.sandbox_limits(req.timeout_seconds)
+                limits = self._config.limits(req.timeout_seconds)
                 report = (
                     error_report(req.commit_sha, limits, refused)
                     if refused is not None
-                    else await _Run(self._settings, bwrap, req, Workspace(workspace), out_dir, host_dir).run(limits)
+                    else await _Run(self._config, bwrap, req, Workspace(workspace), out_dir, host_dir).run(limits)
                 )
                 outcome.attributes = {
                     "forgeflow.tests.status": report.status,
@@ -103,10 +121,10 @@ class SandboxActivities:
                 return report
 
     def _bwrap(self) -> str | None:
-        bwrap = shutil.which(self._settings.sandbox_bwrap)
-        if bwrap is None and not self._settings.allow_unsandboxed_tests:
+        bwrap = shutil.which(self._config.bwrap)
+        if bwrap is None and not self._config.allow_unsandboxed:
             raise ApplicationError(
-                f"bubblewrap ({self._settings.sandbox_bwrap}) is not installed on this sandbox worker, so tests "
+                f"bubblewrap ({self._config.bwrap}) is not installed on this sandbox worker, so tests "
                 "cannot run isolated; install Debian's bubblewrap package, then answer the escalation to retry "
                 "(or set FORGEFLOW_ALLOW_UNSANDBOXED=1 to accept the risk)",
                 type="SandboxUnavailable",
@@ -120,14 +138,14 @@ class _Run:
 
     def __init__(
         self,
-        settings: Settings,
+        config: SandboxConfig,
         bwrap: str | None,
         req: RunTestsInput,
         workspace: Workspace,
         out_dir: Path,
         host_dir: Path,
     ) -> None:
-        self.settings, self.bwrap, self.req, self.ws, self.out_dir = settings, bwrap, req, workspace, out_dir
+        self.config, self.bwrap, self.req, self.ws, self.out_dir = config, bwrap, req, workspace, out_dir
         self.host_dir = host_dir  # logs and the hosts file: never visible to a sandbox
         self.prefixes = list(dict.fromkeys([sys.base_prefix, sys.prefix]))
         self.hosts = host_dir / "hosts"
@@ -151,12 +169,12 @@ class _Run:
         prepared = await _install.prepare(
             command=install_command,
             workspace=self.ws.root,
-            cache_dir=self.settings.sandbox_cache_dir,
+            cache_dir=self.config.cache_dir,
             key=_install.cache_key(
                 install_command or [], paths, self.ws.read, _install.toolchain(), repository=self.req.repo_path
             ),
             python_env=plan.runner not in _runners.JS_RUNNERS,
-            network=self.settings.sandbox_install_network,
+            network=self.config.install_network,
             run_step=self._install_step,
             log_dir=self.host_dir,
         )
@@ -220,8 +238,8 @@ class _Run:
                 log,
                 limits,
                 env,
-                cgroup_root=self.settings.sandbox_cgroup_root,
-                allow_weak_limits=self.settings.sandbox_weak_limits,
+                cgroup_root=self.config.cgroup_root,
+                allow_weak_limits=self.config.weak_limits,
             )
         except WeakLimitsError as err:
             raise ApplicationError(str(err), type="SandboxUnavailable", non_retryable=True) from None
@@ -229,7 +247,7 @@ class _Run:
     async def _install_step(
         self, command: list[str], mounts: list[Mount], env: dict[str, str], log: Path, network: bool
     ) -> Finished:
-        limits = self.settings.sandbox_limits(self.settings.sandbox_install_timeout)
+        limits = self.config.limits(self.config.install_timeout)
         # Its own report folder: nothing the install step leaves there can pass for the test step's report.
         out_dir = self.host_dir.parent / "install-out"
         out_dir.mkdir(mode=0o700)
@@ -243,7 +261,7 @@ class _Run:
         env |= {"npm_config_proxy": proxy, "npm_config_https_proxy": proxy}
         mounts = [*mounts, Mount(source=str(FORWARDER), target="/forgeflow-bin/forwarder.py")]
         wrapped = [sys.executable, "/forgeflow-bin/forwarder.py", f"{OUT}/registry.sock", str(PROXY_PORT), "--"]
-        async with registry_proxy(socket, self.settings.sandbox_registries):
+        async with registry_proxy(socket, self.config.registries):
             return await self._step([*wrapped, *command], mounts, env, log, limits, out_dir, "install step")
 
 

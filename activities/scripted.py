@@ -21,9 +21,7 @@ from pydantic import BaseModel, Field, ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.providers import ModelRequest, ModelResponse
-from config.settings import Settings
-from contracts.model import Block
+from contracts.model import Block, ModelRequest, ModelResponse
 from contracts.usage import Usage
 
 REPLAY_LABEL = "scripted replay (no API calls)"
@@ -82,8 +80,11 @@ def check_expectations(turn: ScriptTurn, req: ModelRequest) -> None:
 
 
 class ScriptedProvider:
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
+    def __init__(self, delay_seconds: float = 0.0, ledger: Path | None = None) -> None:
+        """`delay_seconds`: a pause before each answer (tests widen crash windows with it); `ledger`:
+        a file to append each request to (the worker passes FORGEFLOW_SCRIPT_* settings)."""
+        self._delay_seconds = delay_seconds
+        self._ledger = ledger
         self._scripts: dict[str, Script] = {}
 
     async def complete(self, req: ModelRequest) -> ModelResponse:
@@ -94,8 +95,8 @@ class ScriptedProvider:
         turn = pick_turn(script, req)
         check_expectations(turn, req)
         self._record(req)
-        if self._settings.script_delay_seconds:
-            await asyncio.sleep(self._settings.script_delay_seconds)
+        if self._delay_seconds:
+            await asyncio.sleep(self._delay_seconds)
         return ModelResponse(
             content=turn.content,
             stop_reason=turn.stop_reason,
@@ -106,7 +107,7 @@ class ScriptedProvider:
 
     def _record(self, req: ModelRequest) -> None:
         """Tests read this ledger to prove that no completed turn was requested twice."""
-        ledger = self._settings.script_ledger
+        ledger = self._ledger
         if ledger is None:
             return
         info = activity.info() if activity.in_activity() else None

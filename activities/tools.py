@@ -32,10 +32,9 @@ from activities._heartbeat import heartbeats
 from activities.blobstore import BlobNotFoundError, BlobStore
 from activities.codehost import CodeHost, CodeHosts, TreeEntry
 from contracts.agents import Workspace
-from contracts.tools import ToolCallInput, ToolCallResult
+from contracts.tools import WRITE_TOOLS, ToolCallInput, ToolCallResult
 from policy.paths import UnsafePathError, control_character, is_test_path, repo_path
 from policy.redact import is_env_file, redact, redact_env_text
-from roles.tools import WRITE_TOOLS
 from telemetry.instrument import operation
 
 MiB = 1024 * 1024

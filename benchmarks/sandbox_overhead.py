@@ -22,6 +22,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.sandbox import SandboxActivities
 from config.settings import Settings
 from contracts.testing import RunTestsInput, TestReport
+from starter.workers import sandbox_config
 
 TEST_MODULE = """
 import json
@@ -63,7 +64,7 @@ def direct(repo: Path, out: Path) -> float:
 async def sandboxed(repo: Path, sha: str, settings: Settings) -> tuple[float, TestReport]:
     request = RunTestsInput(repo_path=str(repo), commit_sha=sha, test_command=["python", "-m", "pytest", "-q"])
     started = time.perf_counter()
-    report: TestReport = await ActivityEnvironment().run(SandboxActivities(settings).run_tests, request)
+    report: TestReport = await ActivityEnvironment().run(SandboxActivities(sandbox_config(settings)).run_tests, request)
     return time.perf_counter() - started, report
 
 

@@ -29,10 +29,10 @@ from payloads.codec import new_key
 from payloads.converter import data_converter
 from starter.sample import create_sample_repo, demo_input
 from starter.server import FAST_TRANSFER
+from starter.workers import build_workers
 from telemetry.logs import configure_logging
 from telemetry.setup import tracing_interceptors
 from tests.conftest import installed_binary
-from worker import build_workers
 
 
 async def one_run(target: str, work: Path, settings: Settings, interceptors: list[Interceptor]) -> float:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from contracts.testing import TestFailure, TestReport
 from contracts.usage import AgentUsage
+from contracts.versioning import DURABLE, STRICT
 
 __all__ = [
+    "DEFAULT_MAX_TURNS",
+    "DEFAULT_MODEL",
+    "ROLE_NAMES",
     "AgentInput",
     "AgentResult",
     "ChangeSummary",
@@ -25,7 +29,13 @@ __all__ = [
     "Workspace",
 ]
 
+# The role names live here, not in roles/, because contracts (AgentInput.role, IssueInput.models)
+# need them and must not import roles/. `roles.ROLES` is keyed by exactly these (a test checks it).
 Role = Literal["planner", "coder", "tester", "reviewer"]
+ROLE_NAMES: tuple[Role, ...] = get_args(Role)
+
+DEFAULT_MODEL = "claude-sonnet-4-6"  # the Claude model an agent uses unless the run or its role names another
+DEFAULT_MAX_TURNS = 40  # model turns per agent run, unless the role or the run's budget says fewer
 
 
 class PlanTask(BaseModel):
@@ -38,7 +48,7 @@ class PlanTask(BaseModel):
 class Plan(BaseModel):
     """The planner's submission."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     summary: str
     tasks: list[PlanTask] = Field(min_length=1)
@@ -50,7 +60,7 @@ class Plan(BaseModel):
 class ChangeSummary(BaseModel):
     """The coder's submission."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     summary: str
     commit_message: str = Field(min_length=1, max_length=2000)
@@ -59,7 +69,7 @@ class ChangeSummary(BaseModel):
 class TesterReport(BaseModel):
     """The tester's submission; the counts that routing trusts come from the sandbox, not from here."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     summary: str
 
@@ -75,7 +85,7 @@ class ReviewComment(BaseModel):
 class Review(BaseModel):
     """The reviewer's submission."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     verdict: Literal["approve", "request_changes"]
     summary: str
@@ -97,14 +107,14 @@ class Workspace(BaseModel):
 
 class ModelSpec(BaseModel):
     provider: Literal["scripted", "anthropic"] = "anthropic"
-    model: str = "claude-sonnet-4-6"
+    model: str = DEFAULT_MODEL
     script: str | None = Field(default=None, description="Scripted replay file (provider=scripted).")
 
 
 class AgentInput(BaseModel):
     """One run of one agent: a child workflow."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = DURABLE
 
     role: Role
     run_id: str = Field(description="The IssueWorkflow's workflow id.")
@@ -116,7 +126,7 @@ class AgentInput(BaseModel):
     test_command: list[str] | None = None
     install_command: list[str] | None = None
     model: ModelSpec
-    max_turns: int = 40
+    max_turns: int = DEFAULT_MAX_TURNS
     tokens_left: int | None = Field(default=None, description="Run budget left, in tokens; None: unlimited.")
     usd_left: float | None = Field(default=None, description="Run budget left, in USD; None: unlimited.")
     transcript_key: str | None = Field(default=None, description="Continue this role's earlier conversation.")

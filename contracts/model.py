@@ -51,3 +51,27 @@ class ModelTurnResult(BaseModel):
 
     def text(self) -> str:
         return "\n".join(str(b.get("text", "")) for b in self.content if b.get("type") == "text")
+
+
+class ModelRequest(BaseModel):
+    """What an activity hands a model provider: the whole transcript, tools and model for one call."""
+
+    run_id: str
+    role: Role
+    invocation: int
+    turn: int
+    model: ModelSpec
+    system: str
+    tools: list[dict[str, Any]]
+    messages: list[Message]
+
+
+class ModelResponse(BaseModel):
+    """One assistant message from a provider, with its usage and price (telemetry records it too)."""
+
+    content: list[Block]
+    stop_reason: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    model: str
+    cost_usd: float = 0.0
+    scripted: bool = False

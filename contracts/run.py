@@ -11,11 +11,22 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from contracts.agents import Plan, PlanTask, ReviewComment, TestFailure, TestReport
+from contracts.agents import (
+    DEFAULT_MAX_TURNS,
+    DEFAULT_MODEL,
+    Plan,
+    PlanTask,
+    ReviewComment,
+    Role,
+    TestFailure,
+    TestReport,
+)
 from contracts.usage import UsageTotals
 from contracts.versioning import STRICT
 
 Mode = Literal["autonomous", "plan", "review"]
+DEFAULT_MODE: Mode = "autonomous"
+DEFAULT_MAX_RETRIES = 3  # coder rounds after the first, shared by the test and review loops
 
 _GITHUB_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
 
@@ -35,7 +46,7 @@ class RunBudgets(BaseModel):
 
     model_config = STRICT
 
-    max_turns_per_agent: int = Field(default=40, ge=1, le=500, description="Model turns per agent run.")
+    max_turns_per_agent: int = Field(default=DEFAULT_MAX_TURNS, ge=1, le=500, description="Model turns per agent run.")
     max_total_turns: int = Field(default=300, ge=1, description="Model turns across the whole run.")
     max_tokens: int = Field(
         default=5_000_000,
@@ -54,9 +65,12 @@ class IssueInput(BaseModel):
     issue_number: int | None = Field(default=None, ge=1)
     pr_number: int | None = Field(default=None, ge=1)
     spec_content: str | None = Field(default=None, description="A written task instead of an issue.")
-    mode: Mode = "autonomous"
+    mode: Mode = DEFAULT_MODE
     max_retries: int = Field(
-        default=3, ge=0, le=10, description="Coder rounds after the first, shared by test and review loops."
+        default=DEFAULT_MAX_RETRIES,
+        ge=0,
+        le=10,
+        description="Coder rounds after the first, shared by test and review loops.",
     )
     require_plan_approval: bool = False
     gate_timeout_seconds: int = Field(
@@ -66,8 +80,8 @@ class IssueInput(BaseModel):
     model_script: str | None = Field(
         default=None, description="Path of a scripted conversation to replay instead of calling Claude."
     )
-    model: str = Field(default="claude-sonnet-4-6", min_length=1, description="Claude model id for the agents.")
-    models: dict[Literal["planner", "coder", "tester", "reviewer"], str] = Field(
+    model: str = Field(default=DEFAULT_MODEL, min_length=1, description="Claude model id for the agents.")
+    models: dict[Role, str] = Field(
         default_factory=dict, description="Per-agent model ids, overriding `model` and the roles' defaults."
     )
     test_command: list[str] | None = Field(
@@ -192,7 +206,7 @@ class OrchestrationState(BaseModel):
     review_verdict: str | None = None
     approval_status: str | None = None
     retry_count: int = 0
-    max_retries: int = 3
+    max_retries: int = DEFAULT_MAX_RETRIES
     error: str | None = None
     pending_gate: PendingGate | None = None
     human_feedback: list[str] = Field(default_factory=list)

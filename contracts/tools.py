@@ -9,6 +9,10 @@ from pydantic import BaseModel, Field
 from contracts.agents import Role, Workspace
 from contracts.versioning import DURABLE
 
+# The tools that change the workspace: the agent loop runs a turn that calls one in order, and the
+# tool activity holds the tester to test files with them. Tool names are durable (they are in histories).
+WRITE_TOOLS = frozenset({"write_file", "str_replace", "insert"})
+
 
 class ToolCallInput(BaseModel):
     model_config = DURABLE

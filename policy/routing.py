@@ -12,12 +12,11 @@ so after the reviewer it always ends.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
 
 from pydantic import BaseModel
 
-Mode = Literal["autonomous", "plan", "review"]
-Agent = Literal["planner", "coder", "tester", "reviewer"]
+from contracts.agents import Role
+from contracts.run import Mode
 
 
 class Next(StrEnum):
@@ -28,8 +27,8 @@ class Next(StrEnum):
     END = "end"
 
 
-class Outcome(StrEnum):
-    """What the last agent's run meant for routing."""
+class StepOutcome(StrEnum):
+    """What the last agent's run meant for routing (not the run's `contracts.run.Outcome`)."""
 
     DONE = "done"  # planner or coder finished
     PASSED = "passed"
@@ -50,10 +49,10 @@ def retries_left(retry_count: int, max_retries: int) -> int:
 
 
 def route(
-    after: Agent,
+    after: Role,
     *,
     mode: Mode,
-    outcome: Outcome,
+    outcome: StepOutcome,
     retries_left: int,
     reviews_existing_pr: bool = False,
 ) -> Route:
@@ -67,7 +66,7 @@ def route(
             return Route(next=Next.REVIEWER, reason="review mode: straight to review")
         return Route(next=Next.TESTER, reason="changes committed")
     if after == "tester":
-        if outcome == Outcome.PASSED:
+        if outcome == StepOutcome.PASSED:
             return Route(next=Next.REVIEWER, reason="tests passed")
         if retries_left > 0:
             return Route(next=Next.CODER, reason="tests failed; retrying with the failures", uses_retry=True)
@@ -75,7 +74,7 @@ def route(
     # after reviewer
     if reviews_existing_pr:
         return Route(next=Next.END, reason="review of an existing pull request posted")
-    if outcome == Outcome.APPROVED:
+    if outcome == StepOutcome.APPROVED:
         return Route(next=Next.END, reason="review approved")
     if retries_left > 0:
         return Route(next=Next.CODER, reason="changes requested; retrying with the comments", uses_retry=True)

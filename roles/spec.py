@@ -6,17 +6,18 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from contracts.agents import DEFAULT_MAX_TURNS, Role
 from roles.tools import DEFINITIONS, ToolDef, submit_tool
 
 
 @dataclass(frozen=True)
 class RoleSpec:
-    name: str
+    name: Role
     system_prompt: str
     tool_names: tuple[str, ...]
     result_model: type[BaseModel]
     submit_description: str
-    max_turns: int = 40
+    max_turns: int = DEFAULT_MAX_TURNS  # the run's budgets.max_turns_per_agent caps it further
     model: str | None = None  # None: the run's model (IssueInput.model)
 
     def tools(self) -> list[ToolDef]:

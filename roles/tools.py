@@ -11,7 +11,6 @@ ToolDef = dict[str, Any]
 SUBMIT = "submit"
 RUN_TESTS = "run_tests"
 RESEARCH = "research"
-WRITE_TOOLS = frozenset({"write_file", "str_replace", "insert"})
 
 _PATH = {"type": "string", "description": "Path relative to the repository root."}
 

@@ -26,7 +26,8 @@ from temporalio.service import RPCError
 
 from config.settings import get_settings
 from contracts import api
-from contracts.run import Decision, GateDecision, IssueInput, Outcome, is_local_repo
+from contracts.agents import DEFAULT_MODEL
+from contracts.run import DEFAULT_MAX_RETRIES, DEFAULT_MODE, Decision, GateDecision, IssueInput, Outcome, is_local_repo
 from starter.client import connect
 from starter.follow import follow, query_state
 from starter.render import console, err_console, server_line, summary, ui_link
@@ -110,7 +111,7 @@ Script = Annotated[
     Path | None, typer.Option(help="Replay this scripted conversation instead of calling Claude.", exists=True)
 ]
 WorkflowId = Annotated[str | None, typer.Option(help="Workflow id (default: generated).")]
-Model = Annotated[str | None, typer.Option(help="Claude model id (default: claude-sonnet-4-6).")]
+Model = Annotated[str | None, typer.Option(help=f"Claude model id (default: {DEFAULT_MODEL}).")]
 TestCommand = Annotated[
     str | None, typer.Option(help="Test command in the sandbox (default: .forgeflow.yml, else detected).")
 ]
@@ -146,7 +147,7 @@ async def _watch(workflow_id: str) -> int:
 @app.command()
 def start(
     repo: Repo, issue: Issue = None, pr: Pr = None, spec: Spec = None, spec_file: SpecFile = None,
-    mode: Mode = "autonomous", max_retries: Retries = 3, require_plan_approval: Gate = False,
+    mode: Mode = DEFAULT_MODE, max_retries: Retries = DEFAULT_MAX_RETRIES, require_plan_approval: Gate = False,
     script: Script = None, workflow_id: WorkflowId = None, model: Model = None,
     test_command: TestCommand = None, install_command: InstallCommand = None,
 ) -> None:  # fmt: skip
@@ -161,7 +162,7 @@ def start(
 @app.command()
 def run(
     repo: Repo, issue: Issue = None, pr: Pr = None, spec: Spec = None, spec_file: SpecFile = None,
-    mode: Mode = "autonomous", max_retries: Retries = 3, require_plan_approval: Gate = False,
+    mode: Mode = DEFAULT_MODE, max_retries: Retries = DEFAULT_MAX_RETRIES, require_plan_approval: Gate = False,
     script: Script = None, workflow_id: WorkflowId = None, model: Model = None,
     test_command: TestCommand = None, install_command: InstallCommand = None,
 ) -> None:  # fmt: skip
@@ -272,10 +273,10 @@ def worker(
 ) -> None:
     """Run the workers until Ctrl-C: the workflow queue in this process, the sandbox queue in a child
     process that holds none of this one's secrets."""
-    import worker as worker_module  # wiring lives in worker.py; nothing else imports it
+    from starter.workers import serve  # the heavy imports only for the commands that run workers
 
     try:
-        code = asyncio.run(worker_module.main(queues=queue))
+        code = asyncio.run(serve(queues=queue))
     except ServerError as err:
         err_console.print(f"[red]{err}[/red]", highlight=False)
         raise typer.Exit(1) from None

@@ -50,7 +50,7 @@ def _open_log(path: Path) -> TextIO:
 
 async def run_demo(settings: Settings, *, stamp: str, log: Path | None) -> int:
     """The demo; its exit status. `log`: the file for the workers' log lines (None: this terminal)."""
-    import worker  # the demo is self-contained: it runs the workers itself
+    from starter.workers import WorkerGroup, build_workers  # the demo runs the workers itself
 
     stream = None if log is None else _open_log(log)
     if stream is not None:
@@ -68,10 +68,10 @@ async def run_demo(settings: Settings, *, stamp: str, log: Path | None) -> int:
     # The demo's code is the bundled sample and a recorded conversation, nothing untrusted: it runs
     # where no cgroup can be made too (e.g. a root container), on rlimits alone.
     demo_settings = settings.model_copy(update={"sandbox_weak_limits": True})
-    workers = worker.build_workers(client, demo_settings, [settings.task_queue])
+    workers = build_workers(client, demo_settings, [settings.task_queue])
     try:
         sandbox_worker = SandboxProcess(demo_settings, log_format="json" if stream else "text", output=stream)
-        async with sandbox_worker as sandbox, worker.WorkerGroup(workers):
+        async with sandbox_worker as sandbox, WorkerGroup(workers):
             handle = await client.start_workflow(
                 "IssueWorkflow", demo_input(repo), id=workflow_id, task_queue=settings.task_queue
             )

@@ -21,8 +21,8 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from temporalio import activity
 from temporalio.common import MetricMeter
 
-from activities.providers import ModelResponse
 from contracts.agents import ModelSpec
+from contracts.model import ModelResponse
 from telemetry.logs import agent_of
 
 _log = structlog.get_logger("forgeflow")

@@ -16,6 +16,7 @@ from typing import Any, TextIO
 import structlog
 from temporalio import activity, workflow
 
+from contracts.agents import ROLE_NAMES
 from policy.redact import redact, secret_values
 
 EventDict = MutableMapping[str, Any]
@@ -25,7 +26,7 @@ def agent_of(workflow_id: str) -> str | None:
     """The agent an AgentWorkflow id names: `<run>.coder-2` → coder (None for the run itself)."""
     _, dot, child = workflow_id.rpartition(".")
     role = child.rpartition("-")[0]
-    return role if dot and role in ("planner", "coder", "tester", "reviewer") else None
+    return role if dot and role in ROLE_NAMES else None
 
 
 def _context(workflow_id: str, run_id: str, **fields: Any) -> dict[str, Any]:

@@ -39,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.run import IssueInput, OrchestrationState
     from contracts.testing import RunTestsInput
     from policy.budgets import tokens_left
-    from policy.routing import Outcome
+    from policy.routing import StepOutcome
     from roles import ROLES, briefs
     from workflows import _activities as acts
     from workflows import _metrics
@@ -77,13 +77,13 @@ class Steps:
 
     # --- agents -----------------------------------------------------------------------------
 
-    async def plan(self) -> Outcome:
+    async def plan(self) -> StepOutcome:
         result = await self._agent("planner", briefs.planner_brief(self.task))
         plan = Plan.model_validate(result.submission)
         self.st.plan, self.st.tasks = plan, plan.tasks
-        return Outcome.DONE
+        return StepOutcome.DONE
 
-    async def code(self) -> Outcome:
+    async def code(self) -> StepOutcome:
         new_feedback = self.st.human_feedback[self.feedback_used :]
         self.feedback_used = len(self.st.human_feedback)
         brief = briefs.coder_brief(
@@ -101,9 +101,9 @@ class Steps:
         if result.workspace.overlay and await self._commit(result.workspace.overlay, change.commit_message, "coder"):
             self.change_summary = change.summary
             await self._publish()  # something was committed
-        return Outcome.DONE
+        return StepOutcome.DONE
 
-    async def test(self) -> Outcome:
+    async def test(self) -> StepOutcome:
         commit = self._commit_under_work()
         result = await self._agent("tester", briefs.tester_brief(self.task, commit), commit_sha=commit)
         report = result.test_report
@@ -121,11 +121,11 @@ class Steps:
         if self.st.prs_created and workflow.patched("publish-test-summary"):
             await self._publish()  # the pull request now shows this round's test summary
         if report.ok:
-            return Outcome.PASSED
+            return StepOutcome.PASSED
         self.last_failed_tests = report
-        return Outcome.FAILED
+        return StepOutcome.FAILED
 
-    async def review(self) -> Outcome:
+    async def review(self) -> StepOutcome:
         commit = self._commit_under_work()
         brief = briefs.reviewer_brief(self.task, self.st.plan, commit, self.st.test_results)
         result = await self._agent("reviewer", brief, commit_sha=commit)
@@ -148,10 +148,10 @@ class Steps:
         )
         if review.verdict == "approve":
             self.st.approval_status = "approved"
-            return Outcome.APPROVED
+            return StepOutcome.APPROVED
         self.st.approval_status = "changes_requested"
         self.last_review = review
-        return Outcome.CHANGES_REQUESTED
+        return StepOutcome.CHANGES_REQUESTED
 
     async def _agent(self, role: Role, brief: str, *, commit_sha: str | None = None) -> AgentResult:
         n = self.invocations.get(role, 0)

@@ -21,13 +21,13 @@ with workflow.unsafe.imports_passed_through():
     from contracts.model import Block, Message, ModelTurnInput, ModelTurnResult
     from contracts.research import ResearchInput, ResearchResult, research_text
     from contracts.testing import RunTestsInput
-    from contracts.tools import ToolCallInput, ToolCallResult
+    from contracts.tools import WRITE_TOOLS, ToolCallInput, ToolCallResult
     from contracts.usage import AgentUsage
     from policy.pricing import billed_tokens
     from policy.stuck import call_signature, stuck_reason
     from roles import ROLES, RoleSpec
     from roles.briefs import test_report_text
-    from roles.tools import RESEARCH, RUN_TESTS, SUBMIT, WRITE_TOOLS
+    from roles.tools import RESEARCH, RUN_TESTS, SUBMIT
     from workflows import _activities as acts
 
 MAX_INVALID_SUBMISSIONS = 3

@@ -11,6 +11,7 @@ from activities.llm import ModelActivities
 from activities.scripted import ScriptedProvider
 from config.settings import Settings
 from contracts.model import Message, ModelTurnInput
+from starter.workers import role_prompts
 from tests.scripts import scripted, submit, turn, write_script
 
 WORKER_KEY = "worker-only-value-8c1f2e"  # no token shape: only the exact-value net can catch it
@@ -24,7 +25,7 @@ async def test_secrets_are_taken_out_of_everything_the_model_reads(tmp_path: Pat
         tmp_path / "s.json",
         {"planner": [{"turns": [turn(submit(summary="s", tasks=[]), expect=["key=[redacted]", "token [redacted]"])]}]},
     )
-    activities = ModelActivities(blobs, {"scripted": ScriptedProvider(settings)}, secrets=[WORKER_KEY])
+    activities = ModelActivities(blobs, {"scripted": ScriptedProvider()}, role_prompts(), secrets=[WORKER_KEY])
     brief = {"type": "text", "text": f"The issue quotes key={WORKER_KEY} and a token {SHAPED}."}
     tool_result = {"type": "tool_result", "tool_use_id": "t1", "content": f"log: token {SHAPED}"}
     result = await ActivityEnvironment().run(

@@ -21,6 +21,7 @@ from activities.blobstore import BlobStore
 from activities.sandbox import SandboxActivities
 from config.settings import Settings
 from contracts.testing import RunTestsInput, TestReport
+from starter.workers import sandbox_config
 from tests.conftest import git
 
 
@@ -49,7 +50,7 @@ def processes_matching(pattern: str) -> str:
 
 
 async def run(repo: Path, sha: str, limit: int = 60, settings: Settings | None = None, **req: Any) -> TestReport:
-    acts = SandboxActivities(settings or Settings())
+    acts = SandboxActivities(sandbox_config(settings or Settings()))
     request = RunTestsInput(repo_path=str(repo), commit_sha=sha, timeout_seconds=limit, **req)
     report: TestReport = await ActivityEnvironment().run(acts.run_tests, request)
     return report
@@ -273,7 +274,7 @@ async def test_uncommitted_overlay_files_are_part_of_the_run(tmp_path: Path, mon
     )
     blobs = BlobStore(Settings().blob_dir)
     key = blobs.put(b"def test_new():\n    assert 1 == 2\n")
-    acts = SandboxActivities(Settings())
+    acts = SandboxActivities(sandbox_config(Settings()))
     req = RunTestsInput(
         repo_path=str(repo), commit_sha=sha, overlay={"tests/test_new.py": key, "tests/test_old.py": None}
     )

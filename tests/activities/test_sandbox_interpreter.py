@@ -27,9 +27,10 @@ from temporalio.testing import ActivityEnvironment
 from activities.sandbox import SandboxActivities
 from config.settings import Settings
 from contracts.testing import RunTestsInput
+from starter.workers import sandbox_config
 
 request = RunTestsInput(repo_path=sys.argv[1], commit_sha=sys.argv[2], timeout_seconds=60)
-report = asyncio.run(ActivityEnvironment().run(SandboxActivities(Settings()).run_tests, request))
+report = asyncio.run(ActivityEnvironment().run(SandboxActivities(sandbox_config(Settings())).run_tests, request))
 print(report.model_dump_json())
 """
 

@@ -24,10 +24,10 @@ from contracts.run import IssueResult, Outcome
 from payloads.codec import new_key
 from payloads.converter import data_converter
 from starter.sample import create_sample_repo, demo_input
+from starter.workers import build_workers
 from tests.conftest import installed_binary
 from tests.e2e.conftest import FAST_TRANSFER, ROOT, wait_until
 from tests.e2e.test_codec_e2e import _free_port, _listening
-from worker import build_workers
 
 pytestmark = [
     pytest.mark.e2e,

@@ -16,10 +16,10 @@ from temporalio.testing import WorkflowEnvironment
 from config.settings import Settings
 from contracts.run import GateDecision, IssueResult, Outcome
 from starter.sample import SCRIPT, create_sample_repo, demo_input
+from starter.workers import build_workers
 from telemetry.setup import tracing_interceptors
 from tests.telemetry.test_observability import _tree_is_connected
 from tests.workflows.test_issue_workflow import wait_for_gate
-from worker import build_workers
 
 pytestmark = pytest.mark.e2e
 

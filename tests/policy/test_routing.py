@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from policy.routing import Next, Outcome, route
+from policy.routing import Next, StepOutcome, route
 
-DONE, PASSED, FAILED = Outcome.DONE, Outcome.PASSED, Outcome.FAILED
-APPROVED, CHANGES = Outcome.APPROVED, Outcome.CHANGES_REQUESTED
+DONE, PASSED, FAILED = StepOutcome.DONE, StepOutcome.PASSED, StepOutcome.FAILED
+APPROVED, CHANGES = StepOutcome.APPROVED, StepOutcome.CHANGES_REQUESTED
 
 # after, mode, outcome, retries_left, existing_pr -> next, escalate, uses_retry
 TABLE = [
@@ -37,7 +37,7 @@ TABLE = [
 def test_route(
     after: str,
     mode: str,
-    outcome: Outcome,
+    outcome: StepOutcome,
     left: int,
     existing_pr: bool,
     expected: Next,

@@ -28,10 +28,10 @@ from config.settings import Settings
 from contracts.agents import Review
 from contracts.codehost import FetchTaskInput, LandChangesInput, PostCommentInput, PostReviewInput, PublishInput
 from contracts.run import GateDecision, IssueResult, OrchestrationState, Outcome
+from starter.workers import build_workers, github_host
 from tests.conftest import git
 from tests.loopback.github_api import GitHubLoopback, Issue
 from tests.scripts import coder_run, planner_run, reviewer_run, submit, tester_run, tool, turn, write_script
-from worker import build_workers, github_host
 
 TOKEN = "ghp_loopback_plan"
 
