@@ -21,11 +21,11 @@ from temporalio.exceptions import ApplicationError
 
 from contracts.codehost import FetchTaskInput
 from policy import host_rules as rules
-from policy.host_rules import link_above, with_parents
+from policy.host_rules import link_above
 from policy.paths import UnsafePathError, repo_path
 
 # The workspace tools reach the pure link helpers through this module too.
-__all__ = ["check_branch", "check_links", "check_overlay_paths", "link_above", "task_source", "with_parents"]
+__all__ = ["check_branch", "check_links", "check_overlay_paths", "task_source"]
 
 
 def task_source(req: FetchTaskInput) -> rules.TaskSource:

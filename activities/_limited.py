@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from temporalio import activity
-
 from activities import _cgroup
 from activities._safefs import create_private
 from contracts.testing import SandboxLimits
@@ -125,8 +123,6 @@ async def _watch(
         with contextlib.suppress(TimeoutError):
             code = await asyncio.wait_for(proc.wait(), timeout=POLL_SECONDS)
             return code, None
-        if activity.in_activity():
-            activity.heartbeat()  # the SDK throttles these to a fraction of the heartbeat timeout
         stopped_for = None
         if time.monotonic() >= deadline:
             stopped_for = "wall_time"

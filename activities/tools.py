@@ -27,12 +27,12 @@ import regex
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import _change_rules as rules
 from activities._heartbeat import heartbeats
 from activities.blobstore import BlobNotFoundError, BlobStore
 from activities.codehost import CodeHost, CodeHosts, TreeEntry
 from contracts.agents import Workspace
 from contracts.tools import WRITE_TOOLS, ToolCallInput, ToolCallResult
+from policy import host_rules as rules
 from policy.paths import UnsafePathError, control_character, is_test_path, repo_path
 from policy.redact import is_env_file, redact, redact_env_text
 from telemetry.instrument import operation

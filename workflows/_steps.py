@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.run import IssueInput, OrchestrationState
     from contracts.testing import RunTestsInput
     from policy.budgets import tokens_left
+    from policy.host_rules import BRANCH_PREFIX
     from policy.routing import StepOutcome
     from roles import ROLES, briefs
     from workflows import _activities as acts
@@ -64,7 +65,7 @@ class Steps:
         self.task = task
         self.st = state
         self.model = model
-        self.branch = "forgeflow/" + _slug(workflow.info().workflow_id)
+        self.branch = BRANCH_PREFIX + _slug(workflow.info().workflow_id)
         self.head_sha: str | None = task.head_sha if inp.reviews_existing_pr else None
         self.branch_sha: str | None = None  # where our branch points; None until the first commit
         self.last_failed_tests: TestReport | None = None
