@@ -29,7 +29,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities._heartbeat import heartbeats
 from activities.blobstore import BlobNotFoundError, BlobStore
-from activities.codehost import CodeHost, CodeHosts, TreeEntry
+from activities.codehost.host import CodeHost, CodeHosts, TreeEntry
 from contracts.agents import Workspace
 from contracts.tools import WRITE_TOOLS, ToolCallInput, ToolCallResult
 from policy import host_rules as rules

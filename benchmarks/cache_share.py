@@ -23,9 +23,9 @@ from contracts.agents import AgentResult, ModelSpec
 from contracts.usage import Usage
 from starter.sample import create_sample_repo
 from starter.workers import build_workers
-from tests.conftest import installed_binary
-from tests.loopback.anthropic_api import AnthropicLoopback, Reply
-from tests.scripts import agent_input
+from testkit.loopback.anthropic_api import AnthropicLoopback, Reply
+from testkit.scripts import agent_input
+from testkit.tools import installed_binary
 
 FILES = ["textkit/__init__.py", "tests/test_slugify.py", "README.md", "conftest.py"]
 

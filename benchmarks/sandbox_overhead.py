@@ -19,7 +19,7 @@ from pathlib import Path
 
 from temporalio.testing import ActivityEnvironment
 
-from activities.sandbox import SandboxActivities
+from activities.sandbox.run_tests import SandboxActivities
 from config.settings import Settings
 from contracts.testing import RunTestsInput, TestReport
 from starter.workers import sandbox_config

@@ -32,7 +32,7 @@ from starter.server import FAST_TRANSFER
 from starter.workers import build_workers
 from telemetry.logs import configure_logging
 from telemetry.setup import tracing_interceptors
-from tests.conftest import installed_binary
+from testkit.tools import installed_binary
 
 
 async def one_run(target: str, work: Path, settings: Settings, interceptors: list[Interceptor]) -> float:

@@ -15,7 +15,7 @@ into their own calls; none keeps its own copy, so they cannot drift apart:
   body is defused, so quoted text never passes for a post that was not made.
 - **Review comments** read `[severity/category] body`, placed at `path:line`.
 - **File modes** in a commit: a written file keeps its executable bit; anything else, a symbolic
-  link included, becomes a regular file (see activities/_change_rules.py for why links need care).
+  link included, becomes a regular file (see activities/codehost/_change_rules.py for why links need care).
 """
 
 from __future__ import annotations

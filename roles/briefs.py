@@ -103,7 +103,7 @@ def reviewer_brief(task: TaskSpec, plan: Plan | None, commit_sha: str, tests: Te
     return "\n\n".join(parts)
 
 
-def test_report_text(report: TestReport) -> str:
+def report_text(report: TestReport) -> str:
     """How a sandbox run reads to the model: the runner's counts, then what failed."""
     head = (
         f"status: {report.status}; total {report.total}, passed {report.passed}, failed {report.failed}, "
@@ -114,6 +114,3 @@ def test_report_text(report: TestReport) -> str:
     if report.ok:
         return head
     return f"{head}\n{_failures(report)}"
-
-
-test_report_text.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite its name

@@ -30,16 +30,16 @@ from githubkit import AppInstallationAuthStrategy, GitHub
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities._commit_cache import CommitCache
-from activities.anthropic_provider import AnthropicProvider
 from activities.blobstore import BlobStore
-from activities.codehost import CodeHostActivities, CodeHosts
-from activities.codehost_github import GitHubHost
-from activities.codehost_local import LocalGitHost
-from activities.llm import ModelActivities, RolePrompt
-from activities.providers import ModelProvider
+from activities.codehost._commit_cache import CommitCache
+from activities.codehost.github import GitHubHost
+from activities.codehost.host import CodeHostActivities, CodeHosts
+from activities.codehost.local import LocalGitHost
+from activities.model.anthropic_provider import AnthropicProvider
+from activities.model.providers import ModelProvider
+from activities.model.scripted import ScriptedProvider
+from activities.model.turns import ModelActivities, RolePrompt
 from activities.research import ResearchActivities, SqliteResearchCache
-from activities.scripted import ScriptedProvider
 from activities.tools import ToolActivities
 from config.settings import Settings, get_settings
 from contracts.agents import Role
@@ -52,7 +52,7 @@ from workflows.agent import AgentWorkflow
 from workflows.issue import IssueWorkflow
 
 if TYPE_CHECKING:
-    from activities.sandbox import SandboxConfig
+    from activities.sandbox.run_tests import SandboxConfig
 
 log = structlog.get_logger("forgeflow")
 # How long a workflow task waits for the worker that has the run cached before any worker may take
@@ -101,7 +101,7 @@ def build_workers(client: Client, settings: Settings, queues: Sequence[str] | No
             )
         )
     if settings.sandbox_task_queue in wanted:
-        from activities.sandbox import SandboxActivities  # sandbox hosts need only this part
+        from activities.sandbox.run_tests import SandboxActivities  # sandbox hosts need only this part
 
         sandbox = SandboxActivities(sandbox_config(settings))
         workers.append(Worker(client, task_queue=settings.sandbox_task_queue, activities=[sandbox.run_tests]))
@@ -115,7 +115,7 @@ def role_prompts() -> dict[Role, RolePrompt]:
 
 def sandbox_config(settings: Settings) -> SandboxConfig:
     """The sandbox activity's values, read from the FORGEFLOW_SANDBOX_* settings."""
-    from activities.sandbox import SandboxConfig
+    from activities.sandbox.run_tests import SandboxConfig
 
     return SandboxConfig(
         blob_dir=settings.blob_dir,

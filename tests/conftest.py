@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sysconfig
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,17 +16,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from starter.server import register_search_attributes
-
-
-def installed_binary(name: str) -> str:
-    """The real executable a package installed (not a pyenv shim), or skip-proof failure."""
-    beside_python = Path(sysconfig.get_path("scripts")) / name
-    if beside_python.exists():
-        return str(beside_python)
-    found = shutil.which(name)
-    if found is None:
-        raise RuntimeError(f"{name} is not installed: pip install -e '.[dev]'")
-    return found
+from testkit.tools import git, installed_binary
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -42,15 +30,6 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
     finally:
         await env.shutdown()
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
 
 
 @pytest.fixture

@@ -42,8 +42,8 @@ with workflow.unsafe.imports_passed_through():
     from policy.host_rules import BRANCH_PREFIX
     from policy.routing import StepOutcome
     from roles import ROLES, briefs
-    from workflows import _activities as acts
     from workflows import _metrics
+    from workflows import activity_calls as acts
 
 T = TypeVar("T")
 TESTER_COMMIT_MESSAGE = "Add tests for the change\n\nWritten by the forgeflow tester."

@@ -26,9 +26,9 @@ with workflow.unsafe.imports_passed_through():
     from policy.pricing import billed_tokens
     from policy.stuck import call_signature, stuck_reason
     from roles import ROLES, RoleSpec
-    from roles.briefs import test_report_text
+    from roles.briefs import report_text
     from roles.tools import RESEARCH, RUN_TESTS, SUBMIT
-    from workflows import _activities as acts
+    from workflows import activity_calls as acts
 
 MAX_INVALID_SUBMISSIONS = 3
 NUDGE = "Use the tools to make progress, and call `submit` with your result when done."
@@ -245,7 +245,7 @@ class _AgentLoop:
             summary=f"{self.inp.role} · run_tests on {self.inp.commit_sha[:12]}",
             task_queue=sandbox_queue(workflow.info().task_queue),
         )
-        return tool_result(use_id, test_report_text(self.test_report), is_error=not self.test_report.ok)
+        return tool_result(use_id, report_text(self.test_report), is_error=not self.test_report.ok)
 
 
 def _innermost(err: BaseException) -> str:

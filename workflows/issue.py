@@ -38,8 +38,8 @@ with workflow.unsafe.imports_passed_through():
     from policy.outcomes import failure_type
     from policy.protected import protected_paths
     from policy.routing import Next, Route, retries_left, route
-    from workflows import _activities as acts
     from workflows import _metrics
+    from workflows import activity_calls as acts
     from workflows._steps import Steps
 
 

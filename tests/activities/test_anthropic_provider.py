@@ -22,9 +22,9 @@ from benchmarks.cache_share import cached_share
 from config.settings import Settings
 from contracts.agents import AgentResult, ModelSpec
 from starter.workers import build_workers
-from tests.conftest import git
-from tests.loopback.anthropic_api import AnthropicLoopback, Reply
-from tests.scripts import agent_input
+from testkit.loopback.anthropic_api import AnthropicLoopback, Reply
+from testkit.scripts import agent_input
+from testkit.tools import git
 
 API_KEY = "sk-ant-loopback-0123456789"
 MODEL = "claude-sonnet-4-6"

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from activities import _cgroup
+from activities.sandbox import _cgroup
 
 
 def dead_pid() -> int:

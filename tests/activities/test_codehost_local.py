@@ -9,7 +9,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities.blobstore import BlobStore
-from activities.codehost_local import LocalGitHost
+from activities.codehost.local import LocalGitHost
 from contracts.agents import Review, ReviewComment
 from contracts.codehost import (
     FetchTaskInput,
@@ -18,7 +18,7 @@ from contracts.codehost import (
     PostReviewInput,
     PublishInput,
 )
-from tests.conftest import git
+from testkit.tools import git
 
 WHEN = "2025-01-02T03:04:05.678901+00:00"
 

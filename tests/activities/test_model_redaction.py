@@ -7,12 +7,12 @@ from pathlib import Path
 from temporalio.testing import ActivityEnvironment
 
 from activities.blobstore import BlobStore
-from activities.llm import ModelActivities
-from activities.scripted import ScriptedProvider
+from activities.model.scripted import ScriptedProvider
+from activities.model.turns import ModelActivities
 from config.settings import Settings
 from contracts.model import Message, ModelTurnInput
 from starter.workers import role_prompts
-from tests.scripts import scripted, submit, turn, write_script
+from testkit.scripts import scripted, submit, turn, write_script
 
 WORKER_KEY = "worker-only-value-8c1f2e"  # no token shape: only the exact-value net can catch it
 SHAPED = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2"  # a GitHub token's shape, known to nobody here

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from activities._junit import node_namer, parse_jest, parse_junit, vitest_namer
+from activities.sandbox._junit import node_namer, parse_jest, parse_junit, vitest_namer
 
 JEST = {
     "numTotalTests": 4,

@@ -15,8 +15,8 @@ from config.settings import Settings
 from contracts.agents import AgentResult
 from contracts.research import ResearchInput, ResearchResult
 from starter.workers import build_workers, research_activities
-from tests.loopback.json_api import JsonLoopback, JsonReply
-from tests.scripts import agent_input, scripted, submit, tool, turn, write_script
+from testkit.loopback.json_api import JsonLoopback, JsonReply
+from testkit.scripts import agent_input, scripted, submit, tool, turn, write_script
 
 KEY = "pplx-loopback-secret"
 ANSWER = {

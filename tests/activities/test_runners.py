@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from activities._bwrap import JUNIT
-from activities._install import as_module_call, cache_key
-from activities._runners import JEST_FLAGS, NODE_REPORTERS, VITEST_FLAGS, RunnerPlan, choose, detect_runner
+from activities.sandbox._bwrap import JUNIT
+from activities.sandbox._install import as_module_call, cache_key
+from activities.sandbox._runners import JEST_FLAGS, NODE_REPORTERS, VITEST_FLAGS, RunnerPlan, choose, detect_runner
 from policy.repo_config import RepoConfigError, load_config
 
 PYPROJECT_PYTEST = "[tool.pytest.ini_options]\ntestpaths = ['tests']\n"

@@ -1,4 +1,4 @@
-"""activities._safefs on real trees: no read, write or delete goes through a link."""
+"""activities.sandbox._safefs on real trees: no read, write or delete goes through a link."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from activities import _safefs
+from activities.sandbox import _safefs
 
 
 @pytest.fixture

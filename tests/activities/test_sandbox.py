@@ -15,14 +15,14 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import _cgroup
-from activities._bwrap import ENV_DIR, Mount, bwrap_argv
 from activities.blobstore import BlobStore
-from activities.sandbox import SandboxActivities
+from activities.sandbox import _cgroup
+from activities.sandbox._bwrap import ENV_DIR, Mount, bwrap_argv
+from activities.sandbox.run_tests import SandboxActivities
 from config.settings import Settings
 from contracts.testing import RunTestsInput, TestReport
 from starter.workers import sandbox_config
-from tests.conftest import git
+from testkit.tools import git
 
 
 def make_repo(root: Path, files: dict[str, str]) -> tuple[Path, str]:

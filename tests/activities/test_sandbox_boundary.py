@@ -13,9 +13,9 @@ from pathlib import Path
 
 from activities.blobstore import BlobStore
 from config.settings import Settings
-from roles.briefs import test_report_text
+from roles.briefs import report_text
+from testkit.tools import git
 from tests.activities.test_sandbox import make_repo, run
-from tests.conftest import git
 
 
 def data_settings(tmp_path: Path) -> Settings:
@@ -106,7 +106,7 @@ async def test_forty_thousand_failures_are_counted_and_a_bounded_few_listed(tmp_
     report = await run(repo, sha, settings=data_settings(tmp_path))
     assert (report.total, report.failed) == (40000, 40000), report.output_tail
     assert len(report.failures) == 100 and report.failures_omitted == 39900
-    text = test_report_text(report)
+    text = report_text(report)
     assert len(text) < 50_000 and "39970 more failures not shown" in text  # 30 shown
 
 

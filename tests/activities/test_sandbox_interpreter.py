@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities._bwrap import ENV_DIR, OUT, WORKSPACE, Mount, bwrap_argv, interpreter_paths, launch_failure
+from activities.sandbox._bwrap import ENV_DIR, OUT, WORKSPACE, Mount, bwrap_argv, interpreter_paths, launch_failure
 from contracts.testing import TestReport
 from tests.activities.test_sandbox import make_repo, run
 
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RUN_IN_VENV = """
 import asyncio, sys
 from temporalio.testing import ActivityEnvironment
-from activities.sandbox import SandboxActivities
+from activities.sandbox.run_tests import SandboxActivities
 from config.settings import Settings
 from contracts.testing import RunTestsInput
 from starter.workers import sandbox_config

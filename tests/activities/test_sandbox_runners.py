@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings
+from testkit.tools import git
 from tests.activities.test_sandbox import make_repo, run
-from tests.conftest import git
 
 UNITTEST_SUITE = """
 import unittest

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from activities.tools import MAX_OUTPUT, ToolLimits
+from testkit.tools import git
 from tests.activities.test_tools import Tools
-from tests.conftest import git
 
 # --- observing the git processes a call starts (an audit hook: it sees Popen, it changes nothing) ---
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from testkit.tools import git
 from tests.activities.test_tools import Tools
-from tests.conftest import git
 
 
 @pytest.fixture

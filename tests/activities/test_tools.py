@@ -9,12 +9,12 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.blobstore import BlobStore
-from activities.codehost import CodeHosts
-from activities.codehost_local import LocalGitHost
+from activities.codehost.host import CodeHosts
+from activities.codehost.local import LocalGitHost
 from activities.tools import ToolActivities, ToolLimits
 from contracts.agents import Workspace
 from contracts.tools import ToolCallInput, ToolCallResult
-from tests.conftest import git
+from testkit.tools import git
 
 
 class Tools:

@@ -19,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from config.settings import SECRET_VARIABLES
 from contracts import search
-from tests.conftest import installed_binary
+from testkit.tools import installed_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST_TRANSFER = [

@@ -1,4 +1,4 @@
-"""A workflow that makes one call through workflows._activities.execute, the path every workflow
+"""A workflow that makes one call through workflows.activity_calls.execute, the path every workflow
 call takes, with a one-second heartbeat timeout so a test can go silent and watch what follows
 (workflow code: sandboxed, deterministic)."""
 
@@ -10,7 +10,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from workflows._activities import Options, execute
+    from workflows.activity_calls import Options, execute
 
 PROBE_CALL = "probe_call"
 

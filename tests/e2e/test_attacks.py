@@ -24,9 +24,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from contracts import api
 from contracts.run import GateDecision, GateKind, IssueResult, OrchestrationState, Outcome
-from tests.conftest import git
+from testkit.scripts import submit, tool, turn, write_script
+from testkit.tools import git
 from tests.e2e.conftest import WorkerProcess, start_worker
-from tests.scripts import submit, tool, turn, write_script
 
 pytestmark = pytest.mark.e2e
 

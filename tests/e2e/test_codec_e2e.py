@@ -26,7 +26,7 @@ from contracts.run import IssueResult, Outcome
 from payloads.codec import new_key
 from payloads.converter import data_converter
 from starter.sample import create_sample_repo, demo_input
-from tests.conftest import installed_binary
+from testkit.tools import installed_binary
 from tests.e2e.conftest import ROOT, WorkerProcess, start_worker, wait_until
 
 pytestmark = pytest.mark.e2e

@@ -25,7 +25,7 @@ from payloads.codec import new_key
 from payloads.converter import data_converter
 from starter.sample import create_sample_repo, demo_input
 from starter.workers import build_workers
-from tests.conftest import installed_binary
+from testkit.tools import installed_binary
 from tests.e2e.conftest import FAST_TRANSFER, ROOT, wait_until
 from tests.e2e.test_codec_e2e import _free_port, _listening
 

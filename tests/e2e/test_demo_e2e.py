@@ -20,7 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from contracts.run import IssueResult, Outcome
 from starter.sample import create_sample_repo, demo_input
-from tests.conftest import git
+from testkit.tools import git
 from tests.e2e.conftest import WorkerProcess, cli_query_state, start_worker, temporal_cli, wait_until
 
 pytestmark = pytest.mark.e2e

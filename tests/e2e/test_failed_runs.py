@@ -16,8 +16,8 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
+from testkit.loopback.anthropic_api import AnthropicLoopback, Reply
 from tests.e2e.conftest import ROOT, WorkerProcess, start_worker, temporal_cli
-from tests.loopback.anthropic_api import AnthropicLoopback, Reply
 
 pytestmark = pytest.mark.e2e
 

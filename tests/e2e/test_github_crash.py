@@ -29,7 +29,9 @@ from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 from contracts.run import IssueResult, Outcome
-from tests.conftest import git
+from testkit.loopback.github_api import GitHubLoopback, Issue
+from testkit.scripts import coder_run, planner_run, reviewer_run, tester_run, write_script
+from testkit.tools import git
 from tests.e2e.conftest import ROOT, WorkerProcess, start_worker, temporal_cli, wait_until
 from tests.e2e.recovery import (
     Hold,
@@ -42,9 +44,7 @@ from tests.e2e.recovery import (
     running_on,
     scheduled_heartbeats,
 )
-from tests.loopback.github_api import GitHubLoopback, Issue
-from tests.scripts import coder_run, planner_run, reviewer_run, tester_run, write_script
-from workflows._activities import SANDBOX_RETRY
+from workflows.activity_calls import SANDBOX_RETRY
 
 pytestmark = pytest.mark.e2e
 TOKEN = "ghp_e2e_crash_token"

@@ -15,8 +15,8 @@ from config.settings import Settings
 from contracts.run import IssueResult, Outcome
 from payloads.converter import data_converter
 from starter.workers import build_workers
-from tests.conftest import git
-from tests.scripts import planner_run, reviewer_run, submit, tester_run, tool, turn, write_script
+from testkit.scripts import planner_run, reviewer_run, submit, tester_run, tool, turn, write_script
+from testkit.tools import git
 
 pytestmark = pytest.mark.e2e
 FIVE_MB = 5 * 1024 * 1024

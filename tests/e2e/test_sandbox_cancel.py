@@ -13,7 +13,7 @@ from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 
 from starter.sample import create_sample_repo, demo_input
-from tests.conftest import git
+from testkit.tools import git
 from tests.e2e.conftest import WorkerProcess, start_worker, temporal_cli, wait_until
 from tests.e2e.recovery import marked_process
 

@@ -24,7 +24,7 @@ from contracts.run import IssueResult, Outcome
 from payloads.codec import new_key
 from payloads.converter import data_converter
 from starter.sample import create_sample_repo, demo_input
-from tests.conftest import git
+from testkit.tools import git
 from tests.e2e.conftest import WorkerProcess, start_worker, wait_until
 
 pytestmark = pytest.mark.e2e

@@ -22,7 +22,7 @@ from temporalio.worker import Replayer, Worker
 
 from policy.worker_loss import MAX_RESCHEDULES
 from tests.e2e.loss_probe import PROBE_CALL, LossProbe
-from workflows._activities import WORKER_LOSS_PATCH
+from workflows.activity_calls import WORKER_LOSS_PATCH
 
 pytestmark = pytest.mark.e2e
 

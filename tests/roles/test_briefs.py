@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from contracts.testing import InstallReport, TestFailure, TestReport
-from roles.briefs import test_report_text
+from roles.briefs import report_text
 
 SHA = "a" * 40
 
@@ -35,7 +35,7 @@ SHA = "a" * 40
     ],
 )  # fmt: skip
 def test_report_text_for_the_model(report: TestReport, expected: list[str]) -> None:
-    text = test_report_text(report)
+    text = report_text(report)
     for part in expected:
         assert part in text
     if report.ok:

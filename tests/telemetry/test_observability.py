@@ -30,7 +30,7 @@ from starter.sample import SPEC, create_sample_repo
 from starter.workers import build_workers
 from telemetry.logs import configure_logging
 from telemetry.setup import tracing_interceptors
-from tests.loopback.anthropic_api import AnthropicLoopback
+from testkit.loopback.anthropic_api import AnthropicLoopback
 from tests.workflows.test_claude_run import claude_settings, recorded_replies
 
 PLANTED = "sk-ant-planted-0123456789abcdef"

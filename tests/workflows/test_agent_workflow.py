@@ -15,8 +15,8 @@ from temporalio.testing import WorkflowEnvironment
 from config.settings import Settings
 from contracts.agents import AgentResult
 from starter.workers import build_workers
-from tests.conftest import git
-from tests.scripts import agent_input, scripted, submit, tool, turn, write_script
+from testkit.scripts import agent_input, scripted, submit, tool, turn, write_script
+from testkit.tools import git
 
 GOOD_CHANGE = {"summary": "done", "commit_message": "Do it"}
 

@@ -14,8 +14,8 @@ from config.settings import Settings
 from contracts.run import IssueResult, Outcome
 from starter.sample import SCRIPT, SPEC, create_sample_repo
 from starter.workers import build_workers
-from tests.conftest import git
-from tests.loopback.anthropic_api import AnthropicLoopback, Reply
+from testkit.loopback.anthropic_api import AnthropicLoopback, Reply
+from testkit.tools import git
 
 ORDER = [("planner", 0), ("coder", 0), ("tester", 0), ("coder", 1), ("tester", 1), ("reviewer", 0)]
 

@@ -11,16 +11,16 @@ import pytest
 from githubkit import GitHub
 from temporalio.exceptions import ApplicationError
 
-from activities._commit_cache import CommitCache, mapping_ref
 from activities.blobstore import BlobStore
-from activities.codehost import CodeHosts
-from activities.codehost_github import GitHubHost
-from activities.codehost_local import LocalGitHost
+from activities.codehost._commit_cache import CommitCache, mapping_ref
+from activities.codehost.github import GitHubHost
+from activities.codehost.host import CodeHosts
+from activities.codehost.local import LocalGitHost
 from contracts.codehost import LandChangesInput
+from testkit.loopback.github_api import GitHubLoopback
+from testkit.tools import git
 from tests.activities.test_tool_limits import git_processes
 from tests.activities.test_tools import Tools
-from tests.conftest import git
-from tests.loopback.github_api import GitHubLoopback
 
 TOKEN = "ghp_loopback_links"
 

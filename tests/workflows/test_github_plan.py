@@ -29,9 +29,9 @@ from contracts.agents import Review
 from contracts.codehost import FetchTaskInput, LandChangesInput, PostCommentInput, PostReviewInput, PublishInput
 from contracts.run import GateDecision, IssueResult, OrchestrationState, Outcome
 from starter.workers import build_workers, github_host
-from tests.conftest import git
-from tests.loopback.github_api import GitHubLoopback, Issue
-from tests.scripts import coder_run, planner_run, reviewer_run, submit, tester_run, tool, turn, write_script
+from testkit.loopback.github_api import GitHubLoopback, Issue
+from testkit.scripts import coder_run, planner_run, reviewer_run, submit, tester_run, tool, turn, write_script
+from testkit.tools import git
 
 TOKEN = "ghp_loopback_plan"
 

@@ -28,8 +28,8 @@ from contracts.run import GateDecision, IssueResult, OrchestrationState, Outcome
 from contracts.testing import RunTestsInput, TestFailure, TestReport
 from starter.follow import result_of_failure
 from starter.workers import build_workers
-from tests.conftest import git
-from tests.scripts import coder_run, planner_run, reviewer_run, submit, tester_run, tool, turn, write_script
+from testkit.scripts import coder_run, planner_run, reviewer_run, submit, tester_run, tool, turn, write_script
+from testkit.tools import git
 
 FIXED = "def add(a, b):\n    return a + b\n\n\ndef subtract(a, b):\n    return a - b\n"
 BROKEN = "def add(a, b):\n    return a + b\n\n\ndef subtract(a, b):\n    return a + b\n"

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.loopback._server import LoopbackServer
+from testkit.loopback._server import LoopbackServer
 
 
 @dataclass

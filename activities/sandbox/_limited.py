@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from activities import _cgroup
-from activities._safefs import create_private
+from activities.sandbox import _cgroup
+from activities.sandbox._safefs import create_private
 from contracts.testing import SandboxLimits
 
 POLL_SECONDS = 0.5

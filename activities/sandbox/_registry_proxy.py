@@ -15,7 +15,7 @@ from pathlib import Path
 
 import structlog
 
-from activities._forwarder import pipe
+from activities.sandbox._forwarder import pipe
 
 log = structlog.get_logger(__name__)
 HEAD_LIMIT = 8192

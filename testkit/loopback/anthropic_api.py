@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler
 from itertools import count
 from typing import Any
 
-from tests.loopback._server import LoopbackServer
+from testkit.loopback._server import LoopbackServer
 
 _ids = count(1)
 

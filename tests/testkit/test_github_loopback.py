@@ -12,8 +12,8 @@ import pytest
 from githubkit import GitHub
 from githubkit.exception import RequestFailed
 
-from tests.conftest import git
-from tests.loopback.github_api import GitHubLoopback, Issue
+from testkit.loopback.github_api import GitHubLoopback, Issue
+from testkit.tools import git
 
 TOKEN = "ghp_loopback_0123456789"
 

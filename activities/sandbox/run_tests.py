@@ -6,7 +6,7 @@ then the detected or configured runner, which writes JUnit XML. The report is pa
 file — never guessed from console text — and a limit the run hit is named in its status.
 
 Everything in the workspace copy is untrusted (the repository committed it, or sandboxed code wrote
-it), so the worker touches it only through activities._safefs: no link is ever followed. Each run
+it), so the worker touches it only through activities.sandbox._safefs: no link is ever followed. Each run
 has three folders: `workspace` and `out` (both visible to the sandbox) and `host` (console logs and
 the hosts file), which no sandbox sees.
 """
@@ -28,13 +28,13 @@ from pathlib import Path
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import _install, _runners, _safefs
-from activities._bwrap import HOSTS_FILE, OUT, WORKSPACE, Mount, bwrap_argv, launch_failure, sandbox_env
-from activities._commit_cache import mapping_ref
 from activities._heartbeat import heartbeats
-from activities._limited import Finished, WeakLimitsError, run_limited
-from activities._report import RunFiles, build_report, error_report, first_line
 from activities.blobstore import BlobStore
+from activities.codehost._commit_cache import mapping_ref
+from activities.sandbox import _install, _runners, _safefs
+from activities.sandbox._bwrap import HOSTS_FILE, OUT, WORKSPACE, Mount, bwrap_argv, launch_failure, sandbox_env
+from activities.sandbox._limited import Finished, WeakLimitsError, run_limited
+from activities.sandbox._report import RunFiles, build_report, error_report, first_line
 from contracts.testing import RunTestsInput, SandboxLimits, TestReport
 from policy.paths import UnsafePathError, repo_path
 from policy.repo_config import CONFIG_FILE, RepoConfigError, load_config
@@ -47,7 +47,7 @@ MAX_READ = 1024**2  # a configuration file or manifest the worker reads from the
 
 
 class Workspace:
-    """The exported commit on disk, read without following links (see activities._safefs)."""
+    """The exported commit on disk, read without following links (see activities.sandbox._safefs)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -253,7 +253,7 @@ class _Run:
         out_dir.mkdir(mode=0o700)
         if not network:
             return await self._step(command, mounts, env, log, limits, out_dir, "install step")
-        from activities._registry_proxy import registry_proxy
+        from activities.sandbox._registry_proxy import registry_proxy
 
         socket = out_dir / "registry.sock"  # the proxy binds it before the sandbox starts
         proxy = f"http://127.0.0.1:{PROXY_PORT}"

@@ -19,7 +19,7 @@ from typing import Any
 import defusedxml.ElementTree as DefusedET
 from defusedxml import DefusedXmlException
 
-from activities._bwrap import WORKSPACE
+from activities.sandbox._bwrap import WORKSPACE
 from contracts.testing import TestFailure
 
 MAX_DETAIL = 2000  # characters of one failure's message, and of its details
@@ -48,7 +48,7 @@ class JUnitCounts:
         return self.total - self.failed - self.errors - self.skipped
 
 
-def test_id(classname: str, name: str, is_file: Callable[[str], bool]) -> str:
+def case_id(classname: str, name: str, is_file: Callable[[str], bool]) -> str:
     """pytest's node id from JUnit's classname + name: `tests.test_x.TestY` → `tests/test_x.py::TestY::name`."""
     parts = classname.split(".") if classname else []
     for cut in range(len(parts), 0, -1):
@@ -61,15 +61,12 @@ def test_id(classname: str, name: str, is_file: Callable[[str], bool]) -> str:
     return f"{classname}::{name}"
 
 
-test_id.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite its name
-
-
 # How a runner names a test from the JUnit report: (enclosing suites, classname, name) → id.
 Namer = Callable[[list[str], str, str], str]
 
 
 def pytest_namer(is_file: Callable[[str], bool]) -> Namer:
-    return lambda _suites, classname, name: test_id(classname, name, is_file)
+    return lambda _suites, classname, name: case_id(classname, name, is_file)
 
 
 def unittest_namer(is_file: Callable[[str], bool]) -> Namer:

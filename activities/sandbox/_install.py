@@ -29,10 +29,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from activities import _safefs
-from activities._bwrap import ENV_DIR, WORKSPACE, Mount
-from activities._limited import Finished
-from activities._report import tail
+from activities.sandbox import _safefs
+from activities.sandbox._bwrap import ENV_DIR, WORKSPACE, Mount
+from activities.sandbox._limited import Finished
+from activities.sandbox._report import tail
 from contracts.testing import InstallReport
 
 MANIFESTS = (

@@ -18,10 +18,10 @@ from githubkit import GitHub, Response
 from githubkit.exception import RequestFailed
 from temporalio.exceptions import ApplicationError
 
-from activities import _change_rules as checks
-from activities._commit_cache import CommitCache, mapping_ref
-from activities._git import Blob, TreeEntry, cat_blobs, list_tree, run_git
 from activities.blobstore import BlobStore
+from activities.codehost import _change_rules as checks
+from activities.codehost._commit_cache import CommitCache, mapping_ref
+from activities.codehost._git import Blob, TreeEntry, cat_blobs, list_tree, run_git
 from contracts.codehost import (
     FetchTaskInput,
     LandChangesInput,

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from activities._git import Repo, open_repo, run_git
+from activities.codehost._git import Repo, open_repo, run_git
 from policy.paths import is_dotgit
 
 IDENTITY = b"forgeflow cache <cache@forgeflow.local> 0 +0000"  # fixed: the same archive, the same commit

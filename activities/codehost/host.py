@@ -8,8 +8,8 @@ from typing import Protocol
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities._git import Blob, TreeEntry
 from activities._heartbeat import heartbeats
+from activities.codehost._git import Blob, TreeEntry
 from contracts.codehost import (
     FetchTaskInput,
     LandChangesInput,

@@ -29,10 +29,20 @@ from pathlib import Path
 
 from temporalio.exceptions import ApplicationError
 
-from activities import _change_rules as checks
-from activities import _records as records
-from activities._git import Blob, Repo, TreeEntry, cat_blobs, fail, list_tree, open_repo, repo_directory, run_git
 from activities.blobstore import BlobNotFoundError, BlobStore
+from activities.codehost import _change_rules as checks
+from activities.codehost import _records as records
+from activities.codehost._git import (
+    Blob,
+    Repo,
+    TreeEntry,
+    cat_blobs,
+    fail,
+    list_tree,
+    open_repo,
+    repo_directory,
+    run_git,
+)
 from contracts.codehost import (
     FetchTaskInput,
     LandChangesInput,

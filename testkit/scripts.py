@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts.agents import AgentInput, ModelSpec, Role, Workspace
-from tests.conftest import git
+from testkit.tools import git
 
 _ids = count(1)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from policy.test_status import RunEnd, test_status
+from policy.report_status import RunEnd, report_status
 
 COUNTED = {"total": 4, "failed": 0, "errors": 0}
 
@@ -29,4 +29,4 @@ COUNTED = {"total": 4, "failed": 0, "errors": 0}
     ],
 )
 def test_status_names_the_limit_a_failed_run_hit(end: RunEnd, status: str) -> None:
-    assert test_status(end) == status
+    assert report_status(end) == status

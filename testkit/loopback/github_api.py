@@ -23,7 +23,7 @@ from urllib.parse import parse_qs
 
 import jwt
 
-from tests.loopback._server import LoopbackServer
+from testkit.loopback._server import LoopbackServer
 
 DOCS = "https://docs.github.com/rest"
 Handler = Callable[["GitHubLoopback", re.Match[str], Any], tuple[int, Any]]

@@ -1,10 +1,10 @@
 """A sandboxed run's TestReport, from how the run ended and the runner's own report file.
 
 Counts come from the runner's machine-readable report only (JUnit XML, or jest's JSON), never from
-console text; the status from policy.test_status; the first line of the output excerpt says which
+console text; the status from policy.report_status; the first line of the output excerpt says which
 limit stopped the run, if one did.
 
-The report folder was writable by the sandbox, so its files are read through activities._safefs:
+The report folder was writable by the sandbox, so its files are read through activities.sandbox._safefs:
 no link is followed, only regular files are read, and no more than the run's output limit. The
 console log lives in a folder the sandbox never sees.
 """
@@ -19,12 +19,12 @@ from pathlib import Path
 
 from defusedxml import DefusedXmlException
 
-from activities import _junit, _safefs
-from activities._bwrap import WORKSPACE
-from activities._limited import Finished
-from activities._runners import RunnerPlan
+from activities.sandbox import _junit, _safefs
+from activities.sandbox._bwrap import WORKSPACE
+from activities.sandbox._limited import Finished
+from activities.sandbox._runners import RunnerPlan
 from contracts.testing import InstallReport, SandboxLimits, TestReport, TestStatus
-from policy.test_status import RunEnd, test_status
+from policy.report_status import RunEnd, report_status
 
 OUTPUT_TAIL = 20_000
 KILLED_BY_FILE_SIZE = {128 + signal.SIGXFSZ, -signal.SIGXFSZ}  # the shell's convention, and Popen's
@@ -152,7 +152,7 @@ def build_report(
         failed=counts.failed if counts else 0,
         errors=counts.errors if counts else 0,
     )
-    status = test_status(end)
+    status = report_status(end)
     return TestReport(
         commit_sha=commit_sha,
         command=plan.command,

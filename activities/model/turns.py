@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities._heartbeat import heartbeats
 from activities.blobstore import BlobNotFoundError, BlobStore
-from activities.providers import ModelProvider
+from activities.model.providers import ModelProvider
 from contracts.agents import Role
 from contracts.model import Block, Message, ModelRequest, ModelTurnInput, ModelTurnResult
 from policy.compaction import compact

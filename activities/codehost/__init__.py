@@ -1,0 +1,1 @@
+"""The code hosts: where the code lives (local git, GitHub), behind one protocol."""

@@ -1,0 +1,1 @@
+"""Model turns: the provider behind one protocol (Claude, or a scripted replay)."""

@@ -1,0 +1,1 @@
+"""Loopback servers speaking the real wire protocols, for the real clients to talk to."""
