@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from activities.sandbox import _safefs
-from activities.sandbox._bwrap import ENV_DIR, WORKSPACE, Mount
+from activities.sandbox._layout import ENV_DIR, WORKSPACE, Mount
 from activities.sandbox._limited import Finished
 from activities.sandbox._report import tail
 from contracts.testing import InstallReport

@@ -19,7 +19,7 @@ from typing import Any
 import defusedxml.ElementTree as DefusedET
 from defusedxml import DefusedXmlException
 
-from activities.sandbox._bwrap import WORKSPACE
+from activities.sandbox._layout import WORKSPACE
 from contracts.testing import TestFailure
 
 MAX_DETAIL = 2000  # characters of one failure's message, and of its details

@@ -20,7 +20,7 @@ from pathlib import Path
 from defusedxml import DefusedXmlException
 
 from activities.sandbox import _junit, _safefs
-from activities.sandbox._bwrap import WORKSPACE
+from activities.sandbox._layout import WORKSPACE
 from activities.sandbox._limited import Finished
 from activities.sandbox._runners import RunnerPlan
 from contracts.testing import InstallReport, SandboxLimits, TestReport, TestStatus

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from activities.sandbox._bwrap import COVERAGE, JUNIT, OUT, WORKSPACE
+from activities.sandbox._layout import COVERAGE, JUNIT, OUT, WORKSPACE
 from contracts.testing import RunnerName
 from policy.repo_config import RepoConfig
 

@@ -1,8 +1,9 @@
-"""The `run_tests` activity (task queue forgeflow-sandbox): a commit's tests under bubblewrap.
+"""The `run_tests` activity (task queue forgeflow-sandbox): a commit's tests, isolated.
 
 The commit is exported with `git archive` into a fresh directory (the user's work tree is never
 touched) and the agent's overlay laid on top; the install step runs (or comes from the cache),
-then the detected or configured runner, which writes JUnit XML. The report is parsed from that
+then the detected or configured runner, which writes JUnit XML; each step runs under the worker's
+isolation backend (activities.sandbox.backends chooses it). The report is parsed from that
 file — never guessed from console text — and a limit the run hit is named in its status.
 
 Everything in the workspace copy is untrusted (the repository committed it, or sandboxed code wrote
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import shutil
 import stat
 import subprocess
 import sys
@@ -30,19 +30,20 @@ from temporalio.exceptions import ApplicationError
 
 from activities._heartbeat import heartbeats
 from activities.blobstore import BlobStore
-from activities.codehost._commit_cache import mapping_ref
 from activities.sandbox import _install, _runners, _safefs
-from activities.sandbox._bwrap import HOSTS_FILE, OUT, WORKSPACE, Mount, bwrap_argv, launch_failure, sandbox_env
+from activities.sandbox._layout import HOSTS_FILE, OUT, Mount
 from activities.sandbox._limited import Finished, WeakLimitsError, run_limited
 from activities.sandbox._report import RunFiles, build_report, error_report, first_line
+from activities.sandbox.backend import BackendOptions, IsolationBackend, Step
+from activities.sandbox.backends import select_backend
 from contracts.testing import RunTestsInput, SandboxLimits, TestReport
+from policy.host_rules import mapping_ref
 from policy.paths import UnsafePathError, repo_path
 from policy.repo_config import CONFIG_FILE, RepoConfigError, load_config
 from telemetry.instrument import operation
 
 PROXY_PORT = 3128
 FORWARDER = Path(__file__).with_name("_forwarder.py")
-LAUNCHER_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}  # bwrap itself: nothing secret
 MAX_READ = 1024**2  # a configuration file or manifest the worker reads from the workspace
 
 
@@ -80,8 +81,7 @@ class SandboxConfig:
 
     blob_dir: Path
     cache_dir: Path  # installed dependencies, one directory per manifest/lockfile hash
-    bwrap: str
-    allow_unsandboxed: bool
+    isolation: BackendOptions  # which backends may run the steps (activities.sandbox.backends)
     limits: Callable[[int], SandboxLimits]  # a step's limits for its wall-clock seconds
     install_timeout: int
     install_network: bool
@@ -98,7 +98,7 @@ class SandboxActivities:
     @activity.defn(name="run_tests")
     @heartbeats  # from the start: exporting a large commit takes seconds before the tests run
     async def run_tests(self, req: RunTestsInput) -> TestReport:
-        bwrap = self._bwrap()
+        backend = select_backend(self._config.isolation)  # each run: an operator may install one meanwhile
         with tempfile.TemporaryDirectory(prefix="forgeflow-test-") as tmp:
             workspace, out_dir, host_dir = Path(tmp) / "workspace", Path(tmp) / "out", Path(tmp) / "host"
             for folder in (workspace, out_dir, host_dir):
@@ -110,7 +110,7 @@ class SandboxActivities:
                 report = (
                     error_report(req.commit_sha, limits, refused)
                     if refused is not None
-                    else await _Run(self._config, bwrap, req, Workspace(workspace), out_dir, host_dir).run(limits)
+                    else await _Run(self._config, backend, req, Workspace(workspace), out_dir, host_dir).run(limits)
                 )
                 outcome.attributes = {
                     "forgeflow.tests.status": report.status,
@@ -120,18 +120,6 @@ class SandboxActivities:
                 }
                 return report
 
-    def _bwrap(self) -> str | None:
-        bwrap = shutil.which(self._config.bwrap)
-        if bwrap is None and not self._config.allow_unsandboxed:
-            raise ApplicationError(
-                f"bubblewrap ({self._config.bwrap}) is not installed on this sandbox worker, so tests "
-                "cannot run isolated; install Debian's bubblewrap package, then answer the escalation to retry "
-                "(or set FORGEFLOW_ALLOW_UNSANDBOXED=1 to accept the risk)",
-                type="SandboxUnavailable",
-                non_retryable=True,
-            )
-        return bwrap
-
 
 class _Run:
     """One run_tests call: install step, test step, report."""
@@ -139,13 +127,13 @@ class _Run:
     def __init__(
         self,
         config: SandboxConfig,
-        bwrap: str | None,
+        backend: IsolationBackend,
         req: RunTestsInput,
         workspace: Workspace,
         out_dir: Path,
         host_dir: Path,
     ) -> None:
-        self.config, self.bwrap, self.req, self.ws, self.out_dir = config, bwrap, req, workspace, out_dir
+        self.config, self.backend, self.req, self.ws, self.out_dir = config, backend, req, workspace, out_dir
         self.host_dir = host_dir  # logs and the hosts file: never visible to a sandbox
         self.prefixes = list(dict.fromkeys([sys.base_prefix, sys.prefix]))
         self.hosts = host_dir / "hosts"
@@ -191,7 +179,7 @@ class _Run:
             RunFiles(known_files=frozenset(paths), out_dir=self.out_dir, log=log),
             seconds=time.monotonic() - started,
             install=prepared.report,
-            unsandboxed=self.bwrap is None,
+            unsandboxed=not self.backend.isolates,
         )
 
     async def _step(
@@ -204,27 +192,20 @@ class _Run:
         out_dir: Path | None = None,
         what: str = "test runner",
     ) -> Finished:
-        """One sandboxed step; `out_dir` (default: the test step's report folder) is bound at OUT.
-        SandboxUnavailable if bubblewrap could not start it (`what` names it in the message)."""
-        out_dir = out_dir or self.out_dir
-        mounts = [
-            Mount(source=str(self.ws.root), target=WORKSPACE, writable=True),
-            Mount(source=str(out_dir), target=OUT, writable=True),
-            *mounts,
-        ]
-        if self.bwrap is None:  # the operator allowed unsandboxed runs: same command, no isolation
-            local = [a.replace(OUT, str(out_dir)) for a in command]
-            local_env = {k: v.replace(OUT, str(out_dir)) for k, v in env.items()}
-            argv = ["env", "-C", str(self.ws.root), *local]
-            return await self._limited(
-                argv, log, limits, {**LAUNCHER_ENV, **local_env, "PYTHONPATH": str(self.ws.root)}
-            )
-        inner = sandbox_env(self.prefixes, env)
-        argv = bwrap_argv(
-            self.bwrap, mounts=mounts, python_prefixes=self.prefixes, command=command, env=inner, hosts=self.hosts
+        """One sandboxed step; `out_dir` (default: the test step's report folder) is seen at OUT.
+        SandboxUnavailable if the backend could not start it (`what` names it in the message)."""
+        step = Step(
+            command=command,
+            env=env,
+            mounts=mounts,
+            workspace=self.ws.root,
+            out_dir=out_dir or self.out_dir,
+            hosts=self.hosts,
+            python_prefixes=self.prefixes,
         )
-        finished = await self._limited(argv, log, limits, LAUNCHER_ENV)
-        failure = launch_failure(finished.exit_code, first_line(log))
+        launch = self.backend.launch(step)
+        finished = await self._limited(launch.argv, log, limits, launch.env)
+        failure = self.backend.launch_failure(finished.exit_code, first_line(log))
         if failure is not None:  # nothing ran: no report to give the agents, and retrying changes nothing
             raise ApplicationError(
                 f"the sandbox could not start the {what}: {failure}", type="SandboxUnavailable", non_retryable=True

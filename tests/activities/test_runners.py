@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from activities.sandbox._bwrap import JUNIT
 from activities.sandbox._install import as_module_call, cache_key
+from activities.sandbox._layout import JUNIT
 from activities.sandbox._runners import JEST_FLAGS, NODE_REPORTERS, VITEST_FLAGS, RunnerPlan, choose, detect_runner
 from policy.repo_config import RepoConfigError, load_config
 

@@ -17,7 +17,8 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.blobstore import BlobStore
 from activities.sandbox import _cgroup
-from activities.sandbox._bwrap import ENV_DIR, Mount, bwrap_argv
+from activities.sandbox._layout import ENV_DIR, Mount
+from activities.sandbox.bubblewrap import bwrap_argv
 from activities.sandbox.run_tests import SandboxActivities
 from config.settings import Settings
 from contracts.testing import RunTestsInput, TestReport

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.sandbox._bwrap import ENV_DIR, OUT, WORKSPACE, Mount, bwrap_argv, interpreter_paths, launch_failure
+from activities.sandbox._layout import ENV_DIR, OUT, WORKSPACE, Mount
+from activities.sandbox.bubblewrap import bwrap_argv, interpreter_paths, launch_failure
 from contracts.testing import TestReport
 from tests.activities.test_sandbox import make_repo, run
 

@@ -1,5 +1,5 @@
-"""The bubblewrap command line for one sandboxed step, and how bubblewrap says it could not start
-one. Pure: paths in, argv out.
+"""The bubblewrap backend: each step in fresh namespaces, and how bubblewrap says it could not start
+one. `bwrap_argv`, `interpreter_paths` and `launch_failure` are pure: paths in, argv out.
 
 Inside: an unprivileged user (nobody, no capabilities) in its own user, PID, IPC, UTS and network
 namespaces; the exported commit read-write at /workspace, a directory for reports at
@@ -10,18 +10,16 @@ unless `share_net` is set, which only the install step gets, and only behind the
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import ClassVar
 
-from pydantic import BaseModel
+from activities.sandbox._layout import OUT, WORKSPACE, Mount, sandbox_env
+from activities.sandbox.backend import LAUNCHER_ENV, BackendOptions, Launch, Step, Unavailable
 
-WORKSPACE = "/workspace"
-OUT = "/forgeflow-out"
-ENV_DIR = "/forgeflow-env"  # the install step's virtualenv (cached per manifest hash)
-JUNIT = f"{OUT}/junit.xml"
-COVERAGE = f"{OUT}/coverage.xml"
 SANDBOX_UID = 65534  # nobody
-HOSTS_FILE = "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64")
 ETC_FILES = (
     "/etc/ld.so.cache",
@@ -40,10 +38,42 @@ PREFIX_PARTS = ("bin", "lib", "lib64", "include", "pyvenv.cfg")  # what an inter
 LAUNCH_FAILED = 1  # bubblewrap's exit code when it fails before (or at) running the command
 
 
-class Mount(BaseModel):
-    source: str
-    target: str
-    writable: bool = False
+@dataclass(frozen=True)
+class Bubblewrap:
+    """Steps under the bubblewrap at `program` (an absolute path, found once per run)."""
+
+    program: str
+    isolates: ClassVar[bool] = True
+
+    def launch(self, step: Step) -> Launch:
+        mounts = [
+            Mount(source=str(step.workspace), target=WORKSPACE, writable=True),
+            Mount(source=str(step.out_dir), target=OUT, writable=True),
+            *step.mounts,
+        ]
+        argv = bwrap_argv(
+            self.program,
+            mounts=mounts,
+            python_prefixes=step.python_prefixes,
+            command=step.command,
+            env=sandbox_env(step.python_prefixes, step.env),
+            hosts=step.hosts,
+        )
+        return Launch(argv=argv, env=dict(LAUNCHER_ENV))  # bwrap itself: nothing secret
+
+    def launch_failure(self, exit_code: int | None, first_line: str) -> str | None:
+        return launch_failure(exit_code, first_line)
+
+
+def find(options: BackendOptions) -> Bubblewrap | Unavailable:
+    """bubblewrap where the operator configured it, or why it cannot be used."""
+    program = shutil.which(options.bwrap, path=options.search_path)
+    if program is None:
+        return Unavailable(
+            f"bubblewrap ({options.bwrap}) is not installed on this sandbox worker, so tests cannot run isolated; "
+            "install Debian's bubblewrap package, then answer the escalation to retry"
+        )
+    return Bubblewrap(program)
 
 
 def bwrap_argv(
@@ -106,18 +136,3 @@ def launch_failure(exit_code: int | None, first_line: str) -> str | None:
     if exit_code != LAUNCH_FAILED or not first_line.startswith("bwrap: "):
         return None
     return first_line.removeprefix("bwrap: ").removeprefix("execvp ").strip()
-
-
-def sandbox_env(python_prefixes: Sequence[str], extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The whole environment inside the sandbox: nothing of the worker's."""
-    path = ":".join([f"{ENV_DIR}/bin", *(f"{p}/bin" for p in python_prefixes), "/usr/local/bin", "/usr/bin", "/bin"])
-    return {
-        "PATH": path,
-        "HOME": "/tmp",
-        "LANG": "C.UTF-8",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONPATH": WORKSPACE,
-        "FORGEFLOW_JUNIT_XML": JUNIT,
-        "CI": "true",
-        **(extra or {}),
-    }
