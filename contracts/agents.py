@@ -6,6 +6,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
+from contracts.repo import Repo
 from contracts.testing import TestFailure, TestReport
 from contracts.usage import AgentUsage
 from contracts.versioning import DURABLE, STRICT
@@ -99,7 +100,7 @@ class Workspace(BaseModel):
     Contents live in the blob store; history carries only keys.
     """
 
-    repo: str
+    repo: Repo
     base_sha: str
     overlay: dict[str, str | None] = Field(default_factory=dict)
     origin_sha: str | None = Field(default=None, description="Where the run started; view_diff shows origin → here.")

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from contracts.agents import Review
+from contracts.repo import Repo
 from contracts.versioning import DURABLE
 
 
 class FetchTaskInput(BaseModel):
     model_config = DURABLE
 
-    repo: str
+    repo: Repo
     issue_number: int | None = None
     pr_number: int | None = None
     spec_content: str | None = None
@@ -41,7 +42,7 @@ class LandChangesInput(BaseModel):
 
     model_config = DURABLE
 
-    repo: str
+    repo: Repo
     branch: str = Field(description="Full branch name, e.g. forgeflow/<run>; never the base branch.")
     parent_sha: str
     expected_branch_sha: str | None = Field(
@@ -70,7 +71,7 @@ class PublishInput(BaseModel):
 
     model_config = DURABLE
 
-    repo: str
+    repo: Repo
     branch: str
     base_branch: str
     title: str
@@ -86,7 +87,7 @@ class PublishResult(BaseModel):
 class PostReviewInput(BaseModel):
     model_config = DURABLE
 
-    repo: str
+    repo: Repo
     pr_ref: str
     commit_sha: str
     review: Review
@@ -97,7 +98,7 @@ class PostReviewInput(BaseModel):
 class PostCommentInput(BaseModel):
     model_config = DURABLE
 
-    repo: str
+    repo: Repo
     issue_number: int | None = None
     branch: str | None = None
     body: str

@@ -104,6 +104,12 @@ def issue_body(text: str, labels: Sequence[str], comments: Sequence[tuple[str, s
 # --- branches and exactly-once markers ------------------------------------------------------
 
 
+def mapping_ref(remote_sha: str) -> str:
+    """Where a worker's local copy of a remote commit is kept, in the commit cache's repository: the
+    GitHub host writes it, the sandbox exports from it."""
+    return f"refs/forgeflow/remote/{remote_sha}"
+
+
 def is_own_branch(branch: str) -> bool:
     """True for a branch forgeflow may move: one under BRANCH_PREFIX, never the bare prefix."""
     return branch.startswith(BRANCH_PREFIX) and branch != BRANCH_PREFIX

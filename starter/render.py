@@ -33,7 +33,7 @@ def ui_link(settings: Settings, workflow_id: str) -> str:
 
 
 def state_line(st: OrchestrationState) -> str:
-    line = f"[bold]{st.stage.value}[/bold] · round {st.round} · retries {st.retry_count}/{st.max_retries}"
+    line = f"[bold]{st.stage}[/bold] · round {st.round} · retries {st.retry_count}/{st.max_retries}"
     if st.pending_gate is not None:
         line += f" · waiting at the {st.pending_gate.kind} gate ({', '.join(st.pending_gate.allowed)})"
     return line
@@ -46,8 +46,8 @@ def summary(st: OrchestrationState, workflow_id: str, settings: Settings) -> Tab
     if st.outcome is not None:
         table.add_row("outcome", st.outcome.value)
     else:
-        table.add_row("stage", st.stage.value)
-    table.add_row("repository", st.repo)
+        table.add_row("stage", st.stage)
+    table.add_row("repository", str(st.repo))
     if st.scripted_replay:
         table.add_row("model", REPLAY_NOTE.removeprefix("model: "))
     table.add_row("rounds", f"{st.round} (retries used {st.retry_count} of {st.max_retries})")

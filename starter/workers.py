@@ -72,7 +72,8 @@ def build_workers(client: Client, settings: Settings, queues: Sequence[str] | No
     workers = []
     if settings.task_queue in wanted:
         blobs = BlobStore(settings.blob_dir)
-        hosts = CodeHosts(local=LocalGitHost(blobs), github=github_host(settings))
+        # One entry per kind of repository reference (contracts/repo.py); None: not configured here.
+        hosts = CodeHosts({"local": LocalGitHost(blobs), "github": github_host(settings)})
         providers = model_providers(settings)
         model, tools, host = (
             ModelActivities(
@@ -115,13 +116,13 @@ def role_prompts() -> dict[Role, RolePrompt]:
 
 def sandbox_config(settings: Settings) -> SandboxConfig:
     """The sandbox activity's values, read from the FORGEFLOW_SANDBOX_* settings."""
+    from activities.sandbox.backend import BackendOptions
     from activities.sandbox.run_tests import SandboxConfig
 
     return SandboxConfig(
         blob_dir=settings.blob_dir,
         cache_dir=settings.sandbox_cache_dir,
-        bwrap=settings.sandbox_bwrap,
-        allow_unsandboxed=settings.allow_unsandboxed_tests,
+        isolation=BackendOptions(bwrap=settings.sandbox_bwrap, allow_unsandboxed=settings.allow_unsandboxed_tests),
         limits=settings.sandbox_limits,
         install_timeout=settings.sandbox_install_timeout,
         install_network=settings.sandbox_install_network,

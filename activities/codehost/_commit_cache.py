@@ -21,13 +21,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from activities.codehost._git import Repo, open_repo, run_git
+from policy.host_rules import mapping_ref
 from policy.paths import is_dotgit
 
 IDENTITY = b"forgeflow cache <cache@forgeflow.local> 0 +0000"  # fixed: the same archive, the same commit
-
-
-def mapping_ref(remote_sha: str) -> str:
-    return f"refs/forgeflow/remote/{remote_sha}"
 
 
 class CommitCache:

@@ -3,7 +3,7 @@
 Git always starts in the repository directory with discovery stopped at its parent, so a path that
 is not itself a repository is never mistaken for one enclosing it, and the variables that would
 relocate the repository, index or object store are removed from its environment. `open_repo`
-checks a repository reference once and returns a `Repo` handle; failures a retry cannot fix are
+checks a repository directory once and returns a `Repo` handle; failures a retry cannot fix are
 non-retryable `ApplicationError`s whose message names the repository.
 """
 
@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from temporalio.exceptions import ApplicationError
-
-from contracts.run import local_repo_path
 
 # `git rev-parse --local-env-vars`: inherited, any of these would redirect git away from `cwd`.
 _REPO_LOCATION_VARS = (
@@ -162,9 +160,9 @@ class Repo:
         return result.stdout if result.ok else None
 
 
-async def open_repo(repo: str) -> Repo:
-    """Check that `repo` (absolute path or file:// URL) is itself a git repository."""
-    path = await asyncio.to_thread(_directory, repo)
+async def open_repo(directory: str) -> Repo:
+    """Check that `directory` (an absolute path) is itself a git repository."""
+    path = await asyncio.to_thread(_directory, directory)
     found = await run_git(path, "rev-parse", "--is-bare-repository", "--path-format=absolute", "--git-common-dir")
     if not found.ok:
         why = found.stderr.strip().removeprefix("fatal: ")
@@ -174,18 +172,18 @@ async def open_repo(repo: str) -> Repo:
     return Repo(path=path, git_dir=Path(common_dir), bare=bare == "true")
 
 
-async def repo_directory(repo: str) -> str:
-    """The directory of a local repository reference, checked without starting git.
+async def repo_directory(directory: str) -> str:
+    """`directory` normalised, checked to be an absolute path of a directory without starting git.
 
     Enough for read-only plumbing: git itself runs with discovery stopped at the directory's parent
     (see `git_env`), so a directory that is not itself a repository fails there, not elsewhere."""
-    return await asyncio.to_thread(_directory, repo)
+    return await asyncio.to_thread(_directory, directory)
 
 
-def _directory(repo: str) -> str:
-    path = os.path.normpath(local_repo_path(repo))
+def _directory(directory: str) -> str:
+    path = os.path.normpath(directory)
     if not os.path.isabs(path):
-        raise fail(f"repo {repo}: not an absolute path", "NotARepository")
+        raise fail(f"repo {directory}: not an absolute path", "NotARepository")
     if not os.path.isdir(path):
         raise fail(f"repo {path}: no such directory", "NotARepository")
     return path

@@ -12,6 +12,7 @@ import base64
 import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Mapping, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, cast
 
 from githubkit import GitHub, Response
@@ -20,7 +21,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.blobstore import BlobStore
 from activities.codehost import _change_rules as checks
-from activities.codehost._commit_cache import CommitCache, mapping_ref
+from activities.codehost._commit_cache import CommitCache
 from activities.codehost._git import Blob, TreeEntry, cat_blobs, list_tree, run_git
 from contracts.codehost import (
     FetchTaskInput,
@@ -33,7 +34,9 @@ from contracts.codehost import (
     PublishResult,
     TaskSpec,
 )
+from contracts.repo import RepoRef
 from policy import host_rules as rules
+from policy.host_rules import mapping_ref
 from policy.paths import UnsafePathError, repo_path
 from policy.retry import classify_github
 
@@ -60,11 +63,6 @@ async def call(request: Awaitable[Response[Any]], what: str) -> Any:
         raise to_error(err, what) from None
 
 
-def _split(repo: str) -> tuple[str, str]:
-    owner, _, name = repo.partition("/")
-    return owner, name
-
-
 class GitHubHost:
     def __init__(self, github: GitHub[Any], cache: CommitCache, blobs: BlobStore) -> None:
         self._gh = github
@@ -73,7 +71,7 @@ class GitHubHost:
 
     async def fetch_task(self, req: FetchTaskInput) -> TaskSpec:
         source = checks.task_source(req)
-        owner, name = _split(req.repo)
+        owner, name = req.repo.owner, req.repo.name
         info = await call(self._gh.rest.repos.async_get(owner, name), f"repository {req.repo}")
         if req.pr_number is not None:
             return await self._pull_request_task(req, source)
@@ -88,13 +86,13 @@ class GitHubHost:
             source=source.label,
             base_sha=base_sha,
             base_branch=base_branch,
-            sandbox_repo_path=str(self._cache.path(req.repo)),
+            sandbox_repo_path=str(self._cached(req.repo)),
         )
 
     async def _pull_request_task(self, req: FetchTaskInput, source: rules.TaskSource) -> TaskSpec:
         """Review mode: the pull request's base and head, both in the worker's cache."""
         assert req.pr_number is not None
-        owner, name = _split(req.repo)
+        owner, name = req.repo.owner, req.repo.name
         what = f"pull request #{req.pr_number} in {req.repo}"
         pull = await call(self._gh.rest.pulls.async_get(owner, name, req.pr_number), what)
         base_sha, head_sha = str(pull["base"]["sha"]), str(pull["head"]["sha"])
@@ -109,7 +107,7 @@ class GitHubHost:
             base_branch=str(pull["base"]["ref"]),
             head_sha=head_sha,
             pr_ref=str(pull["html_url"]),
-            sandbox_repo_path=str(self._cache.path(req.repo)),
+            sandbox_repo_path=str(self._cached(req.repo)),
         )
 
     async def _task_text(
@@ -123,7 +121,7 @@ class GitHubHost:
                 assert pull is not None, "fetch_task reads the pull request whenever there is a pr_number"
                 return str(pull["title"]), str(pull.get("body") or "")
             case rules.FromIssue(number):
-                owner, name = _split(req.repo)
+                owner, name = req.repo.owner, req.repo.name
                 what = f"issue #{number} in {req.repo}"
                 issue = await call(self._gh.rest.issues.async_get(owner, name, number), what)
                 if not req.trust_any_author:
@@ -133,9 +131,9 @@ class GitHubHost:
                 labels = [str(item["name"] if isinstance(item, dict) else item) for item in issue.get("labels") or []]
                 return str(issue["title"]), rules.issue_body(str(issue.get("body") or ""), labels, thread)
 
-    async def _check_author(self, repo: str, login: str, number: int) -> None:
+    async def _check_author(self, repo: RepoRef, login: str, number: int) -> None:
         """Issue text steers the agents: act only on issues from people who could push the change themselves."""
-        owner, name = _split(repo)
+        owner, name = repo.owner, repo.name
         found = await call(self._gh.rest.repos.async_get_collaborator_permission_level(owner, name, login), f"@{login}")
         if found.get("permission") not in WRITE_PERMISSIONS:
             raise ApplicationError(
@@ -145,40 +143,44 @@ class GitHubHost:
                 non_retryable=True,
             )
 
-    async def _local(self, repo: str, sha: str) -> str:
-        owner, name = _split(repo)
+    def _cached(self, repo: RepoRef) -> Path:
+        """The worker's bare repository holding the commits of `repo` downloaded so far."""
+        return self._cache.path(repo.location)
+
+    async def _local(self, repo: RepoRef, sha: str) -> str:
+        owner, name = repo.owner, repo.name
 
         async def archive() -> bytes:
             response = await self._gh.rest.repos.async_download_tarball_archive(owner, name, sha)
             return response.content
 
         try:
-            return await self._cache.local(repo, sha, archive)
+            return await self._cache.local(repo.location, sha, archive)
         except RequestFailed as err:
             raise ApplicationError(f"github: archive of {repo}@{sha} failed: HTTP {err.response.status_code}") from None
 
-    async def read_file(self, repo: str, sha: str, path: str) -> bytes | None:
+    async def read_file(self, repo: RepoRef, sha: str, path: str) -> bytes | None:
         try:
             clean = repo_path(path)
         except UnsafePathError:
             return None  # no such path can be in a tree
         local = await self._local(repo, sha)
-        result = await run_git(str(self._cache.path(repo)), "cat-file", "blob", f"{local}:{clean}")
+        result = await run_git(str(self._cached(repo)), "cat-file", "blob", f"{local}:{clean}")
         return result.stdout if result.ok else None
 
-    async def list_files(self, repo: str, sha: str) -> list[str]:
+    async def list_files(self, repo: RepoRef, sha: str) -> list[str]:
         local = await self._local(repo, sha)
-        result = await run_git(str(self._cache.path(repo)), "ls-tree", "-r", "-z", "--name-only", "--full-tree", local)
+        result = await run_git(str(self._cached(repo)), "ls-tree", "-r", "-z", "--name-only", "--full-tree", local)
         return [name for name in result.stdout.decode("utf-8", "replace").split("\0") if name]
 
-    async def tree(self, repo: str, sha: str) -> list[TreeEntry]:
+    async def tree(self, repo: RepoRef, sha: str) -> list[TreeEntry]:
         return await self._listing(repo, sha, None)
 
-    async def entries(self, repo: str, sha: str, paths: Sequence[str]) -> list[TreeEntry]:
+    async def entries(self, repo: RepoRef, sha: str, paths: Sequence[str]) -> list[TreeEntry]:
         return await self._listing(repo, sha, paths)
 
-    async def read_blobs(self, repo: str, object_ids: Sequence[str]) -> AsyncGenerator[Blob, None]:
-        path = self._cache.path(repo)
+    async def read_blobs(self, repo: RepoRef, object_ids: Sequence[str]) -> AsyncGenerator[Blob, None]:
+        path = self._cached(repo)
         if not path.is_dir():  # nothing cached yet, so no object listed by tree() either
             for oid in object_ids:
                 yield Blob(oid, None)
@@ -188,9 +190,9 @@ class GitHubHost:
             async for blob in blobs:
                 yield blob
 
-    async def _listing(self, repo: str, sha: str, paths: Sequence[str] | None) -> list[TreeEntry]:
+    async def _listing(self, repo: RepoRef, sha: str, paths: Sequence[str] | None) -> list[TreeEntry]:
         """From the worker's cache: one git process when the commit is cached, else download it first."""
-        cache = self._cache.path(repo)
+        cache = self._cached(repo)
         if cache.is_dir():
             try:
                 return await list_tree(str(cache), mapping_ref(sha), paths)
@@ -199,15 +201,15 @@ class GitHubHost:
                     raise
         return await list_tree(str(cache), await self._local(repo, sha), paths)
 
-    async def diff(self, repo: str, base_sha: str, head_sha: str) -> str:
+    async def diff(self, repo: RepoRef, base_sha: str, head_sha: str) -> str:
         base, head = await self._local(repo, base_sha), await self._local(repo, head_sha)
         # Plain, stable output whatever the worker's git configuration says.
         flags = ("--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/")
-        return (await run_git(str(self._cache.path(repo)), "diff", *flags, base, head, "--")).text
+        return (await run_git(str(self._cached(repo)), "diff", *flags, base, head, "--")).text
 
     async def post_comment(self, req: PostCommentInput) -> PostedResult:
         """On the issue; for a run from a spec, on its pull request; with neither, nowhere (said so)."""
-        owner, name = _split(req.repo)
+        owner, name = req.repo.owner, req.repo.name
         number = req.issue_number or await self._open_pull_number(owner, name, req.branch)
         if number is None:
             return PostedResult(location="not posted: the run has no issue or pull request yet")
@@ -232,7 +234,7 @@ class GitHubHost:
         """One commit through the Git Data API (blobs → tree → commit → ref), safe to retry."""
         checks.check_branch(req.branch)
         checks.check_overlay_paths(req.overlay)
-        owner, name = _split(req.repo)
+        owner, name = req.repo.owner, req.repo.name
         parent = await call(self._gh.rest.git.async_get_commit(owner, name, req.parent_sha), f"commit {req.parent_sha}")
         modes = await self._modes(owner, name, str(parent["tree"]["sha"]), list(req.overlay))
         checks.check_links(req.overlay, modes, req.approved_link_changes)
@@ -269,7 +271,7 @@ class GitHubHost:
 
     async def _entries(self, req: LandChangesInput, modes: Mapping[str, str]) -> list[Any]:
         """Tree entries as the Git Data API takes them (githubkit's TypedDict, built as plain dicts)."""
-        owner, name = _split(req.repo)
+        owner, name = req.repo.owner, req.repo.name
         entries: list[dict[str, Any]] = []
         for path, key in sorted(req.overlay.items()):
             mode = rules.written_mode(path, modes)
@@ -323,7 +325,7 @@ class GitHubHost:
 
     async def publish_change(self, req: PublishInput) -> PublishResult:
         """Find the open pull request for the branch (a retried create must not open a second) or open a draft."""
-        owner, name = _split(req.repo)
+        owner, name = req.repo.owner, req.repo.name
         what = f"pull requests of {req.repo}"
         found = await call(
             self._gh.rest.pulls.async_list(owner, name, head=f"{owner}:{req.branch}", state="open"), what
@@ -339,7 +341,7 @@ class GitHubHost:
 
     async def post_review(self, req: PostReviewInput) -> PostedResult:
         """The verdict as one review with line comments, posted once per run and round."""
-        owner, name = _split(req.repo)
+        owner, name = req.repo.owner, req.repo.name
         number = _pull_number(req.pr_ref)
         tag = rules.review_marker(req.run_id, req.round)
         what = f"pull request #{number} in {req.repo}"

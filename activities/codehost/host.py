@@ -1,9 +1,9 @@
-"""The code-host interface and its activities: local git now, GitHub next, one shape for both."""
+"""The code-host interface and its activities: one host per kind of repository reference, one shape for all."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
-from typing import Protocol
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from typing import Protocol, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -21,7 +21,7 @@ from contracts.codehost import (
     PublishResult,
     TaskSpec,
 )
-from contracts.run import is_local_repo
+from contracts.repo import KINDS, RepoRef
 from policy.repo_config import CONFIG_FILE, MAX_BYTES, RepoConfigError, load_config
 from policy.untrusted import bound
 from telemetry.instrument import operation
@@ -30,26 +30,28 @@ TITLE_MAX = 200
 
 __all__ = ["Blob", "CodeHost", "CodeHostActivities", "CodeHosts", "TreeEntry"]
 
+T = TypeVar("T")
+
 
 class CodeHost(Protocol):
     """Everything the pipeline needs from where the code lives. Every write is idempotent."""
 
     async def fetch_task(self, req: FetchTaskInput) -> TaskSpec: ...
-    async def read_file(self, repo: str, sha: str, path: str) -> bytes | None: ...
-    async def list_files(self, repo: str, sha: str) -> list[str]: ...
-    async def tree(self, repo: str, sha: str) -> list[TreeEntry]:
+    async def read_file(self, repo: RepoRef, sha: str, path: str) -> bytes | None: ...
+    async def list_files(self, repo: RepoRef, sha: str) -> list[str]: ...
+    async def tree(self, repo: RepoRef, sha: str) -> list[TreeEntry]:
         """Every file, link and submodule of the commit, with mode, size and object id (one git process)."""
         ...
 
-    async def entries(self, repo: str, sha: str, paths: Sequence[str]) -> list[TreeEntry]:
+    async def entries(self, repo: RepoRef, sha: str, paths: Sequence[str]) -> list[TreeEntry]:
         """The entries of exactly those `paths` that exist in the commit (directories included)."""
         ...
 
-    def read_blobs(self, repo: str, object_ids: Sequence[str]) -> AsyncGenerator[Blob, None]:
+    def read_blobs(self, repo: RepoRef, object_ids: Sequence[str]) -> AsyncGenerator[Blob, None]:
         """Objects listed by `tree` or `entries`, in order, streamed from one reader; close it to stop early."""
         ...
 
-    async def diff(self, repo: str, base_sha: str, head_sha: str) -> str: ...
+    async def diff(self, repo: RepoRef, base_sha: str, head_sha: str) -> str: ...
     async def land_changes(self, req: LandChangesInput) -> LandChangesResult: ...
     async def publish_change(self, req: PublishInput) -> PublishResult: ...
     async def post_review(self, req: PostReviewInput) -> PostedResult: ...
@@ -57,22 +59,25 @@ class CodeHost(Protocol):
 
 
 class CodeHosts:
-    """Picks the host serving a repository reference."""
+    """The code host serving each kind of repository reference (a `RepoRef.kind`, see contracts.repo).
 
-    def __init__(self, local: CodeHost, github: CodeHost | None = None) -> None:
-        self._local = local
-        self._github = github
+    Built from one table, kind → host; a kind mapped to None (GitHub without a token) is not served."""
 
-    def for_repo(self, repo: str) -> CodeHost:
-        if is_local_repo(repo):
-            return self._local
-        if self._github is None:
+    def __init__(self, hosts: Mapping[str, CodeHost | None]) -> None:
+        unknown = sorted(set(hosts) - set(KINDS))
+        if unknown:  # a typo in the table would otherwise surface as "not configured" at run time
+            raise ValueError(f"no repository shape for code host kind(s) {unknown}: known kinds are {list(KINDS)}")
+        self._hosts = {kind: host for kind, host in hosts.items() if host is not None}
+
+    def for_repo(self, repo: RepoRef) -> CodeHost:
+        host = self._hosts.get(repo.kind)
+        if host is None:
             raise ApplicationError(
-                f"repo {repo!r}: the GitHub code host is not configured on this worker",
+                f"repo {repo}: the {repo.kind} code host is not configured on this worker",
                 type="CodeHostUnavailable",
                 non_retryable=True,
             )
-        return self._github
+        return host
 
 
 class CodeHostActivities:
@@ -82,49 +87,49 @@ class CodeHostActivities:
     def __init__(self, hosts: CodeHosts) -> None:
         self._hosts = hosts
 
+    async def _on_host(self, name: str, repo: RepoRef, call: Callable[[CodeHost], Awaitable[T]]) -> T:
+        """`call` on the host serving `repo`, inside a span named after the operation."""
+        host = self._hosts.for_repo(repo)
+        async with operation("code_host", name, {"forgeflow.code_host": type(host).__name__}):
+            return await call(host)
+
     @activity.defn
     @heartbeats
     async def fetch_task(self, req: FetchTaskInput) -> TaskSpec:
         """The task, its text bounded (an issue can be megabytes), and the protected paths the
         repository's own `.forgeflow.yml` adds at the commit the run starts from."""
-        host = self._hosts.for_repo(req.repo)
-        async with operation("code_host", "fetch_task", {"forgeflow.code_host": type(host).__name__}):
-            task = await host.fetch_task(req)
-            patterns = await _repository_patterns(host, req.repo, task.base_sha)
-            return task.model_copy(
-                update={"title": bound(task.title, TITLE_MAX), "body": bound(task.body), "protected_paths": patterns}
-            )
+        return await self._on_host("fetch_task", req.repo, lambda host: _fetch_task(host, req))
 
     @activity.defn
     @heartbeats
     async def land_changes(self, req: LandChangesInput) -> LandChangesResult:
-        host = self._hosts.for_repo(req.repo)
-        async with operation("code_host", "land_changes", {"forgeflow.code_host": type(host).__name__}):
-            return await host.land_changes(req)
+        return await self._on_host("land_changes", req.repo, lambda host: host.land_changes(req))
 
     @activity.defn
     @heartbeats
     async def publish_change(self, req: PublishInput) -> PublishResult:
-        host = self._hosts.for_repo(req.repo)
-        async with operation("code_host", "publish_change", {"forgeflow.code_host": type(host).__name__}):
-            return await host.publish_change(req)
+        return await self._on_host("publish_change", req.repo, lambda host: host.publish_change(req))
 
     @activity.defn
     @heartbeats
     async def post_review(self, req: PostReviewInput) -> PostedResult:
-        host = self._hosts.for_repo(req.repo)
-        async with operation("code_host", "post_review", {"forgeflow.code_host": type(host).__name__}):
-            return await host.post_review(req)
+        return await self._on_host("post_review", req.repo, lambda host: host.post_review(req))
 
     @activity.defn
     @heartbeats
     async def post_comment(self, req: PostCommentInput) -> PostedResult:
-        host = self._hosts.for_repo(req.repo)
-        async with operation("code_host", "post_comment", {"forgeflow.code_host": type(host).__name__}):
-            return await host.post_comment(req)
+        return await self._on_host("post_comment", req.repo, lambda host: host.post_comment(req))
 
 
-async def _repository_patterns(host: CodeHost, repo: str, sha: str) -> list[str]:
+async def _fetch_task(host: CodeHost, req: FetchTaskInput) -> TaskSpec:
+    task = await host.fetch_task(req)
+    patterns = await _repository_patterns(host, req.repo, task.base_sha)
+    return task.model_copy(
+        update={"title": bound(task.title, TITLE_MAX), "body": bound(task.body), "protected_paths": patterns}
+    )
+
+
+async def _repository_patterns(host: CodeHost, repo: RepoRef, sha: str) -> list[str]:
     """`protected_paths` of the repository's `.forgeflow.yml` at `sha` (none without the file). A file
     that is a link, too large or invalid fails the run at once, naming the problem: a broken settings
     file must not silently drop the protections its maintainers wrote."""

@@ -54,6 +54,7 @@ from contracts.codehost import (
     PublishResult,
     TaskSpec,
 )
+from contracts.repo import RepoRef
 from policy import host_rules as rules
 from policy.paths import UnsafePathError, repo_path
 
@@ -69,7 +70,7 @@ class LocalGitHost:
     # --- reads ------------------------------------------------------------------------------
 
     async def fetch_task(self, req: FetchTaskInput) -> TaskSpec:
-        repo = await open_repo(req.repo)
+        repo = await open_repo(req.repo.path)
         base = await repo.commit(req.base_ref or "HEAD")
         base_branch = await _base_branch(repo, req.base_ref)
         pr = await _pull_request(repo, base, req.pr_number) if req.pr_number is not None else None
@@ -85,8 +86,8 @@ class LocalGitHost:
             sandbox_repo_path=repo.path,
         )
 
-    async def read_file(self, repo: str, sha: str, path: str) -> bytes | None:
-        opened = await open_repo(repo)
+    async def read_file(self, repo: RepoRef, sha: str, path: str) -> bytes | None:
+        opened = await open_repo(repo.path)
         try:
             clean = repo_path(path)
         except UnsafePathError:
@@ -96,27 +97,27 @@ class LocalGitHost:
             await opened.commit(sha)  # a missing commit is an error, a missing file is not
         return data
 
-    async def list_files(self, repo: str, sha: str) -> list[str]:
-        opened = await open_repo(repo)
+    async def list_files(self, repo: RepoRef, sha: str) -> list[str]:
+        opened = await open_repo(repo.path)
         commit = await opened.commit(sha)
         listing = await opened.git("ls-tree", "-r", "-z", "--name-only", "--full-tree", commit)
         return [name for name in listing.split("\0") if name]
 
-    async def tree(self, repo: str, sha: str) -> list[TreeEntry]:
+    async def tree(self, repo: RepoRef, sha: str) -> list[TreeEntry]:
         # No open_repo: one git process per listing (search over a monorepo lists once per call).
-        return await list_tree(await repo_directory(repo), sha)
+        return await list_tree(await repo_directory(repo.path), sha)
 
-    async def entries(self, repo: str, sha: str, paths: Sequence[str]) -> list[TreeEntry]:
-        return await list_tree(await repo_directory(repo), sha, paths)
+    async def entries(self, repo: RepoRef, sha: str, paths: Sequence[str]) -> list[TreeEntry]:
+        return await list_tree(await repo_directory(repo.path), sha, paths)
 
-    async def read_blobs(self, repo: str, object_ids: Sequence[str]) -> AsyncGenerator[Blob, None]:
+    async def read_blobs(self, repo: RepoRef, object_ids: Sequence[str]) -> AsyncGenerator[Blob, None]:
         # Closed with this generator, so stopping early ends the git process now, not at garbage collection.
-        async with contextlib.aclosing(cat_blobs(await repo_directory(repo), object_ids)) as blobs:
+        async with contextlib.aclosing(cat_blobs(await repo_directory(repo.path), object_ids)) as blobs:
             async for blob in blobs:
                 yield blob
 
-    async def diff(self, repo: str, base_sha: str, head_sha: str) -> str:
-        opened = await open_repo(repo)
+    async def diff(self, repo: RepoRef, base_sha: str, head_sha: str) -> str:
+        opened = await open_repo(repo.path)
         base, head = await opened.commit(base_sha), await opened.commit(head_sha)
         # Plain, stable output whatever the user's diff configuration says.
         flags = ("--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/")
@@ -128,7 +129,7 @@ class LocalGitHost:
         checks.check_branch(req.branch)
         checks.check_overlay_paths(req.overlay)
         dates = _git_date(req.timestamp)
-        repo = await open_repo(req.repo)
+        repo = await open_repo(req.repo.path)
         if not (await run_git(repo.path, "check-ref-format", f"refs/heads/{req.branch}")).ok:
             raise fail(f"branch {req.branch!r} is not a valid branch name", "BranchNotAllowed")
         parent = await repo.commit(req.parent_sha)
@@ -143,7 +144,7 @@ class LocalGitHost:
         return LandChangesResult(commit_sha=commit, branch=req.branch, files_changed=sorted(req.overlay))
 
     async def publish_change(self, req: PublishInput) -> PublishResult:
-        repo = await open_repo(req.repo)
+        repo = await open_repo(req.repo.path)
         if await repo.branch_sha(req.branch) is None:
             raise fail(f"repo {repo.path}: branch {req.branch} does not exist", "BranchNotFound")
         record = (
@@ -156,7 +157,7 @@ class LocalGitHost:
         return PublishResult(ref=req.branch)
 
     async def post_review(self, req: PostReviewInput) -> PostedResult:
-        repo = await open_repo(req.repo)
+        repo = await open_repo(req.repo.path)
         folder = _records(repo) / "reviews" / records.file_name(req.pr_ref)
         report = records.review_markdown(req)
         target = folder / f"round-{req.round}.md"
@@ -165,7 +166,7 @@ class LocalGitHost:
         return PostedResult(location=str(target))
 
     async def post_comment(self, req: PostCommentInput) -> PostedResult:
-        repo = await open_repo(req.repo)
+        repo = await open_repo(req.repo.path)
         if req.issue_number is not None:
             name = f"issue-{req.issue_number}"
         elif req.branch:

@@ -18,6 +18,7 @@ from contracts.codehost import (
     PostReviewInput,
     PublishInput,
 )
+from contracts.repo import parse_repo
 from testkit.tools import git
 
 WHEN = "2025-01-02T03:04:05.678901+00:00"
@@ -181,7 +182,7 @@ async def test_fetch_task_errors_name_the_problem(host: LocalGitHost, sample_rep
 
 
 async def test_reads_at_a_commit(host: LocalGitHost, sample_repo: Path) -> None:
-    repo, first = str(sample_repo), git(sample_repo, "rev-parse", "HEAD")
+    repo, first = parse_repo(str(sample_repo)), git(sample_repo, "rev-parse", "HEAD")
     (sample_repo / "calc" / "__init__.py").write_text("def add(a, b):\n    return a + b + 0\n")
     (sample_repo / "README.md").write_text("hi\n")
     git(sample_repo, "add", "-A")
@@ -205,7 +206,7 @@ async def test_tree_entries_and_blobs(host: LocalGitHost, sample_repo: Path, tmp
     (sample_repo / "link").symlink_to("calc/__init__.py")
     git(sample_repo, "add", "-A")
     git(sample_repo, "commit", "-qm", "link")
-    repo, head = str(sample_repo), git(sample_repo, "rev-parse", "HEAD")
+    repo, head = parse_repo(str(sample_repo)), git(sample_repo, "rev-parse", "HEAD")
     tree = {entry.path: entry for entry in await host.tree(repo, head)}
     assert sorted(tree) == ["calc/__init__.py", "link", "tests/test_calc.py"]
     assert (tree["link"].mode, tree["link"].size, tree["link"].is_link) == ("120000", 16, True)
@@ -217,7 +218,7 @@ async def test_tree_entries_and_blobs(host: LocalGitHost, sample_repo: Path, tmp
     assert read == [b"calc/__init__.py", None, b"def add(a, b):\n    return a + b\n"]
     await expect_failure(host.tree(repo, "0" * 40), "RefNotFound", "0" * 40)
     await expect_failure(host.tree(repo, "--output=/tmp/x"), "RefNotFound")
-    await expect_failure(host.entries(str(sample_repo / "calc"), head, ["x"]), "NotARepository")
+    await expect_failure(host.entries(parse_repo(str(sample_repo / "calc")), head, ["x"]), "NotARepository")
 
 
 # --- land_changes ---------------------------------------------------------------------------

@@ -31,7 +31,7 @@ class Tools:
         repo_ref: str | None = None,
     ) -> None:
         self.blobs = BlobStore(tmp_path / "blobs")
-        served = hosts(self.blobs) if hosts else CodeHosts(local=LocalGitHost(self.blobs))
+        served = hosts(self.blobs) if hosts else CodeHosts({"local": LocalGitHost(self.blobs)})
         self.acts = ToolActivities(served, self.blobs, limits)
         base = git(repo, "rev-parse", "HEAD")
         self.ws = Workspace(repo=repo_ref or str(repo), base_sha=base, origin_sha=base)

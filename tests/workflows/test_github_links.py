@@ -12,11 +12,13 @@ from githubkit import GitHub
 from temporalio.exceptions import ApplicationError
 
 from activities.blobstore import BlobStore
-from activities.codehost._commit_cache import CommitCache, mapping_ref
+from activities.codehost._commit_cache import CommitCache
 from activities.codehost.github import GitHubHost
 from activities.codehost.host import CodeHosts
 from activities.codehost.local import LocalGitHost
 from contracts.codehost import LandChangesInput
+from contracts.repo import parse_repo
+from policy.host_rules import mapping_ref
 from testkit.loopback.github_api import GitHubLoopback
 from testkit.tools import git
 from tests.activities.test_tool_limits import git_processes
@@ -85,7 +87,7 @@ async def test_the_cache_holds_the_remote_tree_exactly_links_included(
     host: GitHubHost, sample_repo: Path, tmp_path: Path, host_dir: Path
 ) -> None:
     head = git(sample_repo, "rev-parse", "HEAD")
-    entries = {entry.path: entry for entry in await host.tree("acme/calc", head)}
+    entries = {entry.path: entry for entry in await host.tree(parse_repo("acme/calc"), head)}
     assert (entries["dirlink"].mode, entries["filelink"].mode, entries["run.sh"].mode) == ("120000", "120000", "100755")
     cache = tmp_path / "repos" / "acme__calc"
     assert git(cache, "rev-parse", f"{mapping_ref(head)}^{{tree}}") == git(sample_repo, "rev-parse", "HEAD^{tree}")
@@ -139,7 +141,7 @@ async def test_tools_on_github_refuse_writes_through_links_and_search_cheaply(
     tools = Tools(
         sample_repo,
         tmp_path,
-        hosts=lambda blobs: CodeHosts(local=LocalGitHost(blobs), github=make_host(github, tmp_path, blobs)),
+        hosts=lambda blobs: CodeHosts({"local": LocalGitHost(blobs), "github": make_host(github, tmp_path, blobs)}),
         repo_ref="acme/calc",
     )
     refused = await tools.call("write_file", path="dirlink/new.txt", content="x")
