@@ -5,7 +5,6 @@ Add optional fields only; never rename a field once a run has used it.
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from typing import Literal
 
@@ -21,24 +20,13 @@ from contracts.agents import (
     TestFailure,
     TestReport,
 )
+from contracts.repo import Repo
 from contracts.usage import UsageTotals
 from contracts.versioning import STRICT
 
 Mode = Literal["autonomous", "plan", "review"]
 DEFAULT_MODE: Mode = "autonomous"
 DEFAULT_MAX_RETRIES = 3  # coder rounds after the first, shared by the test and review loops
-
-_GITHUB_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
-
-
-def is_local_repo(repo: str) -> bool:
-    """A repository given as an absolute path or a file:// URL is served by the local git host."""
-    return repo.startswith("/") or repo.startswith("file://")
-
-
-def local_repo_path(repo: str) -> str:
-    """The filesystem path of a local repository reference."""
-    return repo.removeprefix("file://")
 
 
 class RunBudgets(BaseModel):
@@ -61,7 +49,7 @@ class IssueInput(BaseModel):
 
     model_config = STRICT
 
-    repo: str = Field(description="owner/name on GitHub, or an absolute path / file:// URL of a local git repo.")
+    repo: Repo = Field(description="owner/name on GitHub, or an absolute path / file:// URL of a local git repo.")
     issue_number: int | None = Field(default=None, ge=1)
     pr_number: int | None = Field(default=None, ge=1)
     spec_content: str | None = Field(default=None, description="A written task instead of an issue.")
@@ -104,17 +92,6 @@ class IssueInput(BaseModel):
     )
     base_ref: str | None = Field(default=None, description="Branch or commit to start from; default: the repo's HEAD.")
 
-    @field_validator("repo")
-    @classmethod
-    def _repo_shape(cls, value: str) -> str:
-        if is_local_repo(value):
-            if not local_repo_path(value).startswith("/"):
-                raise ValueError("a local repo must be an absolute path or file:///absolute/path")
-            return value
-        if not _GITHUB_REPO.match(value):
-            raise ValueError(f"{value!r} is neither owner/name nor an absolute path")
-        return value
-
     @field_validator("spec_content")
     @classmethod
     def _spec_not_blank(cls, value: str | None) -> str | None:
@@ -137,12 +114,12 @@ class IssueInput(BaseModel):
 
 
 class Stage(StrEnum):
+    """The run's own stages. While an agent works, the stage is its role's (roles/: RoleSpec.stage,
+    such as "coding"), so a new role needs nothing here. Stages are search-attribute values and
+    query output: never rename one after a run has used it."""
+
     STARTING = "starting"
-    PLANNING = "planning"
     AWAITING_PLAN_APPROVAL = "awaiting_plan_approval"
-    CODING = "coding"
-    TESTING = "testing"
-    REVIEWING = "reviewing"
     AWAITING_ESCALATION = "awaiting_escalation"
     AWAITING_CHANGE_APPROVAL = "awaiting_change_approval"
     DONE = "done"
@@ -190,9 +167,9 @@ class GateDecision(BaseModel):
 class OrchestrationState(BaseModel):
     """The seed's OrchestrationState plus what a person needs to follow the run; returned by the `state` query."""
 
-    repo: str
+    repo: Repo
     mode: Mode
-    stage: Stage = Stage.STARTING
+    stage: str = Field(default=Stage.STARTING, description="A `Stage`, or the working role's stage.")
     round: int = 0
     plan: Plan | None = None
     tasks: list[PlanTask] = Field(default_factory=list)

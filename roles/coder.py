@@ -15,5 +15,7 @@ CODER = RoleSpec(
     tool_names=("list_files", "read_file", "search", "write_file", "str_replace", "insert", "view_diff"),
     result_model=ChangeSummary,
     submit_description="Submit when the change is complete: a summary and a one-paragraph commit message.",
+    step="change",
+    stage="coding",
     max_turns=60,
 )

@@ -18,5 +18,7 @@ PLANNER = RoleSpec(
     tool_names=("list_files", "read_file", "search", RESEARCH),
     result_model=Plan,
     submit_description="Submit the plan. Call exactly once, when the plan is complete.",
+    step="plan",
+    stage="planning",
     max_turns=30,
 )

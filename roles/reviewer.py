@@ -15,5 +15,7 @@ REVIEWER = RoleSpec(
     tool_names=("view_diff", "read_file", "list_files", "search"),
     result_model=Review,
     submit_description="Submit the review verdict and comments.",
+    step="review",
+    stage="reviewing",
     max_turns=30,
 )

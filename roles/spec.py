@@ -1,13 +1,19 @@
-"""What defines a role: its prompt, tools, result model and turn budget, in one place."""
+"""What defines a role: its prompt, tools, result model and turn budget, and how a run runs it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel
 
 from contracts.agents import DEFAULT_MAX_TURNS, Role
 from roles.tools import DEFINITIONS, ToolDef, submit_tool
+
+# What the run does with a role's submission (workflows/_steps.py has one behaviour per kind):
+# record the plan, commit the change, commit the tests and judge the report, post the review.
+# Two roles may share a kind (a second reviewer reuses "review").
+StepKind = Literal["plan", "change", "tests", "review"]
 
 
 @dataclass(frozen=True)
@@ -17,6 +23,10 @@ class RoleSpec:
     tool_names: tuple[str, ...]
     result_model: type[BaseModel]
     submit_description: str
+    step: StepKind  # which step consumes the submission
+    # The run's stage while the role works: the ForgeflowStage search attribute and the `state`
+    # query's value, so never rename one after a run has used it.
+    stage: str
     max_turns: int = DEFAULT_MAX_TURNS  # the run's budgets.max_turns_per_agent caps it further
     model: str | None = None  # None: the run's model (IssueInput.model)
 

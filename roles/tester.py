@@ -16,5 +16,7 @@ TESTER = RoleSpec(
     tool_names=("list_files", "read_file", "search", "write_file", "str_replace", "insert", RUN_TESTS),
     result_model=TesterReport,
     submit_description="Submit your report after running the tests.",
+    step="tests",
+    stage="testing",
     max_turns=20,
 )

@@ -14,7 +14,7 @@ import os
 import shlex
 import sys
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -27,7 +27,8 @@ from temporalio.service import RPCError
 from config.settings import get_settings
 from contracts import api
 from contracts.agents import DEFAULT_MODEL
-from contracts.run import DEFAULT_MAX_RETRIES, DEFAULT_MODE, Decision, GateDecision, IssueInput, Outcome, is_local_repo
+from contracts.repo import RepoRef, RepoRefError, parse_repo
+from contracts.run import DEFAULT_MAX_RETRIES, DEFAULT_MODE, Decision, GateDecision, IssueInput, Outcome
 from starter.client import connect
 from starter.follow import follow, query_state
 from starter.render import console, err_console, server_line, summary, ui_link
@@ -64,6 +65,18 @@ async def _client() -> Client:
     return await connect(settings, interceptors=client_interceptors("forgeflow-cli"))
 
 
+def repo_option(text: str) -> RepoRef:
+    """The --repo option parsed, once; a relative path to an existing checkout is made absolute
+    first. A text that names no repository is one red line and exit code 2."""
+    if not Path(text).is_absolute() and Path(text).exists():
+        text = str(Path(text).resolve())
+    try:
+        return parse_repo(text)
+    except RepoRefError as err:
+        err_console.print(f"[red]invalid repo: {err}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+
+
 def build_input(
     repo: str,
     issue: int | None,
@@ -81,10 +94,8 @@ def build_input(
     """Validate on the client first, so a bad option is named before anything starts."""
     if spec_file is not None:
         spec = spec_file.read_text()
-    if not is_local_repo(repo) and Path(repo).exists():
-        repo = str(Path(repo).resolve())  # a relative path to a local checkout
     raw = {
-        "repo": repo, "issue_number": issue, "pr_number": pr, "spec_content": spec, "mode": mode,
+        "repo": repo_option(repo), "issue_number": issue, "pr_number": pr, "spec_content": spec, "mode": mode,
         "max_retries": max_retries, "require_plan_approval": require_plan_approval,
         "model_script": str(script.resolve()) if script else None, "model": model,
         "test_command": shlex.split(test_command) if test_command else None,
@@ -123,8 +134,7 @@ InstallCommand = Annotated[
 async def _start(inp: IssueInput, workflow_id: str | None) -> str:
     settings = get_settings()
     client = await _client()
-    name = Path(inp.repo.rstrip("/")).name
-    workflow_id = workflow_id or f"forgeflow-{name}-{uuid.uuid4().hex[:8]}"
+    workflow_id = workflow_id or f"forgeflow-{inp.repo.name}-{uuid.uuid4().hex[:8]}"
     ui_url = f"http://127.0.0.1:{settings.ui_port}" if inp.ui_url is None else inp.ui_url
     params = inp.model_copy(update={"ui_url": ui_url}).model_dump(mode="json", exclude_none=True)
     await client.start_workflow(api.WORKFLOW_TYPE, params, id=workflow_id, task_queue=settings.task_queue)
@@ -144,33 +154,39 @@ async def _watch(workflow_id: str) -> int:
     return 0 if state.outcome in SUCCESS else 1
 
 
+def run_command(then: Callable[[IssueInput, str | None], None]) -> Callable[..., None]:
+    """The command `start` and `run` share: the run options, checked and built into an IssueInput
+    before anything starts, then handed with the workflow id to `then`, whose name and docstring
+    the command takes."""
+
+    def command(
+        repo: Repo, issue: Issue = None, pr: Pr = None, spec: Spec = None, spec_file: SpecFile = None,
+        mode: Mode = DEFAULT_MODE, max_retries: Retries = DEFAULT_MAX_RETRIES, require_plan_approval: Gate = False,
+        script: Script = None, workflow_id: WorkflowId = None, model: Model = None,
+        test_command: TestCommand = None, install_command: InstallCommand = None,
+    ) -> None:  # fmt: skip
+        inp = build_input(
+            repo, issue, pr, spec, spec_file, mode, max_retries, require_plan_approval, script, model,
+            test_command, install_command,
+        )  # fmt: skip
+        then(inp, workflow_id)
+
+    # Not functools.wraps: its __wrapped__ would make typer read `then`'s parameters instead.
+    command.__name__, command.__qualname__, command.__doc__ = then.__name__, then.__qualname__, then.__doc__
+    return command
+
+
 @app.command()
-def start(
-    repo: Repo, issue: Issue = None, pr: Pr = None, spec: Spec = None, spec_file: SpecFile = None,
-    mode: Mode = DEFAULT_MODE, max_retries: Retries = DEFAULT_MAX_RETRIES, require_plan_approval: Gate = False,
-    script: Script = None, workflow_id: WorkflowId = None, model: Model = None,
-    test_command: TestCommand = None, install_command: InstallCommand = None,
-) -> None:  # fmt: skip
+@run_command
+def start(inp: IssueInput, workflow_id: str | None) -> None:
     """Start a run and print its id (a worker must be running: `forgeflow worker`)."""
-    inp = build_input(
-        repo, issue, pr, spec, spec_file, mode, max_retries, require_plan_approval, script, model,
-        test_command, install_command,
-    )  # fmt: skip
     _run(_start(inp, workflow_id))
 
 
 @app.command()
-def run(
-    repo: Repo, issue: Issue = None, pr: Pr = None, spec: Spec = None, spec_file: SpecFile = None,
-    mode: Mode = DEFAULT_MODE, max_retries: Retries = DEFAULT_MAX_RETRIES, require_plan_approval: Gate = False,
-    script: Script = None, workflow_id: WorkflowId = None, model: Model = None,
-    test_command: TestCommand = None, install_command: InstallCommand = None,
-) -> None:  # fmt: skip
+@run_command
+def run(inp: IssueInput, workflow_id: str | None) -> None:
     """Start a run and follow it to the end."""
-    inp = build_input(
-        repo, issue, pr, spec, spec_file, mode, max_retries, require_plan_approval, script, model,
-        test_command, install_command,
-    )  # fmt: skip
 
     async def go() -> int:
         return await _watch(await _start(inp, workflow_id))

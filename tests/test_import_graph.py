@@ -29,7 +29,10 @@ SKIPPED = (ROOT / "starter" / "demo",)  # the demo's sample repository: data, no
 
 # Entry points: processes and commands start here, and nothing may import them.
 ENTRY_POINTS = frozenset({"worker", "starter.cli", "starter.__main__", "benchmarks"})
-_LIBRARY = frozenset({"starter", "workflows", "activities", "telemetry", "payloads", "config", "roles", "policy"})
+# activities/ holds three subsystems, each its own unit: none imports another (tools use the code hosts).
+SUBSYSTEMS = ("activities.sandbox", "activities.codehost", "activities.model")
+_IO = frozenset({"activities", *SUBSYSTEMS})
+_LIBRARY = frozenset({"starter", "workflows", "telemetry", "payloads", "config", "roles", "policy"}) | _IO
 
 # Which unit may import which; read top to bottom. A unit not listed here imports nothing of ours.
 ALLOWED: dict[str, frozenset[str]] = {
@@ -42,8 +45,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     "starter": _LIBRARY - {"starter"} | {"contracts"},
     # orchestration: no I/O, so no activities, settings or telemetry exporters
     "workflows": frozenset({"roles", "policy", "contracts"}),
-    # all I/O: values are injected by starter/workers.py, so no Settings and no role registry
-    "activities": frozenset({"telemetry", "policy", "contracts"}),
+    # all I/O: values are injected by starter/workers.py, so no Settings and no role registry. The
+    # shared part (heartbeats, the blob store, the workspace tools, research) is used by every
+    # subsystem; the subsystems use only it.
+    "activities": frozenset({"activities.codehost", "telemetry", "policy", "contracts"}),
+    **{unit: frozenset({"activities", "telemetry", "policy", "contracts"}) for unit in SUBSYSTEMS},
     "telemetry": frozenset({"config", "policy", "contracts"}),
     "payloads": frozenset({"config", "policy", "contracts"}),
     "config": frozenset({"policy", "contracts"}),
@@ -61,10 +67,11 @@ KNOWN_EXCEPTIONS: set[tuple[str, str]] = set()
 
 
 def unit_of(module: str) -> str:
-    """The unit a dotted module name belongs to: an entry point, `starter` (its library) or a package."""
+    """The unit a dotted module name belongs to: an entry point, an activities subsystem, `starter`
+    (its library) or a package."""
     if module == "worker":
         return "worker"
-    for entry in ("starter.cli", "starter.__main__"):
+    for entry in ("starter.cli", "starter.__main__", *SUBSYSTEMS):
         if module == entry or module.startswith(entry + "."):
             return entry
     return module.split(".")[0]
@@ -142,6 +149,8 @@ def test_a_backward_import_is_caught() -> None:
     for module, source in [
         ("telemetry.instrument", "from activities.model.providers import ModelResponse"),
         ("activities.model.turns", "from roles import ROLES"),
+        ("activities.sandbox.run_tests", "from activities.codehost._commit_cache import mapping_ref"),
+        ("activities.codehost.github", "from activities.sandbox import _safefs"),
         ("activities.sandbox.run_tests", "from config.settings import Settings"),
         ("starter.demo", "import worker"),
         ("starter.workers", "from starter import cli"),

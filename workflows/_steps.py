@@ -1,6 +1,7 @@
-"""The four agent steps of an IssueWorkflow run, and the code-host writes around them.
+"""The agent steps of an IssueWorkflow run, and the code-host writes around them.
 
-Each step starts one AgentWorkflow child, folds its result into the run's state and returns the
+A step runs one role: it starts one AgentWorkflow child, folds the result into the run's state the
+way the role's kind says (roles/spec.py StepKind: plan, change, tests, review), and returns the
 outcome routing decides on. Context for the next round (test failures, review comments, human
 feedback, the agent's own earlier conversation) is kept here.
 """
@@ -37,11 +38,11 @@ with workflow.unsafe.imports_passed_through():
         TaskSpec,
     )
     from contracts.run import IssueInput, OrchestrationState
-    from contracts.testing import RunTestsInput
     from policy.budgets import tokens_left
     from policy.host_rules import BRANCH_PREFIX
     from policy.routing import StepOutcome
-    from roles import ROLES, briefs
+    from roles import ROLES, RoleSpec, briefs
+    from roles.spec import StepKind
     from workflows import _metrics
     from workflows import activity_calls as acts
 
@@ -78,13 +79,23 @@ class Steps:
 
     # --- agents -----------------------------------------------------------------------------
 
-    async def plan(self) -> StepOutcome:
-        result = await self._agent("planner", briefs.planner_brief(self.task))
+    async def run(self, role: RoleSpec) -> StepOutcome:
+        """Run `role` and consume its submission the way its kind says."""
+        kinds: dict[StepKind, Callable[[Role], Awaitable[StepOutcome]]] = {
+            "plan": self.plan,
+            "change": self.code,
+            "tests": self.test,
+            "review": self.review,
+        }
+        return await kinds[role.step](role.name)
+
+    async def plan(self, role: Role) -> StepOutcome:
+        result = await self._agent(role, briefs.planner_brief(self.task))
         plan = Plan.model_validate(result.submission)
         self.st.plan, self.st.tasks = plan, plan.tasks
         return StepOutcome.DONE
 
-    async def code(self) -> StepOutcome:
+    async def code(self, role: Role) -> StepOutcome:
         new_feedback = self.st.human_feedback[self.feedback_used :]
         self.feedback_used = len(self.st.human_feedback)
         brief = briefs.coder_brief(
@@ -96,20 +107,20 @@ class Steps:
             human_feedback=new_feedback,
         )
         self.st.round += 1
-        result = await self._agent("coder", brief)
+        result = await self._agent(role, brief)
         change = ChangeSummary.model_validate(result.submission)
         self.last_failed_tests, self.last_review = None, None
-        if result.workspace.overlay and await self._commit(result.workspace.overlay, change.commit_message, "coder"):
+        if result.workspace.overlay and await self._commit(result.workspace.overlay, change.commit_message, role):
             self.change_summary = change.summary
             await self._publish()  # something was committed
         return StepOutcome.DONE
 
-    async def test(self) -> StepOutcome:
+    async def test(self, role: Role) -> StepOutcome:
         commit = self._commit_under_work()
-        result = await self._agent("tester", briefs.tester_brief(self.task, commit), commit_sha=commit)
+        result = await self._agent(role, briefs.tester_brief(self.task, commit), commit_sha=commit)
         report = result.test_report
         if result.workspace.overlay:  # the tester wrote tests: they join the branch as their own commit
-            committed = await self._commit(result.workspace.overlay, TESTER_COMMIT_MESSAGE, "tester")
+            committed = await self._commit(result.workspace.overlay, TESTER_COMMIT_MESSAGE, role)
             if committed != result.workspace.overlay:
                 report = None  # not all that was tested was committed: test the commit itself
             elif report is not None:
@@ -126,10 +137,10 @@ class Steps:
         self.last_failed_tests = report
         return StepOutcome.FAILED
 
-    async def review(self) -> StepOutcome:
+    async def review(self, role: Role) -> StepOutcome:
         commit = self._commit_under_work()
         brief = briefs.reviewer_brief(self.task, self.st.plan, commit, self.st.test_results)
-        result = await self._agent("reviewer", brief, commit_sha=commit)
+        result = await self._agent(role, brief, commit_sha=commit)
         review = Review.model_validate(result.submission)
         self.st.review_verdict = review.verdict
         self.st.review_comments = review.comments
@@ -272,19 +283,8 @@ class Steps:
             self.st.prs_created.append(published.ref)
 
     async def _run_tests(self, commit: str) -> TestReport:
-        req = RunTestsInput(
-            repo_path=self.task.sandbox_repo_path,
-            commit_sha=commit,
-            test_command=self.inp.test_command,
-            install_command=self.inp.install_command,
-        )
-        return await acts.execute(
-            acts.RUN_TESTS,
-            req,
-            TestReport,
-            acts.sandbox_call(req.timeout_seconds),
-            summary=f"run_tests on {commit[:12]}",
-            task_queue=api.sandbox_queue(workflow.info().task_queue),
+        return await acts.run_tests(
+            self.task.sandbox_repo_path, commit, self.inp, summary=f"run_tests on {commit[:12]}"
         )
 
     async def post_plan(self) -> None:

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from temporalio import exceptions, workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from contracts.api import sandbox_queue
+    from contracts.testing import RunTestsInput, TestReport
     from policy.worker_loss import schedule_again
 
 T = TypeVar("T")
@@ -41,37 +43,25 @@ POST_COMMENT = "post_comment"
 # Errors a retry cannot fix; activities raise ApplicationError(non_retryable=True) for their own.
 _NON_RETRYABLE = ["InvalidInput", "ScriptDiverged", "UnsafePath", "BranchMoved", "CommitNotFound"]
 
-MODEL_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=60),
-    maximum_attempts=8,
-    non_retryable_error_types=_NON_RETRYABLE,
-)
-TOOL_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=3,
-    non_retryable_error_types=_NON_RETRYABLE,
-)
-HOST_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=6,
-    non_retryable_error_types=_NON_RETRYABLE,
-)
-RESEARCH_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=3,  # then the planner goes on without research
-    non_retryable_error_types=_NON_RETRYABLE,
-)
-SANDBOX_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    maximum_attempts=2,  # for errors; a crashed sandbox worker is scheduled again (policy.worker_loss)
-    non_retryable_error_types=[*_NON_RETRYABLE, "SandboxUnavailable"],
-)
+
+def _retry(*, first: int, attempts: int, longest: int | None, also_final: tuple[str, ...] = ()) -> RetryPolicy:
+    """Seconds to the first retry, the cap on attempts, the longest wait between two in seconds
+    (None: 100 x the first), and errors beyond _NON_RETRYABLE that a retry cannot fix. Waits double."""
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=first),
+        backoff_coefficient=2.0,
+        maximum_interval=None if longest is None else timedelta(seconds=longest),
+        maximum_attempts=attempts,
+        non_retryable_error_types=[*_NON_RETRYABLE, *also_final],
+    )
+
+
+MODEL_RETRY = _retry(first=2, attempts=8, longest=60)
+TOOL_RETRY = _retry(first=1, attempts=3, longest=10)
+HOST_RETRY = _retry(first=1, attempts=6, longest=30)
+RESEARCH_RETRY = _retry(first=2, attempts=3, longest=30)  # then the planner goes on without research
+# Attempts for errors; a crashed sandbox worker is scheduled again (policy.worker_loss).
+SANDBOX_RETRY = _retry(first=2, attempts=2, longest=None, also_final=("SandboxUnavailable",))
 
 CHEAP_HEARTBEAT = timedelta(seconds=5)  # idempotent calls: a false alarm repeats a few requests
 # Paid or long calls. The sandbox's also bounds how long a workflow's cancellation takes to reach
@@ -139,3 +129,47 @@ def _timeout_type(err: exceptions.ActivityError) -> str | None:
     if isinstance(cause, exceptions.TimeoutError) and cause.type is not None:
         return cause.type.name
     return None
+
+
+class SuiteCommands(Protocol):
+    """The run's own test and install commands (IssueInput and AgentInput both carry them)."""
+
+    @property
+    def test_command(self) -> list[str] | None: ...
+
+    @property
+    def install_command(self) -> list[str] | None: ...
+
+
+async def run_tests(
+    repo_path: str,
+    commit_sha: str,
+    commands: SuiteCommands,
+    *,
+    summary: str,
+    overlay: dict[str, str | None] | None = None,
+) -> TestReport:
+    """Run the suite at `commit_sha` (plus `overlay`, when given) in the sandbox, on its own task
+    queue beside this workflow's."""
+    req = RunTestsInput(
+        repo_path=repo_path,
+        commit_sha=commit_sha,
+        overlay=overlay or {},
+        test_command=commands.test_command,
+        install_command=commands.install_command,
+    )
+    return await execute(
+        RUN_TESTS,
+        req,
+        TestReport,
+        sandbox_call(req.timeout_seconds),
+        summary=summary,
+        task_queue=sandbox_queue(workflow.info().task_queue),
+    )
+
+
+def innermost(err: BaseException) -> tuple[str, str | None]:
+    """The innermost failure of a cause chain: its message and, for an application error, its type."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return str(err), err.type if isinstance(err, exceptions.ApplicationError) else None

@@ -17,10 +17,9 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from contracts.agents import AgentInput, AgentResult, TestReport, Workspace
-    from contracts.api import AGENT_WORKFLOW_TYPE, sandbox_queue
+    from contracts.api import AGENT_WORKFLOW_TYPE
     from contracts.model import Block, Message, ModelTurnInput, ModelTurnResult
     from contracts.research import ResearchInput, ResearchResult, research_text
-    from contracts.testing import RunTestsInput
     from contracts.tools import WRITE_TOOLS, ToolCallInput, ToolCallResult
     from contracts.usage import AgentUsage
     from policy.pricing import billed_tokens
@@ -189,7 +188,7 @@ class _AgentLoop:
             if is_cancelled_exception(err):
                 raise  # the run was cancelled: end, don't tell the model
             # The tool failed after its retries: the model reads why and works around it.
-            return tool_result(use_id, f"{name} failed: {_innermost(err)}", is_error=True)
+            return tool_result(use_id, f"{name} failed: {acts.innermost(err)[0]}", is_error=True)
 
     async def _research(self, use_id: str, tool_input: dict[str, Any]) -> Block:
         answer = await acts.execute(
@@ -229,29 +228,15 @@ class _AgentLoop:
     async def _run_tests(self, use_id: str) -> Block:
         if self.inp.commit_sha is None or self.inp.sandbox_repo_path is None:
             return tool_result(use_id, "There is no commit under test in this run.", is_error=True)
-        req = RunTestsInput(
-            repo_path=self.inp.sandbox_repo_path,
-            commit_sha=self.inp.commit_sha,
-            overlay=self.workspace.overlay,
-            test_command=self.inp.test_command,
-            install_command=self.inp.install_command,
-        )
         self.tested_overlay = dict(self.workspace.overlay)
-        self.test_report = await acts.execute(
-            acts.RUN_TESTS,
-            req,
-            TestReport,
-            acts.sandbox_call(req.timeout_seconds),
+        self.test_report = await acts.run_tests(
+            self.inp.sandbox_repo_path,
+            self.inp.commit_sha,
+            self.inp,
+            overlay=self.workspace.overlay,
             summary=f"{self.inp.role} · run_tests on {self.inp.commit_sha[:12]}",
-            task_queue=sandbox_queue(workflow.info().task_queue),
         )
         return tool_result(use_id, report_text(self.test_report), is_error=not self.test_report.ok)
-
-
-def _innermost(err: BaseException) -> str:
-    while err.__cause__ is not None:
-        err = err.__cause__
-    return str(err)
 
 
 def _tool_target(tool_input: dict[str, Any]) -> str:

@@ -1,7 +1,8 @@
 """IssueWorkflow: the seed's planner → coder → tester → reviewer state machine, with human gates.
 
-The routing decision is `policy.routing.route`; this module runs the steps it names, keeps the
-live state (query `state`), and waits at gates answered by signal or by the `decide` update.
+The routing decision is `policy.routing.route` over its table; this module runs the role each step
+names (every role the same way: roles/ says its stage and step kind), keeps the live state (query
+`state`), and waits at gates answered by signal or by the `decide` update.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ with workflow.unsafe.imports_passed_through():
     from policy.gates import decision_error
     from policy.outcomes import failure_type
     from policy.protected import protected_paths
-    from policy.routing import Next, Route, retries_left, route
+    from policy.routing import AFTER_FEEDBACK, END, Route, first_step, retries_left, route
+    from roles import RoleSpec, spec_of
     from workflows import _metrics
     from workflows import activity_calls as acts
     from workflows._steps import Steps
@@ -122,13 +124,13 @@ class IssueWorkflow:
             max_retries=inp.max_retries,
             scripted_replay=inp.model_script is not None,
         )
-        workflow.upsert_search_attributes([search.REPO.value_set(inp.repo), search.MODE.value_set(inp.mode)])
+        workflow.upsert_search_attributes([search.REPO.value_set(str(inp.repo)), search.MODE.value_set(inp.mode)])
         self._set_stage(Stage.STARTING, f"run started in {inp.mode} mode")
         task = await self._fetch_task(inp)
         self._protected_patterns = [*inp.protected_paths, *task.protected_paths]  # the repository's only add
         steps = Steps(inp, task, st, self._model_spec(inp), self._guard)
-        step = Next.REVIEWER if inp.reviews_existing_pr else Next.PLANNER
-        while step != Next.END:
+        step = first_step(inp.mode, reviews_existing_pr=inp.reviews_existing_pr)
+        while step != END:
             if not await self._within_budget(steps, inp):
                 break
             try:
@@ -143,11 +145,11 @@ class IssueWorkflow:
                 continue  # the same step again, after a human's feedback
             if decision.uses_retry:
                 st.retry_count += 1
-                _metrics.retried(step.value)
+                _metrics.retried(step)
             self._note(decision.reason)
             if decision.escalate and not await self._escalate(steps, decision.reason):
                 break
-            step = Next.CODER if decision.escalate else decision.next
+            step = AFTER_FEEDBACK if decision.escalate else decision.next
         return self._finish()
 
     async def _within_budget(self, steps: Steps, inp: IssueInput) -> bool:
@@ -160,12 +162,12 @@ class IssueWorkflow:
         steps.budgets = _extend(steps.budgets, inp.budgets)
         return True
 
-    async def _recover(self, step: Next, steps: Steps, inp: IssueInput, err: BaseException) -> bool:
+    async def _recover(self, step: str, steps: Steps, inp: IssueInput, err: BaseException) -> bool:
         """A step failed: end on misconfiguration, else escalate; True when a human says try again."""
         st = self._require_state()
         _count_failed_spend(st, step, err)
-        message, error_type = _cause(err)
-        st.error = f"the {step.value} step failed: {message}"
+        message, error_type = acts.innermost(err)
+        st.error = f"the {step} step failed: {message}"
         self._note(st.error)
         if ends_run(error_type) or not await self._escalate(steps, st.error):
             return False
@@ -173,38 +175,37 @@ class IssueWorkflow:
             steps.budgets = _extend(steps.budgets, inp.budgets)
         return True
 
-    async def _run_step(self, step: Next, steps: Steps, inp: IssueInput) -> Route:
+    async def _run_step(self, step: str, steps: Steps, inp: IssueInput) -> Route:
+        """Every role runs the same way: its stage, the step its kind names, then the routing table.
+        The hooks are per kind: after a plan, plan mode posts it or the approval gate waits; a
+        review the run ends on sets the run's outcome."""
         st = self._require_state()
         left = retries_left(st.retry_count, st.max_retries)
-        if step == Next.PLANNER:
-            self._set_stage(Stage.PLANNING, "planner started")
-            outcome = await steps.plan()
-            if inp.mode == "plan":
-                await steps.post_plan()
-                st.outcome = Outcome.PLANNED
-            elif inp.require_plan_approval and not await self._plan_gate():
-                return Route(next=Next.END, reason="plan rejected")
-            return route("planner", mode=inp.mode, outcome=outcome, retries_left=left)
-        if step == Next.CODER:
-            self._set_stage(Stage.CODING, f"coder round {st.round + 1} started")
-            outcome = await steps.code()
-            return route("coder", mode=inp.mode, outcome=outcome, retries_left=left)
-        if step == Next.TESTER:
-            self._set_stage(Stage.TESTING, "tester started")
-            outcome = await steps.test()
-            return route("tester", mode=inp.mode, outcome=outcome, retries_left=left)
-        self._set_stage(Stage.REVIEWING, "reviewer started")
-        outcome = await steps.review()
+        role = spec_of(step)
+        self._set_stage(role.stage, _started(role, st.round))
+        outcome = await steps.run(role)
+        if role.step == "plan" and (stop := await self._after_plan(steps, inp)) is not None:
+            return stop
         decision = route(
-            "reviewer",
+            role.name,
             mode=inp.mode,
             outcome=outcome,
             retries_left=left,
             reviews_existing_pr=inp.reviews_existing_pr,
         )
-        if decision.next == Next.END:
+        if role.step == "review" and decision.next == END:
             st.outcome = _review_outcome(st.review_verdict, inp.reviews_existing_pr)
         return decision
+
+    async def _after_plan(self, steps: Steps, inp: IssueInput) -> Route | None:
+        """Plan mode posts the plan (the run's outcome); a plan that needs approval waits for it.
+        A route that ends the run when the plan was rejected, else None: routing decides."""
+        if inp.mode == "plan":
+            await steps.post_plan()
+            self._require_state().outcome = Outcome.PLANNED
+        elif inp.require_plan_approval and not await self._plan_gate():
+            return Route(next=END, reason="plan rejected")
+        return None
 
     # --- gates ------------------------------------------------------------------------------
 
@@ -318,14 +319,15 @@ class IssueWorkflow:
         assert self._state is not None, "state exists once run() started"
         return self._state
 
-    def _set_stage(self, stage: Stage, line: str) -> None:
+    def _set_stage(self, stage: str, line: str) -> None:
         st = self._require_state()
+        stage = str(stage)  # a Stage member's value, or a role's stage
         st.stage = stage
         self._note(line)
-        workflow.logger.info("stage: %s", line, extra={"stage": stage.value, "round": st.round})  # not on replay
-        workflow.upsert_search_attributes([search.STAGE.value_set(stage.value)])
+        workflow.logger.info("stage: %s", line, extra={"stage": stage, "round": st.round})  # not on replay
+        workflow.upsert_search_attributes([search.STAGE.value_set(stage)])
         retries = f"retries {st.retry_count}/{st.max_retries}"
-        workflow.set_current_details(f"**{stage.value}** — round {max(st.round, 1)}, {retries}\n\n{line}")
+        workflow.set_current_details(f"**{stage}** — round {max(st.round, 1)}, {retries}\n\n{line}")
 
     def _note(self, line: str) -> None:
         self._require_state().log.append(f"[{workflow.now().strftime('%H:%M:%S')}] {line}")
@@ -379,15 +381,15 @@ def _review_outcome(verdict: str | None, existing_pr: bool) -> Outcome:
     return Outcome.APPROVED if verdict == "approve" else Outcome.CHANGES_REQUESTED
 
 
-def _count_failed_spend(st: OrchestrationState, step: Next, err: BaseException) -> None:
+def _started(role: RoleSpec, round_no: int) -> str:
+    """The log line a step starts with; a change step counts the rounds."""
+    if role.step == "change":
+        return f"{role.name} round {round_no + 1} started"
+    return f"{role.name} started"
+
+
+def _count_failed_spend(st: OrchestrationState, step: str, err: BaseException) -> None:
     """An agent that failed still spent tokens: its ApplicationError carries its usage."""
     cause = err.__cause__
     if isinstance(err, ChildWorkflowError) and isinstance(cause, ApplicationError) and cause.details:
-        st.usage.add(step.value, AgentUsage.model_validate(cause.details[0]), round_no=st.round)
-
-
-def _cause(err: BaseException) -> tuple[str, str | None]:
-    """The innermost failure's message and, for an application error, its type."""
-    while err.__cause__ is not None:
-        err = err.__cause__
-    return str(err), err.type if isinstance(err, ApplicationError) else None
+        st.usage.add(step, AgentUsage.model_validate(cause.details[0]), round_no=st.round)

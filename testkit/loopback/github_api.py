@@ -24,8 +24,10 @@ from urllib.parse import parse_qs
 import jwt
 
 from testkit.loopback._server import LoopbackServer
+from testkit.loopback.json_api import JsonHandler
 
 DOCS = "https://docs.github.com/rest"
+QUOTA = {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "4999"}  # on every answer, as GitHub does
 Handler = Callable[["GitHubLoopback", re.Match[str], Any], tuple[int, Any]]
 
 
@@ -105,7 +107,7 @@ class GitHubLoopback(LoopbackServer):
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         loopback = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def _serve(self, method: str) -> None:
                 loopback.requests.append((method, self.path))
                 raw = self.rfile.read(int(self.headers.get("content-length", "0")))
@@ -119,7 +121,7 @@ class GitHubLoopback(LoopbackServer):
                     loopback.hold(method, self.path)  # e.g. GitHub has opened the PR, the client never hears it
                 try:
                     if isinstance(payload, bytes):
-                        self._send_bytes(status, payload, "application/x-gzip")
+                        self.send_body(status, payload, "application/x-gzip", QUOTA)
                     else:
                         self._send(status, payload, {})
                 except (BrokenPipeError, ConnectionResetError):
@@ -135,20 +137,7 @@ class GitHubLoopback(LoopbackServer):
                 self._serve("PATCH")
 
             def _send(self, status: int, payload: Any, headers: dict[str, str]) -> None:
-                self._send_bytes(status, json.dumps(payload).encode(), "application/json; charset=utf-8", headers)
-
-            def _send_bytes(self, status: int, data: bytes, kind: str, headers: dict[str, str] | None = None) -> None:
-                self.send_response(status)
-                self.send_header("content-type", kind)
-                quota = {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "4999"}
-                for key, value in {**quota, **(headers or {})}.items():
-                    self.send_header(key, value)
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
+                self.send_json(status, payload, {**QUOTA, **headers}, "application/json; charset=utf-8")
 
         return Handler
 

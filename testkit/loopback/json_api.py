@@ -25,6 +25,25 @@ class Request:
     headers: dict[str, str]
 
 
+class JsonHandler(BaseHTTPRequestHandler):
+    """A handler that answers each request in one piece (with content-length) and logs nothing."""
+
+    def send_body(self, status: int, data: bytes, kind: str, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        self.send_header("content-type", kind)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def send_json(self, status: int, payload: Any, headers: dict[str, str], kind: str = "application/json") -> None:
+        self.send_body(status, json.dumps(payload).encode(), kind, headers)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 class JsonLoopback(LoopbackServer):
     def __init__(self, fallback: JsonReply | None = None) -> None:
         self.replies: list[JsonReply] = []
@@ -40,21 +59,11 @@ class JsonLoopback(LoopbackServer):
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         loopback = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("content-length", "0")))
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 reply = loopback._next(Request("POST", self.path, json.loads(raw or b"null"), headers))
-                data = json.dumps(reply.body).encode()
-                self.send_response(reply.status)
-                self.send_header("content-type", "application/json")
-                for key, value in reply.headers.items():
-                    self.send_header(key, value)
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
+                self.send_json(reply.status, reply.body, reply.headers)
 
         return Handler

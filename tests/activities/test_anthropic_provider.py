@@ -23,6 +23,7 @@ from config.settings import Settings
 from contracts.agents import AgentResult, ModelSpec
 from starter.workers import build_workers
 from testkit.loopback.anthropic_api import AnthropicLoopback, Reply
+from testkit.runs import run_agent_on
 from testkit.scripts import agent_input
 from testkit.tools import git
 
@@ -68,11 +69,7 @@ async def run_coder(
     inp = agent_input("coder", repo, ModelSpec(provider="anthropic", model=MODEL))
     workflow_id = f"coder-{uuid.uuid4().hex[:8]}"
     (worker,) = build_workers(env.client, settings, [queue])
-    async with worker:
-        result = await env.client.execute_workflow(
-            "AgentWorkflow", inp, id=workflow_id, task_queue=queue, result_type=AgentResult
-        )
-    return result, workflow_id
+    return await run_agent_on(worker, inp, workflow_id), workflow_id
 
 
 async def model_turn_events(env: WorkflowEnvironment, workflow_id: str) -> list[Any]:

@@ -6,8 +6,9 @@ import pytest
 from pydantic import ValidationError
 
 from contracts.agents import ROLE_NAMES, Role
-from contracts.run import IssueInput
-from roles import ROLES
+from contracts.run import IssueInput, OrchestrationState, Stage
+from policy.routing import END, START, successors
+from roles import ROLES, spec_of
 from roles.tools import DEFINITIONS
 
 
@@ -28,3 +29,41 @@ def test_per_agent_models_accept_every_role_and_nothing_else() -> None:
     assert IssueInput(repo="/tmp/r", spec_content="s", models=models).models == models
     with pytest.raises(ValidationError, match=r"models\.designer"):
         IssueInput.model_validate({"repo": "/tmp/r", "spec_content": "s", "models": {"designer": "m"}})
+
+
+def test_the_first_four_roles_keep_their_stage_names_and_step_kinds() -> None:
+    """Stage names are search-attribute values and query output: they never change."""
+    expected = {
+        "planner": ("planning", "plan"),
+        "coder": ("coding", "change"),
+        "tester": ("testing", "tests"),
+        "reviewer": ("reviewing", "review"),
+    }
+    assert {name: (spec.stage, spec.step) for name, spec in ROLES.items()} == expected
+    assert not {spec.stage for spec in ROLES.values()} & set(Stage)  # never one of the run's own
+
+
+def test_a_new_roles_stage_needs_no_new_member() -> None:
+    state = OrchestrationState(repo="/tmp/r", mode="autonomous", stage="designing")
+    assert state.model_dump(mode="json")["stage"] == "designing"
+    assert OrchestrationState.model_validate_json(state.model_dump_json()).stage == "designing"
+    started = OrchestrationState(repo="/tmp/r", mode="autonomous")
+    assert started.model_dump(mode="json")["stage"] == "starting" and started.stage == Stage.STARTING
+
+
+def test_the_routing_table_names_only_registered_roles_and_reaches_every_one() -> None:
+    graph = successors()
+    named = {step for nexts in graph.values() for step in nexts} - {END}
+    assert named <= set(ROLES) and set(graph) - {START} <= set(ROLES)
+    reached, frontier = set(), [START]
+    while frontier:
+        for step in graph.get(frontier.pop(), set()) - reached:
+            reached.add(step)
+            frontier.append(step)
+    assert set(ROLES) <= reached
+
+
+def test_spec_of_finds_a_role_by_its_routing_name() -> None:
+    assert spec_of("tester") is ROLES["tester"]
+    with pytest.raises(KeyError, match="designer"):
+        spec_of("designer")

@@ -15,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from config.settings import Settings
 from contracts.agents import AgentResult
 from starter.workers import build_workers
+from testkit.runs import run_agent_on
 from testkit.scripts import agent_input, scripted, submit, tool, turn, write_script
 from testkit.tools import git
 
@@ -30,11 +31,7 @@ async def run_agent(
     inp = agent_input("coder", repo, scripted(script), max_turns=max_turns)
     wf_id = f"agent-{uuid.uuid4().hex[:8]}"
     (worker,) = build_workers(env.client, settings, [queue])
-    async with worker:
-        result = await env.client.execute_workflow(
-            "AgentWorkflow", inp, id=wf_id, task_queue=queue, result_type=AgentResult
-        )
-    return result, wf_id
+    return await run_agent_on(worker, inp, wf_id), wf_id
 
 
 async def test_invalid_submission_goes_back_to_the_model(

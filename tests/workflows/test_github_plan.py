@@ -69,6 +69,35 @@ async def github_workers(
         yield queue
 
 
+async def run_issue(
+    env: WorkflowEnvironment,
+    tmp_path: Path,
+    github: GitHubLoopback,
+    params: dict[str, object],
+    *,
+    name: str,
+    sandbox: bool = False,
+) -> tuple[IssueResult, str]:
+    """An IssueWorkflow run to its end on fresh workers (see github_workers): its result and its id, gh-NAME-…."""
+    workflow_id = f"gh-{name}-{uuid.uuid4().hex[:6]}"
+    async with github_workers(env, tmp_path, github, sandbox=sandbox) as queue:
+        result = await env.client.execute_workflow(
+            "IssueWorkflow", params, id=workflow_id, task_queue=queue, result_type=IssueResult
+        )
+    return result, workflow_id
+
+
+async def failed_run(
+    env: WorkflowEnvironment, tmp_path: Path, github: GitHubLoopback, params: dict[str, object]
+) -> ApplicationError:
+    """The innermost cause of a run that has to fail."""
+    with pytest.raises(WorkflowFailureError) as failure:
+        await run_issue(env, tmp_path, github, params, name="fail")
+    cause = innermost(failure.value)
+    assert isinstance(cause, ApplicationError)
+    return cause
+
+
 async def first_activity_retries(env: WorkflowEnvironment, workflow_id: str) -> tuple[int, float]:
     """The run's first activity: the attempt that succeeded, and seconds from scheduling to that attempt."""
     history = await env.client.get_workflow_handle(workflow_id).fetch_history()
@@ -91,25 +120,15 @@ async def test_plan_mode_from_a_github_issue(
     run["turns"][0]["expect"] = ["Please add calc.subtract", "Labels: enhancement", "Keep it tiny.", "issue #7"]
     run["turns"][1]["expect"] = ["calc/__init__.py", "tests/test_calc.py"]  # files read from the cached archive
     script = write_script(tmp_path / "s.json", {"planner": [run]})
-    queue = f"gh-{uuid.uuid4().hex[:6]}"
-    settings = settings_for(tmp_path, github, queue)
-    (worker,) = build_workers(time_skipping_env.client, settings, [queue])
-    workflow_id = f"gh-plan-{uuid.uuid4().hex[:6]}"
-    async with worker:
-        result = await time_skipping_env.client.execute_workflow(
-            "IssueWorkflow",
-            {"repo": "acme/calc", "issue_number": 7, "mode": "plan", "model_script": script},
-            id=workflow_id,
-            task_queue=queue,
-            result_type=IssueResult,
-        )
+    params = {"repo": "acme/calc", "issue_number": 7, "mode": "plan", "model_script": script}
+    result, workflow_id = await run_issue(time_skipping_env, tmp_path, github, params, name="plan")
     assert result.outcome == Outcome.PLANNED
     posted = github.issues[7].comments[1:]
     assert len(posted) == 1 and "## Plan" in posted[0]["body"] and f"forgeflow:{workflow_id}:plan" in posted[0]["body"]
     assert sum("/tarball/" in path for _, path in github.requests) == 1  # one archive download per commit
 
     # A retried post (a crash after GitHub accepted it) finds the comment instead of posting again.
-    host = github_host(settings)
+    host = github_host(settings_for(tmp_path, github, "unused"))
     assert host is not None
     again = PostCommentInput(repo="acme/calc", issue_number=7, body="## Plan again", run_id=workflow_id, step="plan")
     await ActivityEnvironment().run(host.post_comment, again)
@@ -125,15 +144,8 @@ async def test_a_spec_given_with_an_issue_wins_and_the_issue_gets_the_plan(
     run["turns"][0]["expect"] = ["Task (spec): Subtract, as the spec says", "Add calc.subtract(a, b)."]
     script = write_script(tmp_path / "s.json", {"planner": [run]})
     spec = "# Subtract, as the spec says\n\nAdd calc.subtract(a, b).\n"
-    workflow_id = f"gh-spec-{uuid.uuid4().hex[:6]}"
-    async with github_workers(time_skipping_env, tmp_path, github) as queue:
-        result = await time_skipping_env.client.execute_workflow(
-            "IssueWorkflow",
-            {"repo": "acme/calc", "issue_number": 9, "spec_content": spec, "mode": "plan", "model_script": script},
-            id=workflow_id,
-            task_queue=queue,
-            result_type=IssueResult,
-        )
+    params = {"repo": "acme/calc", "issue_number": 9, "spec_content": spec, "mode": "plan", "model_script": script}
+    result, workflow_id = await run_issue(time_skipping_env, tmp_path, github, params, name="spec")
     assert result.outcome == Outcome.PLANNED
     (posted,) = github.issues[9].comments  # the plan still goes to the issue the run names
     assert posted["body"].startswith(f"<!-- forgeflow:{workflow_id}:plan -->\n")
@@ -169,16 +181,9 @@ async def test_the_text_of_a_pull_request_task_follows_the_shared_precedence(
 async def test_missing_issue_fails_fast_naming_it(
     time_skipping_env: WorkflowEnvironment, tmp_path: Path, github: GitHubLoopback
 ) -> None:
-    async with github_workers(time_skipping_env, tmp_path, github) as queue:
-        with pytest.raises(WorkflowFailureError) as failure:
-            await time_skipping_env.client.execute_workflow(
-                "IssueWorkflow",
-                {"repo": "acme/calc", "issue_number": 99, "mode": "plan", "model_script": "/nonexistent"},
-                id=f"gh-missing-{uuid.uuid4().hex[:6]}",
-                task_queue=queue,
-            )
-    cause = innermost(failure.value)
-    assert isinstance(cause, ApplicationError) and cause.non_retryable and cause.type == "GitHubNotFound"
+    params = {"repo": "acme/calc", "issue_number": 99, "mode": "plan", "model_script": "/nonexistent"}
+    cause = await failed_run(time_skipping_env, tmp_path, github, params)
+    assert cause.non_retryable and cause.type == "GitHubNotFound"
     assert "issue #99 in acme/calc not found" in cause.message
 
 
@@ -194,19 +199,10 @@ async def test_autonomous_run_from_an_issue_to_a_reviewed_pull_request(
         {"planner": [planner_run()], "coder": [coder_run(FIXED)], "tester": [tester_run()],
          "reviewer": [reviewer_run("approve", [comment])]},
     )  # fmt: skip
-    queue = f"gh-{uuid.uuid4().hex[:6]}"
-    settings = settings_for(tmp_path, github, queue)
     main_before = git(sample_repo, "rev-parse", "main")
-    workers = build_workers(time_skipping_env.client, settings)  # the real sandbox runs the tests
-    workflow_id = f"gh-run-{uuid.uuid4().hex[:6]}"
-    async with workers[0], workers[1]:
-        result = await time_skipping_env.client.execute_workflow(
-            "IssueWorkflow",
-            {"repo": "acme/calc", "issue_number": 7, "model_script": script, "ui_url": "http://ui.test:8233"},
-            id=workflow_id,
-            task_queue=queue,
-            result_type=IssueResult,
-        )
+    params = {"repo": "acme/calc", "issue_number": 7, "model_script": script, "ui_url": "http://ui.test:8233"}
+    # sandbox=True: the real sandbox runs the tests
+    result, workflow_id = await run_issue(time_skipping_env, tmp_path, github, params, name="run", sandbox=True)
     st = result.state
     assert result.outcome == Outcome.APPROVED
     assert st.test_results is not None and st.test_results.ok  # ran in bubblewrap on the cached commit
@@ -225,6 +221,7 @@ async def test_autonomous_run_from_an_issue_to_a_reviewed_pull_request(
     ]
 
     # Every write is safe to retry: same commit, same pull request, no second review.
+    settings = settings_for(tmp_path, github, "unused")
     host = github_host(settings)
     assert host is not None
     land = LandChangesInput(
@@ -249,15 +246,8 @@ async def test_secondary_rate_limit_is_waited_out_and_no_token_enters_history(
 ) -> None:
     script = write_script(tmp_path / "s.json", {"planner": [planner_run()]})
     github.rate_limit_next = 2  # the first two requests get 403 with retry-after: 30
-    workflow_id = f"gh-limited-{uuid.uuid4().hex[:6]}"
-    async with github_workers(time_skipping_env, tmp_path, github) as queue:
-        result = await time_skipping_env.client.execute_workflow(
-            "IssueWorkflow",
-            {"repo": "acme/calc", "issue_number": 7, "mode": "plan", "model_script": script},
-            id=workflow_id,
-            task_queue=queue,
-            result_type=IssueResult,
-        )
+    params = {"repo": "acme/calc", "issue_number": 7, "mode": "plan", "model_script": script}
+    result, workflow_id = await run_issue(time_skipping_env, tmp_path, github, params, name="limited")
     assert result.outcome == Outcome.PLANNED
     attempt, _ = await first_activity_retries(time_skipping_env, workflow_id)
     assert attempt == 3  # two rate-limited attempts, then success
@@ -285,17 +275,12 @@ async def test_issues_from_users_without_write_access_are_refused_unless_trusted
         "model_script": script,
         "trust_any_author": trusted,
     }
-    async with github_workers(time_skipping_env, tmp_path, github) as queue:
-        handle = await time_skipping_env.client.start_workflow(
-            "IssueWorkflow", params, id=f"gh-author-{uuid.uuid4().hex[:6]}", task_queue=queue, result_type=IssueResult
-        )
-        if trusted:
-            assert (await handle.result()).outcome == Outcome.PLANNED
-            return
-        with pytest.raises(WorkflowFailureError) as failure:
-            await handle.result()
-    cause = innermost(failure.value)
-    assert isinstance(cause, ApplicationError) and cause.type == "IssueAuthorNotTrusted" and cause.non_retryable
+    if trusted:
+        result, _ = await run_issue(time_skipping_env, tmp_path, github, params, name="author")
+        assert result.outcome == Outcome.PLANNED
+        return
+    cause = await failed_run(time_skipping_env, tmp_path, github, params)
+    assert cause.type == "IssueAuthorNotTrusted" and cause.non_retryable
     assert "@stranger, who has read access" in cause.message
 
 
@@ -312,15 +297,8 @@ async def test_a_second_round_updates_the_same_branch_and_pull_request(
             "reviewer": [reviewer_run("request_changes", [change]), reviewer_run()],
         },
     )
-    workflow_id = f"gh-rounds-{uuid.uuid4().hex[:6]}"
-    async with github_workers(time_skipping_env, tmp_path, github, sandbox=True) as queue:
-        result = await time_skipping_env.client.execute_workflow(
-            "IssueWorkflow",
-            {"repo": "acme/calc", "issue_number": 7, "model_script": script},
-            id=workflow_id,
-            task_queue=queue,
-            result_type=IssueResult,
-        )
+    params = {"repo": "acme/calc", "issue_number": 7, "model_script": script}
+    result, workflow_id = await run_issue(time_skipping_env, tmp_path, github, params, name="rounds", sandbox=True)
     assert result.outcome == Outcome.APPROVED and result.state.round == 2
     assert len(github.pulls) == 1 and len(result.state.prs_created) == 1
     number = next(iter(github.pulls))
@@ -342,15 +320,8 @@ async def test_review_mode_on_an_existing_pull_request(
     reviewer = reviewer_run("request_changes", [{"path": "calc/__init__.py", "line": 6, "body": "Test it."}])
     reviewer["turns"][1]["expect"] = ["+def subtract(a, b):", "PR #42"]  # the PR's diff and text reach the reviewer
     script = write_script(tmp_path / "s.json", {"reviewer": [reviewer]})
-    workflow_id = f"gh-review-{uuid.uuid4().hex[:6]}"
-    async with github_workers(time_skipping_env, tmp_path, github) as queue:
-        result = await time_skipping_env.client.execute_workflow(
-            "IssueWorkflow",
-            {"repo": "acme/calc", "pr_number": 42, "mode": "review", "model_script": script},
-            id=workflow_id,
-            task_queue=queue,
-            result_type=IssueResult,
-        )
+    params = {"repo": "acme/calc", "pr_number": 42, "mode": "review", "model_script": script}
+    result, workflow_id = await run_issue(time_skipping_env, tmp_path, github, params, name="review")
     assert result.outcome == Outcome.REVIEWED and result.state.review_verdict == "request_changes"
     (review,) = github.reviews[42]
     assert f"forgeflow:{workflow_id}:review-0" in review["body"] and review["comments"][0]["line"] == 6
@@ -431,16 +402,9 @@ async def test_missing_repository_or_permission_fails_fast(
 ) -> None:
     if forbid:
         github.forbidden = True
-    async with github_workers(time_skipping_env, tmp_path, github) as queue:
-        with pytest.raises(WorkflowFailureError) as failure:
-            await time_skipping_env.client.execute_workflow(
-                "IssueWorkflow",
-                {"repo": repo, "issue_number": 7, "mode": "plan", "model_script": "/nonexistent"},
-                id=f"gh-fail-{uuid.uuid4().hex[:6]}",
-                task_queue=queue,
-            )
-    cause = innermost(failure.value)
-    assert isinstance(cause, ApplicationError) and cause.non_retryable and cause.type == kind
+    params = {"repo": repo, "issue_number": 7, "mode": "plan", "model_script": "/nonexistent"}
+    cause = await failed_run(time_skipping_env, tmp_path, github, params)
+    assert cause.non_retryable and cause.type == kind
     assert says in cause.message
 
 
@@ -484,15 +448,8 @@ async def test_primary_rate_limit_waits_until_the_reset(
 ) -> None:
     script = write_script(tmp_path / "s.json", {"planner": [planner_run()]})
     github.primary_limit_next = 1  # quota spent; x-ratelimit-reset is 120 s away
-    workflow_id = f"gh-quota-{uuid.uuid4().hex[:6]}"
-    async with github_workers(time_skipping_env, tmp_path, github) as queue:
-        result = await time_skipping_env.client.execute_workflow(
-            "IssueWorkflow",
-            {"repo": "acme/calc", "issue_number": 7, "mode": "plan", "model_script": script},
-            id=workflow_id,
-            task_queue=queue,
-            result_type=IssueResult,
-        )
+    params = {"repo": "acme/calc", "issue_number": 7, "mode": "plan", "model_script": script}
+    result, workflow_id = await run_issue(time_skipping_env, tmp_path, github, params, name="quota")
     assert result.outcome == Outcome.PLANNED
     attempt, waited = await first_activity_retries(time_skipping_env, workflow_id)
     assert attempt == 2 and waited >= 110  # until the quota's reset, not the default backoff
