@@ -537,10 +537,11 @@ TOOLS: dict[str, Tool] = {
 
 
 def _check_role_may_write(call: ToolCallInput) -> None:
-    if call.role == "tester" and call.name in WRITE_TOOLS:
+    tests_only = call.role == "tester" if call.tests_only is None else call.tests_only
+    if tests_only and call.name in WRITE_TOOLS:
         path = repo_path(str(call.input.get("path", "")))
         if not is_test_path(path):
-            raise ToolError(f"{path}: the tester may only write test files (tests/…, test_*.py, *.test.js, …)")
+            raise ToolError(f"{path}: the {call.role} may only write test files (tests/…, test_*.py, *.test.js, …)")
 
 
 class ToolActivities:

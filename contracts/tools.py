@@ -23,6 +23,11 @@ class ToolCallInput(BaseModel):
     name: str
     input: dict[str, Any]
     workspace: Workspace
+    tests_only: bool | None = Field(
+        default=None,
+        description="The role may write test files only (RoleSpec.tests_only). None: sent by a workflow "
+        "from before this field, where the tester alone was limited.",
+    )
 
 
 class ToolCallResult(BaseModel):

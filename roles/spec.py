@@ -27,6 +27,7 @@ class RoleSpec:
     # The run's stage while the role works: the ForgeflowStage search attribute and the `state`
     # query's value, so never rename one after a run has used it.
     stage: str
+    tests_only: bool = False  # its write tools may only write test files (tests/…, test_*.py, *.test.js, …)
     max_turns: int = DEFAULT_MAX_TURNS  # the run's budgets.max_turns_per_agent caps it further
     model: str | None = None  # None: the run's model (IssueInput.model)
 

@@ -18,5 +18,6 @@ TESTER = RoleSpec(
     submit_description="Submit your report after running the tests.",
     step="tests",
     stage="testing",
+    tests_only=True,
     max_turns=20,
 )

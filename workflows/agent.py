@@ -210,6 +210,7 @@ class _AgentLoop:
                 name=name,
                 input=tool_input,
                 workspace=self.workspace,
+                tests_only=self.spec.tests_only,
             ),
             ToolCallResult,
             acts.TOOL_CALL,

@@ -12,7 +12,7 @@ from activities.blobstore import BlobStore
 from activities.codehost.host import CodeHosts
 from activities.codehost.local import LocalGitHost
 from activities.tools import ToolActivities, ToolLimits
-from contracts.agents import Workspace
+from contracts.agents import Role, Workspace
 from contracts.tools import ToolCallInput, ToolCallResult
 from testkit.tools import git
 
@@ -40,8 +40,12 @@ class Tools:
         """Work on the repository's new HEAD (after a test committed more files)."""
         self.ws = self.ws.model_copy(update={"base_sha": git(repo, "rev-parse", "HEAD")})
 
-    async def call(self, name: str, **args: object) -> ToolCallResult:
-        req = ToolCallInput(role="coder", run_id="r", tool_use_id="t", name=name, input=args, workspace=self.ws)
+    async def call(
+        self, name: str, *, role: Role = "coder", tests_only: bool | None = None, **args: object
+    ) -> ToolCallResult:
+        req = ToolCallInput(
+            role=role, run_id="r", tool_use_id="t", name=name, input=args, workspace=self.ws, tests_only=tests_only
+        )
         result: ToolCallResult = await ActivityEnvironment().run(self.acts.run_tool, req)
         self.ws = self.ws.model_copy(update={"overlay": {**self.ws.overlay, **result.overlay_updates}})
         return result
@@ -74,6 +78,26 @@ async def test_edits_build_an_overlay_that_later_calls_see(tools: Tools, sample_
     diff = await tools.call("view_diff")
     assert '+"""Arithmetic."""' in diff.content and "+++ b/calc/sub.py" in diff.content
     assert git(sample_repo, "status", "--porcelain") == ""  # the user's files never change
+
+
+@pytest.mark.parametrize(
+    ("role", "tests_only", "path", "refused"),
+    [
+        ("tester", True, "calc/__init__.py", True),
+        ("tester", True, "tests/test_more.py", False),
+        ("reviewer", True, "calc/__init__.py", True),  # any role the registry limits: by its spec, not its name
+        ("coder", False, "calc/__init__.py", False),
+        ("tester", None, "calc/__init__.py", True),  # a call from a workflow before the field: by name
+        ("coder", None, "calc/__init__.py", False),
+    ],
+)
+async def test_a_tests_only_role_writes_test_files_only(
+    tools: Tools, role: Role, tests_only: bool | None, path: str, refused: bool
+) -> None:
+    result = await tools.call("write_file", role=role, tests_only=tests_only, path=path, content="x = 1\n")
+    assert result.is_error == refused
+    assert (f"the {role} may only write test files" in result.content) == refused
+    assert (path in tools.ws.overlay) != refused
 
 
 @pytest.mark.parametrize(
