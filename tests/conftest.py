@@ -16,6 +16,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from starter.server import register_search_attributes
+from testkit.s3 import S3Server, s3_server
 from testkit.tools import git, installed_binary
 
 
@@ -30,6 +31,14 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
     finally:
         await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    """A real S3-protocol server (moto) with a bucket and a user allowed to use it, one per test
+    process. Set `s3.env` (monkeypatch.setenv) before building a store: obstore reads AWS_* then."""
+    with s3_server() as server:
+        yield server
 
 
 @pytest.fixture

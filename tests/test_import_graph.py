@@ -23,6 +23,7 @@ PACKAGES = (
     "config",
     "telemetry",
     "payloads",
+    "storage",
     "testkit",
 )
 SKIPPED = (ROOT / "starter" / "demo",)  # the demo's sample repository: data, not forgeflow code
@@ -31,7 +32,8 @@ SKIPPED = (ROOT / "starter" / "demo",)  # the demo's sample repository: data, no
 ENTRY_POINTS = frozenset({"worker", "starter.cli", "starter.__main__", "benchmarks"})
 # activities/ holds three subsystems, each its own unit: none imports another (tools use the code hosts).
 SUBSYSTEMS = ("activities.sandbox", "activities.codehost", "activities.model")
-_IO = frozenset({"activities", *SUBSYSTEMS})
+# storage/ is the object store every part that keeps run content uses: I/O, but below activities.
+_IO = frozenset({"activities", *SUBSYSTEMS, "storage"})
 _LIBRARY = frozenset({"starter", "workflows", "telemetry", "payloads", "config", "roles", "policy"}) | _IO
 
 # Which unit may import which; read top to bottom. A unit not listed here imports nothing of ours.
@@ -48,10 +50,12 @@ ALLOWED: dict[str, frozenset[str]] = {
     # all I/O: values are injected by starter/workers.py, so no Settings and no role registry. The
     # shared part (heartbeats, the blob store, the workspace tools, research) is used by every
     # subsystem; the subsystems use only it.
-    "activities": frozenset({"activities.codehost", "telemetry", "policy", "contracts"}),
-    **{unit: frozenset({"activities", "telemetry", "policy", "contracts"}) for unit in SUBSYSTEMS},
+    "activities": frozenset({"activities.codehost", "storage", "telemetry", "policy", "contracts"}),
+    **{unit: frozenset({"activities", "storage", "telemetry", "policy", "contracts"}) for unit in SUBSYSTEMS},
     "telemetry": frozenset({"config", "policy", "contracts"}),
-    "payloads": frozenset({"config", "policy", "contracts"}),
+    "payloads": frozenset({"config", "storage", "policy", "contracts"}),
+    # one object store for run content, local or S3 (FORGEFLOW_STORAGE_URL): imports nothing of ours
+    "storage": frozenset(),
     "config": frozenset({"policy", "contracts"}),
     # data and pure rules
     "roles": frozenset({"policy", "contracts"}),

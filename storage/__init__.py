@@ -1,0 +1,1 @@
+"""Object storage: where a run's content lives beyond its history (storage/store.py)."""
