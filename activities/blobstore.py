@@ -1,51 +1,90 @@
-"""A content-addressed blob store on disk: workflow history carries keys, not contents.
+"""A content-addressed blob store on the object store: workflow history carries keys, not contents.
 
-Keys are `sha256:<hex>` of the bytes, so writing the same content twice (an activity retry)
-is harmless and any worker sharing the directory reads the same bytes.
+Keys are `sha256:<hex>` of the bytes, kept as the object `<prefix>/<hex[:2]>/<hex[2:]>` of the one
+object store (FORGEFLOW_STORAGE_URL), so any worker that shares the store reads the same bytes. With
+the default store (the data directory) that is the file layout blobs have always had on disk, so runs
+started before the store existed keep theirs.
+
+A put is whole or absent (the local store writes a temporary file and renames it; an S3 put is
+atomic), and writing the same content twice (an activity retry) writes the same bytes again: no
+reader ever sees a partial blob, and no worker can disagree about what a key holds.
+
+Activities use the async methods, so a round trip to S3 never blocks the event loop their
+heartbeats run on; the sync ones are for code that is not on an event loop (scripts, test set-up).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import os
-import tempfile
-from pathlib import Path
+from collections.abc import Iterable
+
+from storage.store import ObjectMissing, ObjectStore
+
+_HEX = frozenset("0123456789abcdef")
+MAX_CONCURRENT_GETS = 16  # round trips in flight for one get_many_async
 
 
 class BlobNotFoundError(KeyError):
-    """The key is not in this store (a worker without the shared blob directory?)."""
+    """The key is not in this store (a worker on another FORGEFLOW_STORAGE_URL?)."""
 
 
 class BlobStore:
-    def __init__(self, root: Path) -> None:
-        self._root = root
-        root.mkdir(parents=True, exist_ok=True)
+    def __init__(self, store: ObjectStore, prefix: str = "blobs") -> None:
+        self._store = store
+        self._prefix = prefix.strip("/")
 
     @staticmethod
     def key_for(data: bytes) -> str:
         return "sha256:" + hashlib.sha256(data).hexdigest()
 
-    def _path(self, key: str) -> Path:
+    def _object(self, key: str) -> str:
+        """The object key of a blob key; ValueError if `key` is not one."""
         algo, _, digest = key.partition(":")
-        if algo != "sha256" or len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+        if algo != "sha256" or len(digest) != 64 or not _HEX.issuperset(digest):
             raise ValueError(f"not a blob key: {key!r}")
-        return self._root / digest[:2] / digest[2:]
+        return f"{self._prefix}/{digest[:2]}/{digest[2:]}"
+
+    def _missing(self, key: str) -> BlobNotFoundError:
+        return BlobNotFoundError(f"blob {key} is not in the store {self._store.url} (under {self._prefix}/)")
+
+    # --- async: for activities --------------------------------------------------------------
+
+    async def put_async(self, data: bytes) -> str:
+        key = self.key_for(data)
+        await self._store.put_async(self._object(key), data)
+        return key
+
+    async def get_async(self, key: str) -> bytes:
+        name = self._object(key)
+        try:
+            return await self._store.get_async(name)
+        except ObjectMissing:
+            raise self._missing(key) from None
+
+    async def get_many_async(self, keys: Iterable[str]) -> dict[str, bytes]:
+        """Each distinct key's bytes, fetched concurrently (a few at a time)."""
+        wanted = list(dict.fromkeys(keys))
+        for key in wanted:
+            self._object(key)  # a malformed key fails before any round trip
+        gate = asyncio.Semaphore(MAX_CONCURRENT_GETS)
+
+        async def one(key: str) -> bytes:
+            async with gate:
+                return await self.get_async(key)
+
+        return dict(zip(wanted, await asyncio.gather(*(one(key) for key in wanted)), strict=True))
+
+    # --- sync: for code that is not on an event loop ----------------------------------------
 
     def put(self, data: bytes) -> str:
         key = self.key_for(data)
-        path = self._path(key)
-        if path.exists():
-            return key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)  # atomic: readers never see a partial blob
+        self._store.put(self._object(key), data)
         return key
 
     def get(self, key: str) -> bytes:
-        path = self._path(key)
+        name = self._object(key)
         try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            raise BlobNotFoundError(f"blob {key} is not in {self._root}") from None
+            return self._store.get(name)
+        except ObjectMissing:
+            raise self._missing(key) from None

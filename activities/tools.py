@@ -94,7 +94,7 @@ class WorkspaceView:
             key = overlay[path]
             if key is None:
                 raise ToolError(f"{path}: no such file (this run deleted it)")
-            data = self.blobs.get(key)
+            data = await self.blobs.get_async(key)
             if len(data) > limit:
                 raise ToolError(_too_big(path, len(data), limit, whole))
             return data
@@ -165,8 +165,8 @@ class WorkspaceView:
                 base.add(path)
         return sorted(base)
 
-    def write(self, path: str, text: str) -> None:
-        self.updates[path] = self.blobs.put(text.encode("utf-8"))
+    async def write(self, path: str, text: str) -> None:
+        self.updates[path] = await self.blobs.put_async(text.encode("utf-8"))
 
 
 def _too_big(path: str, size: int, limit: int, whole: bool) -> str:
@@ -363,7 +363,9 @@ async def search(view: WorkspaceView, args: dict[str, Any]) -> str:
     (by_line, whole), glob = _compile(args), _glob(args)
     found = _Scan(by_line, whole, time.monotonic() + view.limits.search_seconds, view.limits.line_seconds)
     overlay = view.overlay()
-    mine = [(path, view.blobs.get(key)) for path, key in sorted(overlay.items()) if key and _matches(path, glob)]
+    edited = {path: key for path, key in sorted(overlay.items()) if key and _matches(path, glob)}
+    contents = await view.blobs.get_many_async(edited.values())
+    mine = [(path, contents[key]) for path, key in edited.items()]
     base = [e for e in await view.host.tree(view.ws.repo, view.ws.base_sha) if e.path not in overlay]
     candidates = [e for e in base if e.is_file and _matches(e.path, glob)]
     readable = [e for e in candidates if (e.size or 0) <= MAX_SEARCH_FILE_BYTES]
@@ -428,7 +430,7 @@ def _search_report(limits: ToolLimits, found: _Scan, total: int) -> str:
 async def write_file(view: WorkspaceView, args: dict[str, Any]) -> str:
     path = repo_path(str(args["path"]))
     note = await view.check_write(path)
-    view.write(path, str(args["content"]))
+    await view.write(path, str(args["content"]))
     return f"wrote {path}{note}"
 
 
@@ -455,7 +457,7 @@ async def str_replace(view: WorkspaceView, args: dict[str, Any]) -> str:
     count = text.count(old) if old else 0
     if count != 1:
         raise ToolError(f"{path}: old_str must match exactly once; it matches {count} times")
-    view.write(path, text.replace(old, new, 1))
+    await view.write(path, text.replace(old, new, 1))
     return f"edited {path}{note}"
 
 
@@ -472,7 +474,7 @@ async def insert(view: WorkspaceView, args: dict[str, Any]) -> str:
     new = str(args["new_str"])
     if lines and at == len(lines) and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
-    view.write(path, "".join([*lines[:at], new if new.endswith("\n") else new + "\n", *lines[at:]]))
+    await view.write(path, "".join([*lines[:at], new if new.endswith("\n") else new + "\n", *lines[at:]]))
     return f"inserted {len(new.splitlines())} line(s) into {path} after line {at}{note}"
 
 
@@ -486,7 +488,7 @@ async def view_diff(view: WorkspaceView, args: dict[str, Any]) -> str:
         parts.append(("the earlier rounds' commits", await view.host.diff(ws.repo, ws.origin_sha, ws.base_sha)))
     for path, key in sorted(view.overlay().items()):
         before = await view.host.read_file(ws.repo, ws.base_sha, path)
-        after = None if key is None else view.blobs.get(key)
+        after = None if key is None else await view.blobs.get_async(key)
         before, after = (
             None if b is None else _shown(path, b.decode("utf-8", "replace")).encode() for b in (before, after)
         )

@@ -34,6 +34,7 @@ SANDBOX_WORKER_FIELDS = (
     "temporal_address",
     "temporal_namespace",
     "data_dir",
+    "storage_url",  # the overlays' contents are read from the object store
     "ui_port",
     "task_queue",
     "allow_unsandboxed_tests",
@@ -48,6 +49,12 @@ class Settings(BaseSettings):
     temporal_address: str = Field(default="localhost:7233", alias="TEMPORAL_ADDRESS")
     temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE")
     data_dir: Path = Field(default=Path.home() / ".forgeflow", alias="FORGEFLOW_DATA_DIR")
+    storage_url: str | None = Field(
+        default=None,
+        alias="FORGEFLOW_STORAGE_URL",
+        description="Object store for run content: a local directory (default: the data directory) or "
+        "s3://bucket/prefix, configured by the standard AWS_* variables.",
+    )
     ui_port: int = Field(default=8233, alias="FORGEFLOW_UI_PORT")
     task_queue: str = Field(default=TASK_QUEUE, alias="FORGEFLOW_TASK_QUEUE")
     script_ledger: Path | None = Field(
@@ -164,8 +171,10 @@ class Settings(BaseSettings):
         return self.data_dir / "sandbox-cache"
 
     @property
-    def blob_dir(self) -> Path:
-        return self.data_dir / "blobs"
+    def storage_location(self) -> str:
+        """The object store's URL: FORGEFLOW_STORAGE_URL, else the data directory itself (so blobs
+        stay where they always were, under blobs/)."""
+        return self.storage_url or self.data_dir.resolve().as_uri()
 
     def secrets(self) -> list[SecretStr | None]:
         """Every secret setting (the values never to log or show a model)."""

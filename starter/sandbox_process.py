@@ -6,6 +6,9 @@ queues are served from one command (`forgeflow worker`, `forgeflow demo`, `pytho
 workflow queue runs in that process and the sandbox queue in a child started here, with an
 allowlisted environment; the codec key ring reaches it through a pipe. A sandbox worker whose own
 environment holds a secret refuses to start (sandbox_refusal).
+
+The one credential it does hold is the object store's (the AWS_* variables of an S3 store), since it
+reads the overlays' contents from there; the steps it launches get none of its environment.
 """
 
 from __future__ import annotations
@@ -30,7 +33,20 @@ STOP_TIMEOUT = 30.0  # seconds a stopped sandbox worker gets to cancel its runs 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 STDERR = 2  # the child's default output: this process's stderr
 PIPE_CAPACITY = 65536  # Linux's default: a bigger key ring needs a bigger pipe, or the write would block
-# What a sandbox worker started as a child inherits besides its settings: nothing that can hold a secret.
+# The standard AWS variables an S3 object store (FORGEFLOW_STORAGE_URL=s3://…) is configured by: the
+# sandbox worker reads the overlays' contents from that store. Storage credentials only, which the
+# process needs for its own work; no model, GitHub or codec secret is among them.
+STORAGE_VARIABLES = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+)
+# What a sandbox worker started as a child inherits besides its settings: nothing that can hold a
+# forgeflow secret (SECRET_VARIABLES).
 INHERITED = frozenset(
     {
         "PATH",
@@ -42,6 +58,7 @@ INHERITED = frozenset(
         "PYTHONPATH",
         "PYTHONUNBUFFERED",
         "PYTHONDONTWRITEBYTECODE",
+        *STORAGE_VARIABLES,
     }
 )
 

@@ -48,6 +48,7 @@ from policy.pricing import PriceTable
 from policy.redact import secret_values
 from roles import ROLES
 from starter.sandbox_process import SandboxProcess, SandboxWorkerExited, sandbox_refusal
+from storage.store import ObjectStore, StorageError
 from workflows.agent import AgentWorkflow
 from workflows.issue import IssueWorkflow
 
@@ -70,10 +71,10 @@ def build_workers(client: Client, settings: Settings, queues: Sequence[str] | No
             f"unknown queue(s) {sorted(unknown)}: serve {settings.task_queue} and/or {settings.sandbox_task_queue}"
         )
     workers = []
+    blobs = BlobStore(object_store(settings))  # one store per process, shared by every activity class
     if settings.task_queue in wanted:
-        blobs = BlobStore(settings.blob_dir)
         # One entry per kind of repository reference (contracts/repo.py); None: not configured here.
-        hosts = CodeHosts({"local": LocalGitHost(blobs), "github": github_host(settings)})
+        hosts = CodeHosts({"local": LocalGitHost(blobs), "github": github_host(settings, blobs)})
         providers = model_providers(settings)
         model, tools, host = (
             ModelActivities(
@@ -104,9 +105,24 @@ def build_workers(client: Client, settings: Settings, queues: Sequence[str] | No
     if settings.sandbox_task_queue in wanted:
         from activities.sandbox.run_tests import SandboxActivities  # sandbox hosts need only this part
 
-        sandbox = SandboxActivities(sandbox_config(settings))
+        sandbox = SandboxActivities(sandbox_config(settings, blobs))
         workers.append(Worker(client, task_queue=settings.sandbox_task_queue, activities=[sandbox.run_tests]))
     return workers
+
+
+def object_store(settings: Settings) -> ObjectStore:
+    """The process's one object store: FORGEFLOW_STORAGE_URL, else the data directory (StorageError
+    naming the setting when the URL cannot name a store)."""
+    return ObjectStore(settings.storage_location)
+
+
+async def checked_store(settings: Settings) -> ObjectStore:
+    """The object store, proven usable (a probe written, read back and deleted) and logged by kind and
+    URL, never credentials: a wrong endpoint, bucket or key stops the worker at start, not a run later."""
+    store = object_store(settings)
+    await store.check()
+    log.info("object store", kind=store.kind, url=store.url)
+    return store
 
 
 def role_prompts() -> dict[Role, RolePrompt]:
@@ -114,13 +130,14 @@ def role_prompts() -> dict[Role, RolePrompt]:
     return {name: RolePrompt(system=spec.system_prompt, tools=spec.tools()) for name, spec in ROLES.items()}
 
 
-def sandbox_config(settings: Settings) -> SandboxConfig:
-    """The sandbox activity's values, read from the FORGEFLOW_SANDBOX_* settings."""
+def sandbox_config(settings: Settings, blobs: BlobStore | None = None) -> SandboxConfig:
+    """The sandbox activity's values, read from the FORGEFLOW_SANDBOX_* settings; `blobs` (default: on
+    the settings' object store) holds the overlays' contents."""
     from activities.sandbox.backend import BackendOptions
     from activities.sandbox.run_tests import SandboxConfig
 
     return SandboxConfig(
-        blob_dir=settings.blob_dir,
+        blobs=blobs or BlobStore(object_store(settings)),
         cache_dir=settings.sandbox_cache_dir,
         isolation=BackendOptions(bwrap=settings.sandbox_bwrap, allow_unsandboxed=settings.allow_unsandboxed_tests),
         limits=settings.sandbox_limits,
@@ -156,7 +173,7 @@ def model_providers(settings: Settings) -> dict[str, ModelProvider]:
     return providers
 
 
-def github_host(settings: Settings) -> GitHubHost | None:
+def github_host(settings: Settings, blobs: BlobStore | None = None) -> GitHubHost | None:
     """GitHub through one githubkit client per worker, its own retries and cache off (Temporal owns retries).
 
     A GitHub App (preferred) mints short-lived installation tokens inside the worker; otherwise a token.
@@ -165,7 +182,8 @@ def github_host(settings: Settings) -> GitHubHost | None:
     if auth is None:
         return None
     client: GitHub[Any] = GitHub(auth, base_url=settings.github_api_url, auto_retry=False, http_cache=False)
-    return GitHubHost(client, CommitCache(settings.data_dir / "repos"), BlobStore(settings.blob_dir))
+    store = blobs or BlobStore(object_store(settings))
+    return GitHubHost(client, CommitCache(settings.data_dir / "repos"), store)
 
 
 def github_auth(settings: Settings) -> AppInstallationAuthStrategy | str | None:
@@ -255,6 +273,11 @@ async def _serve(settings: Settings, served: list[str], log_format: str) -> int:
     from telemetry.setup import client_interceptors, metrics_runtime
 
     configure_logging(json=log_format == "json")
+    try:  # every worker reads the store (the sandbox too: the agent's files), so every worker checks it
+        await checked_store(settings)
+    except StorageError as err:
+        print(f"forgeflow worker cannot start: {err}", file=sys.stderr, flush=True)
+        return 2
     server = await ensure_server(settings)
     client = await connect(
         settings, runtime=metrics_runtime(settings), interceptors=client_interceptors("forgeflow-worker")

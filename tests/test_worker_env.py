@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
         ({"GITHUB_TOKEN": "ghp_x"}, ["GITHUB_TOKEN"]),
         ({"GITHUB_TOKEN": "", "ANTHROPIC_API_KEY": "  "}, []),  # docker-compose's unset variables
         ({"FORGEFLOW_CODEC_KEYS_FILE": "/run/secrets/ring"}, []),  # a path, not the ring
+        ({"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3"}, []),  # the store's: needed
         (
             {name: "secret-value" for name in SECRET_VARIABLES},
             list(SECRET_VARIABLES),
@@ -51,6 +52,15 @@ def test_every_secret_setting_is_on_the_list() -> None:
     assert secret_aliases <= set(SECRET_VARIABLES)
 
 
+# An S3 object store's settings: the sandbox worker reads the overlays' contents from it.
+STORAGE_ENV = {
+    "AWS_ENDPOINT_URL": "http://minio:9000",
+    "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+    "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "AWS_SESSION_TOKEN": "session-token-value",
+    "AWS_REGION": "eu-west-1",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+}
 PARENT_ENV = {
     "PATH": "/usr/bin:/bin",
     "HOME": "/root",
@@ -62,7 +72,8 @@ PARENT_ENV = {
     "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "api-key=otel-secret",
     "FORGEFLOW_METRICS_PROMETHEUS": "0.0.0.0:9464",
     "GITHUB_APP_ID": "12",
-    "AWS_SECRET_ACCESS_KEY": "aws",
+    **STORAGE_ENV,
+    "AWS_PROFILE": "ops",  # an allowlist, not a prefix: only the variables the object store reads
     "FORGEFLOW_SANDBOX_MEMORY_MB": "999",  # from the environment: the settings' value wins
     **{name: "secret-value" for name in SECRET_VARIABLES},
 }
@@ -73,6 +84,7 @@ def test_the_child_environment_is_an_allowlist_plus_the_settings() -> None:
         {
             "TEMPORAL_ADDRESS": "temporal:7233",
             "FORGEFLOW_DATA_DIR": "/data",
+            "FORGEFLOW_STORAGE_URL": "s3://runs/forgeflow",
             "FORGEFLOW_SANDBOX_MEMORY_MB": 512,
             "ANTHROPIC_API_KEY": "sk-ant-in-settings",
             "FORGEFLOW_CODEC_KEYS": "{}",
@@ -85,23 +97,29 @@ def test_the_child_environment_is_an_allowlist_plus_the_settings() -> None:
     }
     assert env["TEMPORAL_ADDRESS"] == "temporal:7233" and env["FORGEFLOW_DATA_DIR"] == "/data"
     assert env["FORGEFLOW_SANDBOX_MEMORY_MB"] == "512" and env["FORGEFLOW_SANDBOX_WEAK_LIMITS"] == "true"
+    assert env["FORGEFLOW_STORAGE_URL"] == "s3://runs/forgeflow"
+    assert {k: env[k] for k in STORAGE_ENV} == STORAGE_ENV
     assert secrets_in(env) == []
     for absent in ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "FORGEFLOW_METRICS_PROMETHEUS"):
         assert absent not in env
-    assert "AWS_SECRET_ACCESS_KEY" not in env and "GITHUB_APP_ID" not in env
+    assert "AWS_PROFILE" not in env and "GITHUB_APP_ID" not in env
     assert not any("secret" in value for value in env.values())
 
 
 def test_the_child_reads_the_settings_back_from_its_environment() -> None:
     """Values set in code (the demo's weak limits) reach a real process through the environment."""
     settings = Settings.model_validate(
-        {"FORGEFLOW_DATA_DIR": "/srv/ff", "FORGEFLOW_SANDBOX_REGISTRIES": ["pypi.org:443"]}
+        {
+            "FORGEFLOW_DATA_DIR": "/srv/ff",
+            "FORGEFLOW_STORAGE_URL": "s3://runs/ff",
+            "FORGEFLOW_SANDBOX_REGISTRIES": ["pypi.org:443"],
+        }
     ).model_copy(update={"sandbox_weak_limits": True, "sandbox_cpu_factor": 3.5, "allow_unsandboxed_tests": True})
     env = sandbox_environment(settings, {"PATH": os.environ["PATH"]})
     dump = "from config.settings import Settings; print(Settings().model_dump_json(by_alias=True))"
     done = subprocess.run([sys.executable, "-c", dump], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
     seen = Settings.model_validate_json(done.stdout)
-    for name in ("data_dir", "task_queue", "payload_threshold_kb", "allow_unsandboxed_tests"):
+    for name in ("data_dir", "storage_url", "task_queue", "payload_threshold_kb", "allow_unsandboxed_tests"):
         assert getattr(seen, name) == getattr(settings, name)
     for name in Settings.model_fields:
         if name.startswith("sandbox_"):

@@ -278,7 +278,7 @@ class GitHubHost:
             if key is None:
                 entries.append({"path": path, "mode": mode, "type": "blob", "sha": None})
                 continue
-            content = base64.b64encode(self._blobs.get(key)).decode()
+            content = base64.b64encode(await self._blobs.get_async(key)).decode()
             blob = await call(
                 self._gh.rest.git.async_create_blob(owner, name, content=content, encoding="base64"), path
             )

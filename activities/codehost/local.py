@@ -186,7 +186,7 @@ class LocalGitHost:
             if key is None:
                 entries.append(f"0 {zero}\t{path}\0")  # mode 0: remove
                 continue
-            blob = await repo.git("hash-object", "-w", "--stdin", stdin=self._content(key))
+            blob = await repo.git("hash-object", "-w", "--stdin", stdin=await self._content(key))
             entries.append(f"{rules.written_mode(path, modes)} {blob}\t{path}\0")
         with tempfile.TemporaryDirectory(prefix="forgeflow-index-") as tmp:
             env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
@@ -194,10 +194,10 @@ class LocalGitHost:
             await repo.git("update-index", "-z", "--index-info", stdin="".join(entries).encode(), env=env)
             return await repo.git("write-tree", env=env)
 
-    def _content(self, key: str) -> bytes:
+    async def _content(self, key: str) -> bytes:
         try:
-            return self._blobs.get(key)
-        except BlobNotFoundError as err:  # retryable: another worker may share the blob directory
+            return await self._blobs.get_async(key)
+        except BlobNotFoundError as err:  # retryable: another worker may share the store
             raise ApplicationError(str(err), type="BlobNotFound") from err
         except ValueError as err:
             raise fail(f"overlay value {key!r} is not a blob key", "BadBlobKey") from err

@@ -98,7 +98,7 @@ class ModelActivities:
                 type="ProviderUnavailable",
                 non_retryable=True,
             )
-        messages = [*self._load(inp.transcript_key), *redacted(inp.new_messages, self._secrets)]
+        messages = [*await self._load(inp.transcript_key), *redacted(inp.new_messages, self._secrets)]
         compacted = compact(messages, self._context_tokens)
         if compacted is not None:
             _log.info("conversation compacted", role=inp.role, before=len(messages), after=len(compacted))
@@ -122,7 +122,7 @@ class ModelActivities:
         content = _complete_blocks(response.content, response.stop_reason)
         messages.append(Message(role="assistant", content=content))
         return ModelTurnResult(
-            transcript_key=self._blobs.put(_TRANSCRIPT.dump_json(messages)),
+            transcript_key=await self._blobs.put_async(_TRANSCRIPT.dump_json(messages)),
             content=content,
             stop_reason=response.stop_reason,
             model=response.model,
@@ -131,14 +131,14 @@ class ModelActivities:
             scripted=response.scripted,
         )
 
-    def _load(self, key: str | None) -> list[Message]:
+    async def _load(self, key: str | None) -> list[Message]:
         if key is None:
             return []
         try:
-            return _TRANSCRIPT.validate_json(self._blobs.get(key))
+            return _TRANSCRIPT.validate_json(await self._blobs.get_async(key))
         except BlobNotFoundError as err:
             raise ApplicationError(
-                f"transcript {key} is not in this worker's blob store ({err}); workers must share FORGEFLOW_DATA_DIR",
+                f"transcript {key} is not in this worker's store ({err}); workers must share FORGEFLOW_STORAGE_URL",
                 type="TranscriptMissing",
                 non_retryable=True,
             ) from None

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +79,7 @@ class SandboxConfig:
     """What a sandbox worker is configured with. The worker builds it from its Settings (the
     FORGEFLOW_SANDBOX_* variables), so this module reads values and never the settings object."""
 
-    blob_dir: Path
+    blobs: BlobStore  # the overlay's contents, on the run's object store
     cache_dir: Path  # installed dependencies, one directory per manifest/lockfile hash
     isolation: BackendOptions  # which backends may run the steps (activities.sandbox.backends)
     limits: Callable[[int], SandboxLimits]  # a step's limits for its wall-clock seconds
@@ -93,7 +93,7 @@ class SandboxConfig:
 class SandboxActivities:
     def __init__(self, config: SandboxConfig) -> None:
         self._config = config
-        self._blobs = BlobStore(config.blob_dir)
+        self._blobs = config.blobs
 
     @activity.defn(name="run_tests")
     @heartbeats  # from the start: exporting a large commit takes seconds before the tests run
@@ -105,7 +105,8 @@ class SandboxActivities:
                 folder.mkdir(mode=0o700)
             async with operation("sandbox", "run_tests") as outcome:
                 await _export(req.repo_path, req.commit_sha, workspace)
-                refused = _apply_overlay(workspace, req.overlay, self._blobs)
+                edited = await self._blobs.get_many_async(key for key in req.overlay.values() if key is not None)
+                refused = _apply_overlay(workspace, req.overlay, edited)
                 limits = self._config.limits(req.timeout_seconds)
                 report = (
                     error_report(req.commit_sha, limits, refused)
@@ -246,9 +247,10 @@ class _Run:
             return await self._step([*wrapped, *command], mounts, env, log, limits, out_dir, "install step")
 
 
-def _apply_overlay(workspace: Path, overlay: dict[str, str | None], blobs: BlobStore) -> str | None:
-    """Lay the agent's uncommitted files over the exported commit, never through a link the commit
-    holds (a link at a written path is replaced by the file). Returns why it could not, or None."""
+def _apply_overlay(workspace: Path, overlay: dict[str, str | None], contents: Mapping[str, bytes]) -> str | None:
+    """Lay the agent's uncommitted files (`contents`: each blob key's bytes, fetched beforehand) over the
+    exported commit, never through a link the commit holds (a link at a written path is replaced by
+    the file). Returns why it could not, or None."""
     with _safefs.root(workspace) as root:
         for raw, key in sorted(overlay.items()):
             try:
@@ -256,7 +258,7 @@ def _apply_overlay(workspace: Path, overlay: dict[str, str | None], blobs: BlobS
                 if key is None:
                     _safefs.delete(root, path)
                 else:
-                    _safefs.write_file(root, path, blobs.get(key))
+                    _safefs.write_file(root, path, contents[key])
             except (UnsafePathError, _safefs.UnsafeTreeError) as err:
                 return f"the change to {raw!r} was not applied: {err}"
             except IsADirectoryError:

@@ -20,13 +20,14 @@ from contracts.codehost import (
 )
 from contracts.repo import parse_repo
 from testkit.tools import git
+from tests.blobs import local_blobs
 
 WHEN = "2025-01-02T03:04:05.678901+00:00"
 
 
 @pytest.fixture
 def blobs(tmp_path: Path) -> BlobStore:
-    return BlobStore(tmp_path / "blobs")
+    return local_blobs(tmp_path / "blobs")
 
 
 @pytest.fixture

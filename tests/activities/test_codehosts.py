@@ -8,15 +8,15 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.blobstore import BlobStore
 from activities.codehost.host import CodeHostActivities, CodeHosts
 from activities.codehost.local import LocalGitHost
 from contracts.codehost import FetchTaskInput
 from contracts.repo import parse_repo
+from tests.blobs import local_blobs
 
 
 def test_each_kind_finds_its_host(tmp_path: Path) -> None:
-    local = LocalGitHost(BlobStore(tmp_path / "blobs"))
+    local = LocalGitHost(local_blobs(tmp_path / "blobs"))
     hosts = CodeHosts({"local": local, "github": None})
     assert hosts.for_repo(parse_repo("/srv/repo")) is local
     assert hosts.for_repo(parse_repo("file:///srv/repo")) is local
@@ -28,11 +28,11 @@ def test_each_kind_finds_its_host(tmp_path: Path) -> None:
 
 def test_a_kind_without_a_shape_is_refused_when_the_table_is_built(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"no repository shape for code host kind\(s\) \['gitlub'\]"):
-        CodeHosts({"local": LocalGitHost(BlobStore(tmp_path / "blobs")), "gitlub": None})
+        CodeHosts({"local": LocalGitHost(local_blobs(tmp_path / "blobs")), "gitlub": None})
 
 
 async def test_an_activity_on_an_unserved_kind_fails_without_retrying(tmp_path: Path) -> None:
-    acts = CodeHostActivities(CodeHosts({"local": LocalGitHost(BlobStore(tmp_path / "blobs"))}))
+    acts = CodeHostActivities(CodeHosts({"local": LocalGitHost(local_blobs(tmp_path / "blobs"))}))
     with pytest.raises(ApplicationError) as err:
         await ActivityEnvironment().run(acts.fetch_task, FetchTaskInput(repo="acme/calc", spec_content="x"))
     assert err.value.type == "CodeHostUnavailable" and err.value.non_retryable

@@ -6,13 +6,13 @@ from pathlib import Path
 
 from temporalio.testing import ActivityEnvironment
 
-from activities.blobstore import BlobStore
 from activities.model.scripted import ScriptedProvider
 from activities.model.turns import ModelActivities
 from config.settings import Settings
 from contracts.model import Message, ModelTurnInput
 from starter.workers import role_prompts
 from testkit.scripts import scripted, submit, turn, write_script
+from tests.blobs import settings_blobs
 
 WORKER_KEY = "worker-only-value-8c1f2e"  # no token shape: only the exact-value net can catch it
 SHAPED = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2"  # a GitHub token's shape, known to nobody here
@@ -20,7 +20,7 @@ SHAPED = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2"  # a GitHub token's shape, known to
 
 async def test_secrets_are_taken_out_of_everything_the_model_reads(tmp_path: Path) -> None:
     settings = Settings.model_validate({"FORGEFLOW_DATA_DIR": str(tmp_path / "data")})
-    blobs = BlobStore(settings.blob_dir)
+    blobs = settings_blobs(settings)
     script = write_script(
         tmp_path / "s.json",
         {"planner": [{"turns": [turn(submit(summary="s", tasks=[]), expect=["key=[redacted]", "token [redacted]"])]}]},

@@ -15,7 +15,6 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.blobstore import BlobStore
 from activities.sandbox import _cgroup
 from activities.sandbox._layout import ENV_DIR, Mount
 from activities.sandbox.bubblewrap import bwrap_argv
@@ -24,6 +23,7 @@ from config.settings import Settings
 from contracts.testing import RunTestsInput, TestReport
 from starter.workers import sandbox_config
 from testkit.tools import git
+from tests.blobs import settings_blobs
 
 
 def make_repo(root: Path, files: dict[str, str]) -> tuple[Path, str]:
@@ -273,7 +273,7 @@ async def test_uncommitted_overlay_files_are_part_of_the_run(tmp_path: Path, mon
     repo, sha = make_repo(
         tmp_path, {"tests/test_a.py": "def test_a():\n    pass\n", "tests/test_old.py": "def test_old():\n    pass\n"}
     )
-    blobs = BlobStore(Settings().blob_dir)
+    blobs = settings_blobs(Settings())
     key = blobs.put(b"def test_new():\n    assert 1 == 2\n")
     acts = SandboxActivities(sandbox_config(Settings()))
     req = RunTestsInput(

@@ -11,11 +11,11 @@ import os
 import uuid
 from pathlib import Path
 
-from activities.blobstore import BlobStore
 from config.settings import Settings
 from roles.briefs import report_text
 from testkit.tools import git
 from tests.activities.test_sandbox import make_repo, run
+from tests.blobs import settings_blobs
 
 
 def data_settings(tmp_path: Path) -> Settings:
@@ -165,7 +165,7 @@ async def test_overlay_writes_never_go_through_a_committed_link(tmp_path: Path) 
     git(repo, "commit", "-qm", "links")
     sha = git(repo, "rev-parse", "HEAD")
     settings = data_settings(tmp_path)
-    blobs = BlobStore(settings.blob_dir)
+    blobs = settings_blobs(settings)
     key = blobs.put(b"written by the agent\n")
 
     through = await run(repo, sha, settings=settings, overlay={"dirlink/new.txt": key})

@@ -15,6 +15,7 @@ from activities.tools import ToolActivities, ToolLimits
 from contracts.agents import Role, Workspace
 from contracts.tools import ToolCallInput, ToolCallResult
 from testkit.tools import git
+from tests.blobs import local_blobs
 
 
 class Tools:
@@ -30,7 +31,7 @@ class Tools:
         hosts: Callable[[BlobStore], CodeHosts] | None = None,
         repo_ref: str | None = None,
     ) -> None:
-        self.blobs = BlobStore(tmp_path / "blobs")
+        self.blobs = local_blobs(tmp_path / "blobs")
         served = hosts(self.blobs) if hosts else CodeHosts({"local": LocalGitHost(self.blobs)})
         self.acts = ToolActivities(served, self.blobs, limits)
         base = git(repo, "rev-parse", "HEAD")

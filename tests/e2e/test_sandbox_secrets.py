@@ -1,7 +1,8 @@
 """`python worker.py` serving both queues: the process that launches bubblewrap holds no secret.
 
 The sandbox queue runs in a child process with an allowlisted environment; it gets the codec key
-ring through a pipe, and it dies with the worker that started it.
+ring through a pipe and the object store's settings (FORGEFLOW_STORAGE_URL, AWS_*), and it dies with
+the worker that started it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from contracts.run import IssueResult, Outcome
 from payloads.codec import new_key
 from payloads.converter import data_converter
 from starter.sample import create_sample_repo, demo_input
+from testkit.s3 import S3Server
 from testkit.tools import git
 from tests.e2e.conftest import WorkerProcess, start_worker, wait_until
 
@@ -100,14 +102,18 @@ def slow_sample_repo(dest: Path) -> Path:
 
 
 async def test_the_process_that_launches_bubblewrap_holds_no_secret(
-    dev_env: WorkflowEnvironment, workers: list[WorkerProcess], tmp_path: Path
+    dev_env: WorkflowEnvironment, workers: list[WorkerProcess], tmp_path: Path, s3: S3Server
 ) -> None:
+    """The run's content is on S3 here, so the sandbox worker reads the overlays from there with the
+    store's credentials, the one credential it holds."""
     anthropic, github = f"sk-ant-{secrets.token_hex(16)}", f"ghp_{secrets.token_hex(18)}"
     key = new_key()
     ring = json.dumps({"e2e": key})
+    storage = {"FORGEFLOW_STORAGE_URL": s3.url(f"e2e/{tmp_path.name}"), **s3.env}
     main = start_worker(
-        workers, dev_env, tmp_path, ANTHROPIC_API_KEY=anthropic, GITHUB_TOKEN=github, FORGEFLOW_CODEC_KEYS=ring
-    )
+        workers, dev_env, tmp_path,
+        ANTHROPIC_API_KEY=anthropic, GITHUB_TOKEN=github, FORGEFLOW_CODEC_KEYS=ring, **storage,
+    )  # fmt: skip
     client = await Client.connect(
         dev_env.client.service_client.config.target_host,
         data_converter=data_converter(Settings.model_validate({"FORGEFLOW_CODEC_KEYS": ring})),
@@ -127,6 +133,7 @@ async def test_the_process_that_launches_bubblewrap_holds_no_secret(
         for value in (anthropic, github, key):
             assert value.encode() not in raw
         assert env["FORGEFLOW_CODEC_KEYS_FILE"].startswith("/dev/fd/")  # the ring came through a pipe
+        assert {name: env.get(name) for name in storage} == storage  # and the store's settings
     main_env, _ = environ(main.proc.pid)  # not vacuous: the worker itself has them all
     assert (main_env["ANTHROPIC_API_KEY"], main_env["GITHUB_TOKEN"], main_env["FORGEFLOW_CODEC_KEYS"]) == (
         anthropic,
@@ -137,6 +144,7 @@ async def test_the_process_that_launches_bubblewrap_holds_no_secret(
     result = await asyncio.wait_for(handle.result(), timeout=240)
     assert result.outcome == Outcome.APPROVED  # so the child decrypted its payloads with the piped ring
     assert result.state.test_results is not None and result.state.test_results.status == "passed"
+    assert not (tmp_path / "data" / "blobs").exists()  # transcripts and edits went to S3, not the disk
 
 
 async def test_the_sandbox_worker_dies_with_a_killed_worker(

@@ -23,6 +23,7 @@ from testkit.loopback.github_api import GitHubLoopback
 from testkit.tools import git
 from tests.activities.test_tool_limits import git_processes
 from tests.activities.test_tools import Tools
+from tests.blobs import local_blobs
 
 TOKEN = "ghp_loopback_links"
 
@@ -54,7 +55,7 @@ def make_host(github: GitHubLoopback, tmp_path: Path, blobs: BlobStore) -> GitHu
 
 @pytest.fixture
 def blobs(tmp_path: Path) -> BlobStore:
-    return BlobStore(tmp_path / "blobs")
+    return local_blobs(tmp_path / "blobs")
 
 
 @pytest.fixture

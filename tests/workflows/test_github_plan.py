@@ -23,7 +23,6 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.blobstore import BlobStore
 from config.settings import Settings
 from contracts.agents import Review
 from contracts.codehost import FetchTaskInput, LandChangesInput, PostCommentInput, PostReviewInput, PublishInput
@@ -32,6 +31,7 @@ from starter.workers import build_workers, github_host
 from testkit.loopback.github_api import GitHubLoopback, Issue
 from testkit.scripts import coder_run, planner_run, reviewer_run, submit, tester_run, tool, turn, write_script
 from testkit.tools import git
+from tests.blobs import settings_blobs
 
 TOKEN = "ghp_loopback_plan"
 
@@ -226,7 +226,7 @@ async def test_autonomous_run_from_an_issue_to_a_reviewed_pull_request(
     assert host is not None
     land = LandChangesInput(
         repo="acme/calc", branch=branch, parent_sha=main_before, expected_branch_sha=None,
-        overlay={"calc/__init__.py": BlobStore(settings.blob_dir).put(FIXED.encode())},
+        overlay={"calc/__init__.py": settings_blobs(settings).put(FIXED.encode())},
         message="Add subtract", timestamp="2026-01-01T00:00:00+00:00",
     )  # fmt: skip
     again = await ActivityEnvironment().run(host.land_changes, land)

@@ -1,0 +1,23 @@
+"""Blob stores for tests: a BlobStore on a local directory in one call.
+
+Here rather than in testkit/, which imports nothing of forgeflow's but contracts (tests/test_import_graph.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from activities.blobstore import BlobStore
+from config.settings import Settings
+from starter.workers import object_store
+from storage.store import ObjectStore
+
+
+def local_blobs(path: Path) -> BlobStore:
+    """A BlobStore on the local directory `path` (created), as a worker with FORGEFLOW_STORAGE_URL=path has."""
+    return BlobStore(ObjectStore(str(path)))
+
+
+def settings_blobs(settings: Settings) -> BlobStore:
+    """The BlobStore a worker with `settings` uses: the one on its object store."""
+    return BlobStore(object_store(settings))
