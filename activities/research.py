@@ -1,20 +1,20 @@
 """The planner's `research` tool: Perplexity's chat completions API over httpx, cached.
 
-Answers are cached by normalised query (SQLite by default; `ResearchCache` is the interface for a
-shared backend), so a retried or repeated question costs nothing. Without PERPLEXITY_API_KEY the
-tool answers that research is unavailable, and the planner plans without it.
+Answers are cached by normalised query on the worker's object store (FORGEFLOW_STORAGE_URL), so a
+retried or repeated question costs nothing on any worker that shares the store. Without
+PERPLEXITY_API_KEY the tool answers that research is unavailable, and the planner plans without it.
 """
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import re
-import sqlite3
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
+import structlog
+from pydantic import BaseModel, ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -22,10 +22,13 @@ from activities._heartbeat import heartbeats
 from contracts.research import ResearchInput, ResearchResult
 from policy.retry import classify_http
 from policy.untrusted import bound
+from storage.store import ObjectMissing, ObjectStore, StorageError
 
 SYSTEM = "Answer a software engineer's question precisely and briefly. Cite sources."
 MAX_ANSWER = 16_000  # characters of an answer the planner reads
 MAX_CITATIONS, MAX_CITATION = 20, 500
+
+_log = structlog.get_logger(__name__)
 
 
 def normalise(query: str) -> str:
@@ -33,30 +36,64 @@ def normalise(query: str) -> str:
 
 
 class ResearchCache(Protocol):
-    def get(self, key: str) -> ResearchResult | None: ...
-    def put(self, key: str, result: ResearchResult) -> None: ...
+    """Answers by cache key. Neither method fails: an entry that cannot be read is a miss (the
+    question is asked again), and an answer that cannot be stored is still returned."""
+
+    async def get(self, key: str) -> ResearchResult | None: ...
+    async def put(self, key: str, result: ResearchResult) -> None: ...
 
 
-class SqliteResearchCache:
-    """One table in one file; safe for several workers on one host (SQLite locking)."""
+class _Entry(BaseModel):
+    """A cached object: the key it answers, so a hash collision or an edited object reads as a miss."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._path = path
-        with self._db() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS research (key TEXT PRIMARY KEY, result TEXT NOT NULL)")
+    key: str
+    result: ResearchResult
 
-    def _db(self) -> sqlite3.Connection:
-        return sqlite3.connect(self._path, timeout=10)
 
-    def get(self, key: str) -> ResearchResult | None:
-        with self._db() as db:
-            row = db.execute("SELECT result FROM research WHERE key = ?", (key,)).fetchone()
-        return ResearchResult.model_validate_json(row[0]) if row else None
+class ObjectStoreResearchCache:
+    """One object per key, `<prefix>/<sha256 of the key>.json`, on the worker's object store: every
+    worker sharing FORGEFLOW_STORAGE_URL shares the answers. Two workers asking the same question at
+    once both write it; the objects are equivalent, and a put is whole or absent."""
 
-    def put(self, key: str, result: ResearchResult) -> None:
-        with self._db() as db:
-            db.execute("INSERT OR REPLACE INTO research VALUES (?, ?)", (key, result.model_dump_json()))
+    def __init__(self, store: ObjectStore, prefix: str = "research") -> None:
+        self._store = store
+        self._prefix = prefix.strip("/")
+
+    def _object(self, key: str) -> str:
+        return f"{self._prefix}/{hashlib.sha256(key.encode()).hexdigest()}.json"
+
+    async def get(self, key: str) -> ResearchResult | None:
+        name = self._object(key)
+        try:
+            data = await self._store.get_async(name)
+        except ObjectMissing:
+            return None
+        except StorageError as err:
+            _log.warning("research cache unreadable; asking again", object=name, error=str(err))
+            return None
+        try:
+            entry = _Entry.model_validate_json(data)
+        except ValidationError as err:
+            _log.warning("research cache entry corrupt; asking again", object=name, errors=err.error_count())
+            return None
+        if entry.key != key:
+            _log.warning("research cache entry answers another query; asking again", object=name)
+            return None
+        return _bounded(entry.result)  # read back as untrusted as it was written
+
+    async def put(self, key: str, result: ResearchResult) -> None:
+        name = self._object(key)
+        data = _Entry(key=key, result=result.model_copy(update={"cached": False})).model_dump_json().encode()
+        try:
+            await self._store.put_async(name, data)
+        except StorageError as err:
+            _log.warning("research answer not cached", object=name, error=str(err))
+
+
+def _bounded(result: ResearchResult) -> ResearchResult:
+    """The answer and citations cut to what the planner reads."""
+    citations = [c[:MAX_CITATION] for c in result.citations[:MAX_CITATIONS]]
+    return result.model_copy(update={"answer": bound(result.answer, MAX_ANSWER), "citations": citations})
 
 
 class ResearchActivities:
@@ -72,11 +109,11 @@ class ResearchActivities:
         if self._http is None:
             return ResearchResult(available=False, answer="research is not configured (no PERPLEXITY_API_KEY)")
         key = f"{self._model}:{normalise(req.query)}"
-        hit = await asyncio.to_thread(self._cache.get, key)
+        hit = await self._cache.get(key)
         if hit is not None:
             return hit.model_copy(update={"cached": True})
         result = await self._ask(req.query)
-        await asyncio.to_thread(self._cache.put, key, result)
+        await self._cache.put(key, result)
         return result
 
     async def _ask(self, query: str) -> ResearchResult:

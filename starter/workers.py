@@ -39,7 +39,7 @@ from activities.model.anthropic_provider import AnthropicProvider
 from activities.model.providers import ModelProvider
 from activities.model.scripted import ScriptedProvider
 from activities.model.turns import ModelActivities, RolePrompt
-from activities.research import ResearchActivities, SqliteResearchCache
+from activities.research import ObjectStoreResearchCache, ResearchActivities
 from activities.tools import ToolActivities
 from config.settings import Settings, get_settings
 from contracts.agents import Role
@@ -71,7 +71,8 @@ def build_workers(client: Client, settings: Settings, queues: Sequence[str] | No
             f"unknown queue(s) {sorted(unknown)}: serve {settings.task_queue} and/or {settings.sandbox_task_queue}"
         )
     workers = []
-    blobs = BlobStore(object_store(settings))  # one store per process, shared by every activity class
+    store = object_store(settings)  # one store per process, shared by every activity class
+    blobs = BlobStore(store)
     if settings.task_queue in wanted:
         # One entry per kind of repository reference (contracts/repo.py); None: not configured here.
         hosts = CodeHosts({"local": LocalGitHost(blobs), "github": github_host(settings, blobs)})
@@ -83,7 +84,7 @@ def build_workers(client: Client, settings: Settings, queues: Sequence[str] | No
             ToolActivities(hosts, blobs),
             CodeHostActivities(hosts),
         )
-        research = research_activities(settings)
+        research = research_activities(settings, store)
         workers.append(
             Worker(
                 client,
@@ -201,8 +202,9 @@ def github_auth(settings: Settings) -> AppInstallationAuthStrategy | str | None:
     return settings.github_token.get_secret_value() if settings.github_token else None
 
 
-def research_activities(settings: Settings) -> ResearchActivities:
-    """Perplexity over one shared httpx client when the worker has a key; answers cached on disk."""
+def research_activities(settings: Settings, store: ObjectStore | None = None) -> ResearchActivities:
+    """Perplexity over one shared httpx client when the worker has a key; answers cached on `store`
+    (default: the settings' object store), so every worker sharing it shares them."""
     http = None
     if settings.perplexity_api_key is not None:
         http = httpx.AsyncClient(
@@ -210,7 +212,7 @@ def research_activities(settings: Settings) -> ResearchActivities:
             headers={"authorization": f"Bearer {settings.perplexity_api_key.get_secret_value()}"},
             timeout=httpx.Timeout(120.0, connect=10.0),
         )
-    cache = SqliteResearchCache(settings.data_dir / "research.sqlite")
+    cache = ObjectStoreResearchCache(store or object_store(settings))
     return ResearchActivities(http, cache, model=settings.research_model)
 
 

@@ -1,21 +1,27 @@
-"""The planner's research through Perplexity's chat-completions shape on loopback, with the real httpx client."""
+"""The planner's research through Perplexity's chat-completions shape on loopback, with the real httpx client,
+cached on both kinds of object store: a local directory and a real S3-protocol server (moto)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.research import ResearchActivities, SqliteResearchCache
+from activities.research import ObjectStoreResearchCache, ResearchActivities
 from config.settings import Settings
 from contracts.agents import AgentResult
 from contracts.research import ResearchInput, ResearchResult
 from starter.workers import build_workers, research_activities
+from storage.store import ObjectStore
 from testkit.loopback.json_api import JsonLoopback, JsonReply
+from testkit.s3 import S3Server
 from testkit.scripts import agent_input, scripted, submit, tool, turn, write_script
 
 KEY = "pplx-loopback-secret"
@@ -34,6 +40,25 @@ def perplexity() -> Iterator[JsonLoopback]:
         yield server
 
 
+@pytest.fixture(params=["local", "s3"])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """FORGEFLOW_STORAGE_URL of a fresh store of each kind: a directory of its own, or a prefix of its
+    own in the test bucket (the AWS_* variables set first: obstore reads them when a store is built)."""
+    if request.param == "local":
+        return (tmp_path / "store").as_uri()
+    s3: S3Server = request.getfixturevalue("s3")
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in s3.env.items():
+        monkeypatch.setenv(name, value)
+    return s3.url(f"research-tests/{tmp_path.name}")
+
+
+def cached_object(query: str, model: str = "sonar") -> str:
+    """The documented layout: `research/<sha256 of model:normalised query>.json`."""
+    return f"research/{hashlib.sha256(f'{model}:{query}'.encode()).hexdigest()}.json"
+
+
 def settings_for(tmp_path: Path, server: JsonLoopback, **extra: str) -> Settings:
     values = {
         "FORGEFLOW_DATA_DIR": str(tmp_path / "data"),
@@ -49,14 +74,18 @@ async def ask(acts: ResearchActivities, query: str) -> ResearchResult:
     return result
 
 
-async def test_answer_with_citations_then_served_from_cache(tmp_path: Path, perplexity: JsonLoopback) -> None:
+async def test_answer_with_citations_then_served_from_cache(
+    tmp_path: Path, perplexity: JsonLoopback, storage_url: str
+) -> None:
     perplexity.replies = [JsonReply(ANSWER)]
-    acts = research_activities(settings_for(tmp_path, perplexity))
+    acts = research_activities(settings_for(tmp_path, perplexity, FORGEFLOW_STORAGE_URL=storage_url))
     first = await ask(acts, "How do I split on the last dash in Python?")
-    again = await ask(acts, "  how do I split on the LAST dash in python?  ")
+    again = await ask(acts, "  how do I split on the LAST \t dash in\npython?  ")  # one entry for both
     assert first.available and "rsplit" in first.answer and first.citations == ANSWER["citations"]
     assert not first.cached and again.cached and again.answer == first.answer
+    assert again.citations == first.citations
     assert len(perplexity.requests) == 1  # the second question never left the worker
+    assert await ObjectStore(storage_url).exists_async(cached_object("how do i split on the last dash in python?"))
     request = perplexity.requests[0]
     assert request.path == "/chat/completions" and request.headers["authorization"] == f"Bearer {KEY}"
     assert request.body["model"] == "sonar" and request.body["messages"][-1]["content"].startswith("How do I split")
@@ -70,8 +99,89 @@ async def test_a_huge_answer_is_bounded(tmp_path: Path, perplexity: JsonLoopback
     assert len(result.citations) == 20 and all(len(c) == 500 for c in result.citations)
 
 
+async def test_a_planted_oversized_entry_is_bounded_when_read(tmp_path: Path, perplexity: JsonLoopback) -> None:
+    """The store is shared: what comes back from it is read as untrusted as the API's answer."""
+    store = ObjectStore((tmp_path / "store").as_uri())
+    planted = {"available": True, "answer": "y" * 1_000_000, "citations": ["c" * 5000] * 500}
+    entry = json.dumps({"key": "sonar:anything", "result": planted}).encode()
+    await store.put_async(cached_object("anything"), entry)
+    result = await ask(research_activities(settings_for(tmp_path, perplexity), store), "anything")
+    assert result.cached and not perplexity.requests  # served from the store, and bounded
+    assert len(result.answer) < 16_100 and result.answer.endswith("more characters not shown]")
+    assert len(result.citations) == 20 and all(len(c) == 500 for c in result.citations)
+
+
+async def test_a_second_worker_sees_the_first_workers_answer(
+    tmp_path: Path, perplexity: JsonLoopback, storage_url: str
+) -> None:
+    perplexity.replies = [JsonReply(ANSWER)]
+    settings = settings_for(tmp_path, perplexity, FORGEFLOW_STORAGE_URL=storage_url)
+    first = await ask(research_activities(settings), "rsplit semantics")
+    other = research_activities(settings)  # another process's wiring: its own ObjectStore on the same URL
+    again = await ask(other, "RSPLIT semantics")
+    assert again.cached and again.answer == first.answer
+    assert len(perplexity.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        b"{not json",
+        b'{"key": "sonar:rsplit semantics"}',  # no result
+        b'{"key": "sonar:another question", "result": {"available": true, "answer": "forged"}}',  # another query's
+        bytes(range(256)),
+    ],
+    ids=["truncated", "incomplete", "other-query", "binary"],
+)
+async def test_a_corrupt_entry_is_a_miss_and_is_rewritten(
+    tmp_path: Path, perplexity: JsonLoopback, storage_url: str, damage: bytes
+) -> None:
+    perplexity.fallback = JsonReply(ANSWER)
+    acts = research_activities(settings_for(tmp_path, perplexity, FORGEFLOW_STORAGE_URL=storage_url))
+    await ask(acts, "rsplit semantics")
+    store = ObjectStore(storage_url)
+    await store.put_async(cached_object("rsplit semantics"), damage)
+    with capture_logs() as logs:
+        again = await ask(acts, "rsplit semantics")
+    assert not again.cached and again.answer == "Use str.rsplit('-', 1)." and len(perplexity.requests) == 2
+    assert any("asking again" in entry["event"] for entry in logs)
+    assert await store.get_async(cached_object("rsplit semantics")) != damage  # rewritten
+    third = await ask(acts, "rsplit semantics")
+    assert third.cached and len(perplexity.requests) == 2
+
+
+async def test_a_store_that_cannot_be_written_still_answers(tmp_path: Path, perplexity: JsonLoopback) -> None:
+    """The answer is returned and the failed put logged; the next ask is a miss, not a failure."""
+    perplexity.fallback = JsonReply(ANSWER)
+    store = ObjectStore((tmp_path / "store").as_uri())
+    (tmp_path / "store" / cached_object("q")).mkdir(parents=True)  # a directory where the object would go
+    acts = research_activities(settings_for(tmp_path, perplexity), store)
+    with capture_logs() as logs:
+        first, again = await ask(acts, "q"), await ask(acts, "q")
+    assert first.available and not first.cached and not again.cached and len(perplexity.requests) == 2
+    assert [entry["event"] for entry in logs] == ["research answer not cached"] * 2
+
+
+async def test_an_unreachable_store_is_a_miss_not_a_failure(
+    tmp_path: Path, perplexity: JsonLoopback, s3: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in s3.env.items():
+        monkeypatch.setenv(name, value)
+    perplexity.fallback = JsonReply(ANSWER)
+    store = ObjectStore("s3://no-such-bucket/x", retries=0)  # every read and write is refused
+    acts = research_activities(settings_for(tmp_path, perplexity), store)
+    with capture_logs() as logs:
+        result = await ask(acts, "q")
+    assert result.available and not result.cached and len(perplexity.requests) == 1
+    assert [entry["event"] for entry in logs] == [
+        "research cache unreadable; asking again",
+        "research answer not cached",
+    ]
+    assert all("NoSuchBucket" in entry["error"] for entry in logs)
+
+
 async def test_without_a_key_research_is_unavailable(tmp_path: Path) -> None:
-    acts = ResearchActivities(None, SqliteResearchCache(tmp_path / "r.sqlite"))
+    acts = ResearchActivities(None, ObjectStoreResearchCache(ObjectStore(tmp_path.as_uri())))
     result = await ask(acts, "anything")
     assert not result.available and "PERPLEXITY_API_KEY" in result.answer
 
