@@ -42,6 +42,17 @@ def s3() -> Iterator[S3Server]:
 
 
 @pytest.fixture
+def s3_env(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """The S3 server, its user's AWS_* variables set (and stray ones cleared) before a store is built:
+    obstore reads them then."""
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in s3.env.items():
+        monkeypatch.setenv(name, value)
+    return s3
+
+
+@pytest.fixture
 def sample_repo(tmp_path: Path) -> Path:
     """A small real git repository with one module and one test."""
     repo = tmp_path / "repo"

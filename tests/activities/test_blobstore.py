@@ -18,16 +18,6 @@ from tests.blobs import local_blobs, settings_blobs
 TRANSCRIPT = b'[{"role": "user", "content": [{"type": "text", "text": "hello"}]}]'
 
 
-@pytest.fixture
-def s3_env(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
-    """The test server's AWS_* variables, set before a store is built (obstore reads them then)."""
-    for name in ("AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in s3.env.items():
-        monkeypatch.setenv(name, value)
-    return s3
-
-
 @pytest.fixture(params=["local", "s3"])
 def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
     """A fresh blob store of each kind: a directory of its own, or a prefix of its own in the bucket."""

@@ -41,16 +41,12 @@ def perplexity() -> Iterator[JsonLoopback]:
 
 
 @pytest.fixture(params=["local", "s3"])
-def storage_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """FORGEFLOW_STORAGE_URL of a fresh store of each kind: a directory of its own, or a prefix of its
     own in the test bucket (the AWS_* variables set first: obstore reads them when a store is built)."""
     if request.param == "local":
         return (tmp_path / "store").as_uri()
-    s3: S3Server = request.getfixturevalue("s3")
-    for name in ("AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in s3.env.items():
-        monkeypatch.setenv(name, value)
+    s3: S3Server = request.getfixturevalue("s3_env")
     return s3.url(f"research-tests/{tmp_path.name}")
 
 

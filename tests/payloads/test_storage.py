@@ -34,16 +34,6 @@ def settings(data_dir: Path, url: str | None = None, **more: str) -> Settings:
     return Settings.model_validate(values)
 
 
-@pytest.fixture
-def s3_env(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
-    """The AWS_* variables of the test server's user, set before a store is built (obstore reads them then)."""
-    for name in ("AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in s3.env.items():
-        monkeypatch.setenv(name, value)
-    return s3
-
-
 @pytest.fixture(params=["local", "s3"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh FORGEFLOW_STORAGE_URL of each kind: a directory, or a prefix of its own in the bucket."""

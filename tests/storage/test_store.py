@@ -16,16 +16,6 @@ from testkit.s3 import S3Server
 MEGABYTE = bytes(range(256)) * 4096
 
 
-@pytest.fixture
-def s3_env(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
-    """The AWS_* variables of the test server's user, set before a store is built (obstore reads them then)."""
-    for name in ("AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in s3.env.items():
-        monkeypatch.setenv(name, value)
-    return s3
-
-
 @pytest.fixture(params=["local", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
     """A fresh store of each kind: a directory of its own, or a prefix of its own in the bucket."""
