@@ -79,16 +79,19 @@ async def running_on(client: Client, workflow_id: str, activity: str, attempt: i
     once it runs: what the server records as the attempt's worker identity, `pid@host`."""
     handle = client.get_workflow_handle(workflow_id)
     started = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+    seen: object = "nothing yet"  # what the last look found, for the failure message
     for _ in range(int(within / 0.1)):
         try:
             pending = (await handle.describe()).raw_description.pending_activities
-        except RPCError:  # not started yet
-            pending = []
+        except RPCError as err:  # not started yet
+            pending, seen = [], f"RPCError {err.status}: {err.message}"
         for p in pending:
             if p.activity_type.name == activity and p.state == started and p.attempt == attempt:
                 return int(p.last_worker_identity.partition("@")[0])
+        if pending:
+            seen = [(p.activity_type.name, p.state, p.attempt, p.last_failure.message[:200]) for p in pending]
         await asyncio.sleep(0.1)
-    raise AssertionError(f"{activity} attempt {attempt} never started in {workflow_id}")
+    raise AssertionError(f"{activity} attempt {attempt} never started in {workflow_id}; last seen: {seen}")
 
 
 def marked_process(marker: str) -> tuple[int, list[Path]] | None:
