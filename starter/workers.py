@@ -62,8 +62,11 @@ log = structlog.get_logger("forgeflow")
 STICKY_TIMEOUT = timedelta(seconds=3)
 
 
-def build_workers(client: Client, settings: Settings, queues: Sequence[str] | None = None) -> list[Worker]:
-    """One worker for workflows + model/tool/code-host activities, one for the sandbox queue."""
+def build_workers(
+    client: Client, settings: Settings, queues: Sequence[str] | None = None, store: ObjectStore | None = None
+) -> list[Worker]:
+    """One worker for workflows + model/tool/code-host activities, one for the sandbox queue; `store`
+    (default: opened from the settings) is the process's object store, checked at start by `_serve`."""
     wanted = set(queues or (settings.task_queue, settings.sandbox_task_queue))
     unknown = wanted - {settings.task_queue, settings.sandbox_task_queue}
     if unknown:
@@ -71,7 +74,7 @@ def build_workers(client: Client, settings: Settings, queues: Sequence[str] | No
             f"unknown queue(s) {sorted(unknown)}: serve {settings.task_queue} and/or {settings.sandbox_task_queue}"
         )
     workers = []
-    store = object_store(settings)  # one store per process, shared by every activity class
+    store = store or object_store(settings)  # shared by every activity class
     blobs = BlobStore(store)
     if settings.task_queue in wanted:
         # One entry per kind of repository reference (contracts/repo.py); None: not configured here.
@@ -276,7 +279,7 @@ async def _serve(settings: Settings, served: list[str], log_format: str) -> int:
 
     configure_logging(json=log_format == "json")
     try:  # every worker reads the store (the sandbox too: the agent's files), so every worker checks it
-        await checked_store(settings)
+        store = await checked_store(settings)
     except StorageError as err:
         print(f"forgeflow worker cannot start: {err}", file=sys.stderr, flush=True)
         return 2
@@ -285,7 +288,8 @@ async def _serve(settings: Settings, served: list[str], log_format: str) -> int:
         settings, runtime=metrics_runtime(settings), interceptors=client_interceptors("forgeflow-worker")
     )
     split = settings.sandbox_task_queue in served and len(served) > 1
-    workers = build_workers(client, settings, [q for q in served if q != settings.sandbox_task_queue or not split])
+    queues = [q for q in served if q != settings.sandbox_task_queue or not split]
+    workers = build_workers(client, settings, queues, store)
     print(
         f"forgeflow worker on {server.address} serving {[w.task_queue for w in workers]}; UI {server.ui_url}",
         flush=True,
