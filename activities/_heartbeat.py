@@ -18,7 +18,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from temporalio import activity
 
-HEARTBEAT_EVERY = 1.0  # seconds; well inside the shortest heartbeat timeout the workflows set (5 s)
+HEARTBEAT_EVERY = 1.0  # seconds; well inside the heartbeat timeout the workflows set (10 s)
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -6,12 +6,12 @@ Every policy has a cap: never Temporal's unlimited default.
 Every activity heartbeats while it runs (activities/_heartbeat.py, one tick a second), so a killed
 worker is noticed after its heartbeat timeout, not its start-to-close timeout, and the next
 attempt starts on another worker. The SDK forwards one heartbeat per 0.8 x the heartbeat timeout:
-the server hears from a live activity every 4 s under a 5 s timeout (every 8 s under 10 s), which
-leaves 1 s (2 s) for a heartbeat's trip. Each timeout is as short as a false alarm (a live worker
-unheard that long) is cheap: 5 s where a repeated call costs nothing (code host, tools: they are
-idempotent), 10 s where it costs money or minutes (a model turn or a research question paid
-again, a test suite run again). A lost call then starts again after its timeout plus the retry
-policy's first interval: about 6 s and 12 s.
+the server hears from a live activity every 8 s under the 10 s timeout, which leaves 2 s for a
+heartbeat's trip. One timeout serves every call: 5 s for the idempotent ones (code host, tools)
+gave false alarms on a loaded machine, when a freshly started worker's first call imported its
+libraries on the event loop for seconds before its first heartbeat (the ten-kill e2e test lost
+fetch_task's first attempt that way in 3 of 7 full runs). A lost call starts again after the
+timeout plus the retry policy's first interval: 11-12 s.
 """
 
 from __future__ import annotations
@@ -63,10 +63,9 @@ RESEARCH_RETRY = _retry(first=2, attempts=3, longest=30)  # then the planner goe
 # Attempts for errors; a crashed sandbox worker is scheduled again (policy.worker_loss).
 SANDBOX_RETRY = _retry(first=2, attempts=2, longest=None, also_final=("SandboxUnavailable",))
 
-CHEAP_HEARTBEAT = timedelta(seconds=5)  # idempotent calls: a false alarm repeats a few requests
-# Paid or long calls. The sandbox's also bounds how long a workflow's cancellation takes to reach
-# it and kill the tests' processes (cancellation arrives with a heartbeat's reply).
-COSTLY_HEARTBEAT = timedelta(seconds=10)
+# Also bounds how long a workflow's cancellation takes to reach the sandbox and kill the tests'
+# processes (cancellation arrives with a heartbeat's reply).
+HEARTBEAT = timedelta(seconds=10)
 
 
 @dataclass(frozen=True)
@@ -78,15 +77,15 @@ class Options:
     retry: RetryPolicy
 
 
-MODEL_CALL = Options(timedelta(minutes=10), COSTLY_HEARTBEAT, MODEL_RETRY)
-RESEARCH_CALL = Options(timedelta(minutes=10), COSTLY_HEARTBEAT, RESEARCH_RETRY)
-TOOL_CALL = Options(timedelta(seconds=30), CHEAP_HEARTBEAT, TOOL_RETRY)
-HOST_CALL = Options(timedelta(minutes=1), CHEAP_HEARTBEAT, HOST_RETRY)
+MODEL_CALL = Options(timedelta(minutes=10), HEARTBEAT, MODEL_RETRY)
+RESEARCH_CALL = Options(timedelta(minutes=10), HEARTBEAT, RESEARCH_RETRY)
+TOOL_CALL = Options(timedelta(seconds=30), HEARTBEAT, TOOL_RETRY)
+HOST_CALL = Options(timedelta(minutes=1), HEARTBEAT, HOST_RETRY)
 
 
 def sandbox_call(test_timeout_seconds: int) -> Options:
     """The sandbox enforces the test timeout itself; the activity gets a margin on top."""
-    return Options(timedelta(seconds=test_timeout_seconds + 60), COSTLY_HEARTBEAT, SANDBOX_RETRY)
+    return Options(timedelta(seconds=test_timeout_seconds + 60), HEARTBEAT, SANDBOX_RETRY)
 
 
 # Marks histories that may schedule a call again after worker loss; histories recorded before
