@@ -113,6 +113,12 @@ class Settings(BaseSettings):
         alias="FORGEFLOW_METRICS_PROMETHEUS",
         description="host:port for a Prometheus scrape endpoint of the worker's metrics.",
     )
+    backlog_poll_seconds: float = Field(
+        default=15.0,
+        ge=0,
+        alias="FORGEFLOW_BACKLOG_POLL_SECONDS",
+        description="How often a worker exporting metrics reads its task queues' backlog from the server (0: never).",
+    )
     sandbox_cgroup_root: Path = Field(
         default=Path("/sys/fs/cgroup"),
         alias="FORGEFLOW_SANDBOX_CGROUP_ROOT",

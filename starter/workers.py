@@ -272,6 +272,7 @@ async def serve(queues: list[str] | None = None, log_format: str = "json") -> in
 
 
 async def _serve(settings: Settings, served: list[str], log_format: str) -> int:
+    from starter.backlog import backlog_poller
     from starter.client import connect
     from starter.server import ensure_server
     from telemetry.logs import configure_logging
@@ -284,9 +285,8 @@ async def _serve(settings: Settings, served: list[str], log_format: str) -> int:
         print(f"forgeflow worker cannot start: {err}", file=sys.stderr, flush=True)
         return 2
     server = await ensure_server(settings)
-    client = await connect(
-        settings, runtime=metrics_runtime(settings), interceptors=client_interceptors("forgeflow-worker")
-    )
+    runtime = metrics_runtime(settings)
+    client = await connect(settings, runtime=runtime, interceptors=client_interceptors("forgeflow-worker"))
     split = settings.sandbox_task_queue in served and len(served) > 1
     queues = [q for q in served if q != settings.sandbox_task_queue or not split]
     workers = build_workers(client, settings, queues, store)
@@ -294,8 +294,10 @@ async def _serve(settings: Settings, served: list[str], log_format: str) -> int:
         f"forgeflow worker on {server.address} serving {[w.task_queue for w in workers]}; UI {server.ui_url}",
         flush=True,
     )
-    if not split:
-        return await run_workers(workers)
-    async with SandboxProcess(settings, log_format=log_format) as sandbox:
-        print(f"{settings.sandbox_task_queue} served by child process {sandbox.pid}, holding no secret", flush=True)
-        return await run_workers(workers, sandbox)
+    # The backlog of every queue served, the child's too: this process holds the metrics endpoint.
+    async with backlog_poller(client, runtime, settings, served):
+        if not split:
+            return await run_workers(workers)
+        async with SandboxProcess(settings, log_format=log_format) as sandbox:
+            print(f"{settings.sandbox_task_queue} served by child process {sandbox.pid}, holding no secret", flush=True)
+            return await run_workers(workers, sandbox)
