@@ -19,10 +19,15 @@ from pathlib import Path
 
 from temporalio.testing import ActivityEnvironment
 
+from activities.blobstore import BlobStore
+from activities.codehost._snapshot import publish_tree
+from activities.codehost.local import LocalGitHost
 from activities.sandbox.run_tests import SandboxActivities
+from activities.trees import TreeArchives
 from config.settings import Settings
+from contracts.repo import parse_repo
 from contracts.testing import RunTestsInput, TestReport
-from starter.workers import sandbox_config
+from starter.workers import object_store, sandbox_config
 
 TEST_MODULE = """
 import json
@@ -62,7 +67,9 @@ def direct(repo: Path, out: Path) -> float:
 
 
 async def sandboxed(repo: Path, sha: str, settings: Settings) -> tuple[float, TestReport]:
-    request = RunTestsInput(repo_path=str(repo), commit_sha=sha, test_command=["python", "-m", "pytest", "-q"])
+    store = object_store(settings)  # the code host uploads the tree when it lands the commit: not timed here
+    tree = await publish_tree(LocalGitHost(BlobStore(store)), TreeArchives(store), parse_repo(str(repo)), sha)
+    request = RunTestsInput(tree=tree, commit_sha=sha, test_command=["python", "-m", "pytest", "-q"])
     started = time.perf_counter()
     report: TestReport = await ActivityEnvironment().run(SandboxActivities(sandbox_config(settings)).run_tests, request)
     return time.perf_counter() - started, report

@@ -123,7 +123,9 @@ class AgentInput(BaseModel):
     brief: str = Field(description="The first user message: task, plan, failures, comments, feedback.")
     workspace: Workspace
     commit_sha: str | None = Field(default=None, description="The commit under test/review, if any.")
-    sandbox_repo_path: str | None = Field(default=None, description="Local git repo the sandbox reads commits from.")
+    commit_tree: str | None = Field(
+        default=None, description="commit_sha's git tree id: the sandbox fetches its files from the object store."
+    )
     test_command: list[str] | None = None
     install_command: list[str] | None = None
     model: ModelSpec

@@ -30,7 +30,10 @@ class TaskSpec(BaseModel):
     base_branch: str
     head_sha: str | None = Field(default=None, description="For a PR under review: its head commit.")
     pr_ref: str | None = Field(default=None, description="For a PR under review: where its review goes.")
-    sandbox_repo_path: str = Field(description="A local git repository holding base_sha, for the sandbox.")
+    base_tree: str | None = Field(
+        default=None, description="base_sha's git tree id: its files are on the object store under that key."
+    )
+    head_tree: str | None = Field(default=None, description="head_sha's git tree id, likewise.")
     protected_paths: list[str] = Field(
         default_factory=list,
         description="Patterns the repository's own .forgeflow.yml (at base_sha) adds to the protected paths.",
@@ -64,6 +67,9 @@ class LandChangesResult(BaseModel):
     commit_sha: str
     branch: str
     files_changed: list[str]
+    tree: str | None = Field(
+        default=None, description="commit_sha's git tree id: its files are on the object store under that key."
+    )
 
 
 class PublishInput(BaseModel):

@@ -88,8 +88,15 @@ class RunTestsInput(BaseModel):
 
     model_config = DURABLE
 
-    repo_path: str = Field(description="Local git repository (or cache clone) holding commit_sha.")
     commit_sha: str
+    tree: str | None = Field(
+        default=None,
+        description="commit_sha's git tree id: the sandbox fetches the files from the object store by it "
+        "(activities.trees). None only in runs recorded before the sandbox stopped reading repositories by path.",
+    )
+    repository: str = Field(
+        default="", description="The repository, as the run names it: dependency installs are kept per repository."
+    )
     overlay: dict[str, str | None] = Field(
         default_factory=dict, description="Files changed on top of the commit (blob keys; None: deleted)."
     )

@@ -41,6 +41,7 @@ from activities.model.scripted import ScriptedProvider
 from activities.model.turns import ModelActivities, RolePrompt
 from activities.research import ObjectStoreResearchCache, ResearchActivities
 from activities.tools import ToolActivities
+from activities.trees import TreeArchives
 from config.settings import Settings, get_settings
 from contracts.agents import Role
 from payloads.converter import with_key_ring_read
@@ -85,7 +86,7 @@ def build_workers(
                 blobs, providers, role_prompts(), settings.context_tokens, secrets=worker_secrets(settings)
             ),
             ToolActivities(hosts, blobs),
-            CodeHostActivities(hosts),
+            CodeHostActivities(hosts, TreeArchives(store)),
         )
         research = research_activities(settings, store)
         workers.append(
@@ -109,7 +110,7 @@ def build_workers(
     if settings.sandbox_task_queue in wanted:
         from activities.sandbox.run_tests import SandboxActivities  # sandbox hosts need only this part
 
-        sandbox = SandboxActivities(sandbox_config(settings, blobs))
+        sandbox = SandboxActivities(sandbox_config(settings, store))
         workers.append(Worker(client, task_queue=settings.sandbox_task_queue, activities=[sandbox.run_tests]))
     return workers
 
@@ -134,14 +135,16 @@ def role_prompts() -> dict[Role, RolePrompt]:
     return {name: RolePrompt(system=spec.system_prompt, tools=spec.tools()) for name, spec in ROLES.items()}
 
 
-def sandbox_config(settings: Settings, blobs: BlobStore | None = None) -> SandboxConfig:
-    """The sandbox activity's values, read from the FORGEFLOW_SANDBOX_* settings; `blobs` (default: on
-    the settings' object store) holds the overlays' contents."""
+def sandbox_config(settings: Settings, store: ObjectStore | None = None) -> SandboxConfig:
+    """The sandbox activity's values, read from the FORGEFLOW_SANDBOX_* settings; `store` (default: the
+    settings' object store) holds the trees under test and the overlays' contents."""
     from activities.sandbox.backend import BackendOptions
     from activities.sandbox.run_tests import SandboxConfig
 
+    store = store or object_store(settings)
     return SandboxConfig(
-        blobs=blobs or BlobStore(object_store(settings)),
+        blobs=BlobStore(store),
+        trees=TreeArchives(store),
         cache_dir=settings.sandbox_cache_dir,
         isolation=BackendOptions(bwrap=settings.sandbox_bwrap, allow_unsandboxed=settings.allow_unsandboxed_tests),
         limits=settings.sandbox_limits,

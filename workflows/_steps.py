@@ -69,6 +69,12 @@ class Steps:
         self.branch = BRANCH_PREFIX + _slug(workflow.info().workflow_id)
         self.head_sha: str | None = task.head_sha if inp.reviews_existing_pr else None
         self.branch_sha: str | None = None  # where our branch points; None until the first commit
+        # Each known commit's tree id: the key its files are on the object store under, for the sandbox.
+        self.trees: dict[str, str] = {
+            sha: tree
+            for sha, tree in ((task.base_sha, task.base_tree), (task.head_sha, task.head_tree))
+            if sha and tree
+        }
         self.last_failed_tests: TestReport | None = None
         self.last_review: Review | None = None
         self.feedback_used = 0
@@ -193,7 +199,7 @@ class Steps:
                 brief=brief,
                 workspace=Workspace(repo=self.inp.repo, base_sha=base, origin_sha=self.task.base_sha),
                 commit_sha=commit_sha,
-                sandbox_repo_path=self.task.sandbox_repo_path,
+                commit_tree=self.trees.get(commit_sha) if commit_sha else None,
                 test_command=self.inp.test_command,
                 install_command=self.inp.install_command,
                 model=self._model_for(role),
@@ -236,6 +242,8 @@ class Steps:
     def _record(self, landed: LandChangesResult) -> None:
         """The branch now points at `landed`: the run's state says so."""
         self.head_sha = self.branch_sha = landed.commit_sha
+        if landed.tree is not None:
+            self.trees[landed.commit_sha] = landed.tree
         self.st.commits.append(landed.commit_sha)
         self.st.files_changed = sorted({*self.st.files_changed, *landed.files_changed})
         if self.branch not in self.st.branches_created:
@@ -284,7 +292,7 @@ class Steps:
 
     async def _run_tests(self, commit: str) -> TestReport:
         return await acts.run_tests(
-            self.task.sandbox_repo_path, commit, self.inp, summary=f"run_tests on {commit[:12]}"
+            str(self.inp.repo), commit, self.trees.get(commit), self.inp, summary=f"run_tests on {commit[:12]}"
         )
 
     async def post_plan(self) -> None:

@@ -141,18 +141,20 @@ class SuiteCommands(Protocol):
 
 
 async def run_tests(
-    repo_path: str,
+    repository: str,
     commit_sha: str,
+    tree: str | None,
     commands: SuiteCommands,
     *,
     summary: str,
     overlay: dict[str, str | None] | None = None,
 ) -> TestReport:
-    """Run the suite at `commit_sha` (plus `overlay`, when given) in the sandbox, on its own task
-    queue beside this workflow's."""
+    """Run the suite at `commit_sha` (its files: `tree` on the object store; plus `overlay`, when
+    given) in the sandbox, on its own task queue beside this workflow's."""
     req = RunTestsInput(
-        repo_path=repo_path,
+        repository=repository,
         commit_sha=commit_sha,
+        tree=tree,
         overlay=overlay or {},
         test_command=commands.test_command,
         install_command=commands.install_command,

@@ -227,12 +227,13 @@ class _AgentLoop:
         return tool_result(use_id, result.content, is_error=result.is_error)
 
     async def _run_tests(self, use_id: str) -> Block:
-        if self.inp.commit_sha is None or self.inp.sandbox_repo_path is None:
+        if self.inp.commit_sha is None:
             return tool_result(use_id, "There is no commit under test in this run.", is_error=True)
         self.tested_overlay = dict(self.workspace.overlay)
         self.test_report = await acts.run_tests(
-            self.inp.sandbox_repo_path,
+            str(self.workspace.repo),
             self.inp.commit_sha,
+            self.inp.commit_tree,
             self.inp,
             overlay=self.workspace.overlay,
             summary=f"{self.inp.role} · run_tests on {self.inp.commit_sha[:12]}",

@@ -253,6 +253,16 @@ async def list_tree(cwd: str, commit: str, paths: Sequence[str] | None = None) -
     return [entry for entry in entries if entry.path in wanted]
 
 
+async def tree_id(cwd: str, commit: str) -> str:
+    """The id of `commit`'s tree."""
+    found = (
+        None if commit.startswith("-") else await run_git(cwd, "rev-parse", "--verify", "--quiet", f"{commit}^{{tree}}")
+    )
+    if found is None or not found.ok:
+        raise fail(f"repo {cwd}: no commit for ref {commit!r}", "RefNotFound")
+    return found.text
+
+
 def _listing_error(cwd: str, commit: str, result: GitResult) -> ApplicationError:
     if "not a git repository" in result.stderr:
         return fail(f"repo {cwd}: not a git repository", "NotARepository")

@@ -22,7 +22,7 @@ from temporalio.exceptions import ApplicationError
 from activities.blobstore import BlobStore
 from activities.codehost import _change_rules as checks
 from activities.codehost._commit_cache import CommitCache
-from activities.codehost._git import Blob, TreeEntry, cat_blobs, list_tree, run_git
+from activities.codehost._git import Blob, TreeEntry, cat_blobs, list_tree, run_git, tree_id
 from contracts.codehost import (
     FetchTaskInput,
     LandChangesInput,
@@ -86,7 +86,6 @@ class GitHubHost:
             source=source.label,
             base_sha=base_sha,
             base_branch=base_branch,
-            sandbox_repo_path=str(self._cached(req.repo)),
         )
 
     async def _pull_request_task(self, req: FetchTaskInput, source: rules.TaskSource) -> TaskSpec:
@@ -107,7 +106,6 @@ class GitHubHost:
             base_branch=str(pull["base"]["ref"]),
             head_sha=head_sha,
             pr_ref=str(pull["html_url"]),
-            sandbox_repo_path=str(self._cached(req.repo)),
         )
 
     async def _task_text(
@@ -172,6 +170,9 @@ class GitHubHost:
         local = await self._local(repo, sha)
         result = await run_git(str(self._cached(repo)), "ls-tree", "-r", "-z", "--name-only", "--full-tree", local)
         return [name for name in result.stdout.decode("utf-8", "replace").split("\0") if name]
+
+    async def tree_id(self, repo: RepoRef, sha: str) -> str:
+        return await tree_id(str(self._cached(repo)), await self._local(repo, sha))
 
     async def tree(self, repo: RepoRef, sha: str) -> list[TreeEntry]:
         return await self._listing(repo, sha, None)
@@ -262,7 +263,7 @@ class GitHubHost:
         else:
             ref_update = self._gh.rest.git.async_update_ref(owner, name, f"heads/{req.branch}", sha=commit, force=False)
             await call(ref_update, req.branch)
-        await self._local(req.repo, commit)  # the sandbox and later reads use the worker's cache
+        await self._local(req.repo, commit)  # later reads (and the tree's upload for the sandbox) use the cache
         return self._landed(req, commit)
 
     @staticmethod

@@ -10,6 +10,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities._heartbeat import heartbeats
 from activities.codehost._git import Blob, TreeEntry
+from activities.codehost._snapshot import publish_tree
+from activities.trees import TreeArchives
 from contracts.codehost import (
     FetchTaskInput,
     LandChangesInput,
@@ -39,6 +41,10 @@ class CodeHost(Protocol):
     async def fetch_task(self, req: FetchTaskInput) -> TaskSpec: ...
     async def read_file(self, repo: RepoRef, sha: str, path: str) -> bytes | None: ...
     async def list_files(self, repo: RepoRef, sha: str) -> list[str]: ...
+    async def tree_id(self, repo: RepoRef, sha: str) -> str:
+        """The id of the commit's tree (the key its files are uploaded under for the sandbox)."""
+        ...
+
     async def tree(self, repo: RepoRef, sha: str) -> list[TreeEntry]:
         """Every file, link and submodule of the commit, with mode, size and object id (one git process)."""
         ...
@@ -82,10 +88,14 @@ class CodeHosts:
 
 class CodeHostActivities:
     """One activity per code-host operation; each heartbeats while it runs, since a GitHub call or
-    an archive download can take seconds and a lost worker must be noticed sooner than that."""
+    an archive download can take seconds and a lost worker must be noticed sooner than that.
 
-    def __init__(self, hosts: CodeHosts) -> None:
+    The commits a run starts from and makes reach the sandbox by content: fetch_task and land_changes
+    upload each one's tree to the object store (`archives`) and return its id."""
+
+    def __init__(self, hosts: CodeHosts, archives: TreeArchives) -> None:
         self._hosts = hosts
+        self._archives = archives
 
     async def _on_host(self, name: str, repo: RepoRef, call: Callable[[CodeHost], Awaitable[T]]) -> T:
         """`call` on the host serving `repo`, inside a span named after the operation."""
@@ -98,12 +108,12 @@ class CodeHostActivities:
     async def fetch_task(self, req: FetchTaskInput) -> TaskSpec:
         """The task, its text bounded (an issue can be megabytes), and the protected paths the
         repository's own `.forgeflow.yml` adds at the commit the run starts from."""
-        return await self._on_host("fetch_task", req.repo, lambda host: _fetch_task(host, req))
+        return await self._on_host("fetch_task", req.repo, lambda host: self._fetch_task(host, req))
 
     @activity.defn
     @heartbeats
     async def land_changes(self, req: LandChangesInput) -> LandChangesResult:
-        return await self._on_host("land_changes", req.repo, lambda host: host.land_changes(req))
+        return await self._on_host("land_changes", req.repo, lambda host: self._land_changes(host, req))
 
     @activity.defn
     @heartbeats
@@ -120,13 +130,25 @@ class CodeHostActivities:
     async def post_comment(self, req: PostCommentInput) -> PostedResult:
         return await self._on_host("post_comment", req.repo, lambda host: host.post_comment(req))
 
+    async def _fetch_task(self, host: CodeHost, req: FetchTaskInput) -> TaskSpec:
+        task = await host.fetch_task(req)
+        patterns = await _repository_patterns(host, req.repo, task.base_sha)
+        base_tree = await publish_tree(host, self._archives, req.repo, task.base_sha)
+        head_tree = await publish_tree(host, self._archives, req.repo, task.head_sha) if task.head_sha else None
+        return task.model_copy(
+            update={
+                "title": bound(task.title, TITLE_MAX),
+                "body": bound(task.body),
+                "protected_paths": patterns,
+                "base_tree": base_tree,
+                "head_tree": head_tree,
+            }
+        )
 
-async def _fetch_task(host: CodeHost, req: FetchTaskInput) -> TaskSpec:
-    task = await host.fetch_task(req)
-    patterns = await _repository_patterns(host, req.repo, task.base_sha)
-    return task.model_copy(
-        update={"title": bound(task.title, TITLE_MAX), "body": bound(task.body), "protected_paths": patterns}
-    )
+    async def _land_changes(self, host: CodeHost, req: LandChangesInput) -> LandChangesResult:
+        landed = await host.land_changes(req)
+        tree = await publish_tree(host, self._archives, req.repo, landed.commit_sha)
+        return landed.model_copy(update={"tree": tree})
 
 
 async def _repository_patterns(host: CodeHost, repo: RepoRef, sha: str) -> list[str]:

@@ -43,6 +43,7 @@ from activities.codehost._git import (
     repo_directory,
     run_git,
 )
+from activities.codehost._git import tree_id as _tree_id
 from contracts.codehost import (
     FetchTaskInput,
     LandChangesInput,
@@ -83,7 +84,6 @@ class LocalGitHost:
             base_branch=base_branch,
             head_sha=pr.head_sha if pr else None,
             pr_ref=pr.branch if pr else None,
-            sandbox_repo_path=repo.path,
         )
 
     async def read_file(self, repo: RepoRef, sha: str, path: str) -> bytes | None:
@@ -102,6 +102,9 @@ class LocalGitHost:
         commit = await opened.commit(sha)
         listing = await opened.git("ls-tree", "-r", "-z", "--name-only", "--full-tree", commit)
         return [name for name in listing.split("\0") if name]
+
+    async def tree_id(self, repo: RepoRef, sha: str) -> str:
+        return await _tree_id(await repo_directory(repo.path), sha)
 
     async def tree(self, repo: RepoRef, sha: str) -> list[TreeEntry]:
         # No open_repo: one git process per listing (search over a monorepo lists once per call).

@@ -149,6 +149,17 @@ def write_file(root_fd: int, relpath: str, data: bytes, mode: int = 0o644) -> No
             os.close(fd)
 
 
+def write_link(root_fd: int, relpath: str, target: str) -> None:
+    """Create a symbolic link under the root (its target is stored, never resolved), making its
+    folders; a link in the way is refused, and so is an existing entry at the path."""
+    parts = _parts(relpath)
+    with _parent(root_fd, parts, create=True) as parent:
+        try:
+            os.symlink(target, parts[-1], dir_fd=parent)
+        except FileExistsError:
+            raise UnsafeTreeError(errno.EEXIST, f"{relpath!r} is already there") from None
+
+
 def delete(root_fd: int, relpath: str) -> None:
     """Remove a file or link under the root (never what a link points to); absent is fine."""
     parts = _parts(relpath)

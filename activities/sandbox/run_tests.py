@@ -1,7 +1,8 @@
 """The `run_tests` activity (task queue forgeflow-sandbox): a commit's tests, isolated.
 
-The commit is exported with `git archive` into a fresh directory (the user's work tree is never
-touched) and the agent's overlay laid on top; the install step runs (or comes from the cache),
+The commit's files are fetched from the object store by tree id (activities.trees: the code host
+uploaded them when the run read or made the commit) into a fresh directory, never through a link,
+and the agent's overlay laid on top; the install step runs (or comes from the cache),
 then the detected or configured runner, which writes JUnit XML; each step runs under the worker's
 isolation backend (activities.sandbox.backends chooses it). The report is parsed from that
 file — never guessed from console text — and a limit the run hit is named in its status.
@@ -17,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import stat
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,10 +34,11 @@ from activities.sandbox import _install, _runners, _safefs
 from activities.sandbox._layout import HOSTS_FILE, OUT, Mount
 from activities.sandbox._limited import Finished, WeakLimitsError, run_limited
 from activities.sandbox._report import RunFiles, build_report, error_report, first_line
+from activities.sandbox._unpack import unpack_tree
 from activities.sandbox.backend import BackendOptions, IsolationBackend, Step
 from activities.sandbox.backends import select_backend
+from activities.trees import TreeArchiveError, TreeArchives, TreeMissing
 from contracts.testing import RunTestsInput, SandboxLimits, TestReport
-from policy.host_rules import mapping_ref
 from policy.paths import UnsafePathError, repo_path
 from policy.repo_config import CONFIG_FILE, RepoConfigError, load_config
 from telemetry.instrument import operation
@@ -80,6 +81,7 @@ class SandboxConfig:
     FORGEFLOW_SANDBOX_* variables), so this module reads values and never the settings object."""
 
     blobs: BlobStore  # the overlay's contents, on the run's object store
+    trees: TreeArchives  # the commits under test, on the same store
     cache_dir: Path  # installed dependencies, one directory per manifest/lockfile hash
     isolation: BackendOptions  # which backends may run the steps (activities.sandbox.backends)
     limits: Callable[[int], SandboxLimits]  # a step's limits for its wall-clock seconds
@@ -104,7 +106,7 @@ class SandboxActivities:
             for folder in (workspace, out_dir, host_dir):
                 folder.mkdir(mode=0o700)
             async with operation("sandbox", "run_tests") as outcome:
-                await _export(req.repo_path, req.commit_sha, workspace)
+                await self._checkout(req, workspace)
                 edited = await self._blobs.get_many_async(key for key in req.overlay.values() if key is not None)
                 refused = _apply_overlay(workspace, req.overlay, edited)
                 limits = self._config.limits(req.timeout_seconds)
@@ -120,6 +122,27 @@ class SandboxActivities:
                     "forgeflow.tests.runner": report.runner or "none",
                 }
                 return report
+
+    async def _checkout(self, req: RunTestsInput, workspace: Path) -> None:
+        """The commit's files, fetched from the object store by tree id, into the empty `workspace`."""
+        if req.tree is None:
+            raise ApplicationError(
+                f"run_tests for {req.commit_sha[:12]} names no tree: this run was started by a forgeflow that "
+                "gave the sandbox a repository path, and the sandbox now reads commits only from the object "
+                "store. Start the run again.",
+                type="TreeNotGiven",
+                non_retryable=True,
+            )
+        try:
+            archive = await self._config.trees.get(req.tree)
+        except TreeMissing as err:  # retryable: another sandbox worker may be on the right store
+            raise ApplicationError(f"{err}; workers must share FORGEFLOW_STORAGE_URL", type="TreeMissing") from None
+        try:
+            await asyncio.to_thread(unpack_tree, archive, workspace)
+        except TreeArchiveError as err:
+            raise ApplicationError(
+                f"the archive of tree {req.tree} is damaged: {err}", type="BadTreeArchive", non_retryable=True
+            ) from None
 
 
 class _Run:
@@ -160,7 +183,7 @@ class _Run:
             workspace=self.ws.root,
             cache_dir=self.config.cache_dir,
             key=_install.cache_key(
-                install_command or [], paths, self.ws.read, _install.toolchain(), repository=self.req.repo_path
+                install_command or [], paths, self.ws.read, _install.toolchain(), repository=self.req.repository
             ),
             python_env=plan.runner not in _runners.JS_RUNNERS,
             network=self.config.install_network,
@@ -264,27 +287,3 @@ def _apply_overlay(workspace: Path, overlay: dict[str, str | None], contents: Ma
             except IsADirectoryError:
                 return f"the change to {raw!r} was not applied: the commit has a folder there"
     return None
-
-
-async def _export(repo: str, sha: str, into: Path) -> None:
-    data, err, code = await _archive(repo, f"{sha}^{{commit}}")
-    if code != 0:  # a remote commit: the worker's cache maps it to a local one
-        data, _, code = await _archive(repo, mapping_ref(sha))
-    if code != 0:
-        raise ApplicationError(
-            f"commit {sha} not found in {repo}: {err.decode(errors='replace').strip()}",
-            type="CommitNotFound",
-            non_retryable=True,
-        )
-    untar = await asyncio.create_subprocess_exec("tar", "-x", "-C", str(into), stdin=subprocess.PIPE)
-    await untar.communicate(data)
-    if untar.returncode != 0:
-        raise ApplicationError(f"could not unpack commit {sha}", type="ExportFailed")
-
-
-async def _archive(repo: str, ref: str) -> tuple[bytes, bytes, int | None]:
-    proc = await asyncio.create_subprocess_exec(
-        "git", "-C", repo, "archive", "--format=tar", ref, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    out, err = await proc.communicate()
-    return out, err, proc.returncode

@@ -76,7 +76,8 @@ async def test_fetch_task_from_spec(host: LocalGitHost, sample_repo: Path) -> No
     assert task.base_sha == git(sample_repo, "rev-parse", "HEAD")
     assert task.base_branch == "main"
     assert task.head_sha is None
-    assert task.sandbox_repo_path == str(sample_repo)
+    tree = await host.tree_id(parse_repo(str(sample_repo)), task.base_sha)
+    assert tree == git(sample_repo, "rev-parse", "HEAD^{tree}")
 
 
 async def test_fetch_task_title_is_bounded(host: LocalGitHost, sample_repo: Path) -> None:

@@ -10,8 +10,10 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.codehost.host import CodeHostActivities, CodeHosts
 from activities.codehost.local import LocalGitHost
+from activities.trees import TreeArchives
 from contracts.codehost import FetchTaskInput
 from contracts.repo import parse_repo
+from storage.store import ObjectStore
 from tests.blobs import local_blobs
 
 
@@ -32,7 +34,8 @@ def test_a_kind_without_a_shape_is_refused_when_the_table_is_built(tmp_path: Pat
 
 
 async def test_an_activity_on_an_unserved_kind_fails_without_retrying(tmp_path: Path) -> None:
-    acts = CodeHostActivities(CodeHosts({"local": LocalGitHost(local_blobs(tmp_path / "blobs"))}))
+    hosts = CodeHosts({"local": LocalGitHost(local_blobs(tmp_path / "blobs"))})
+    acts = CodeHostActivities(hosts, TreeArchives(ObjectStore(str(tmp_path / "store"))))
     with pytest.raises(ApplicationError) as err:
         await ActivityEnvironment().run(acts.fetch_task, FetchTaskInput(repo="acme/calc", spec_content="x"))
     assert err.value.type == "CodeHostUnavailable" and err.value.non_retryable

@@ -21,9 +21,9 @@ from activities.sandbox.bubblewrap import bwrap_argv
 from activities.sandbox.run_tests import SandboxActivities
 from config.settings import Settings
 from contracts.testing import RunTestsInput, TestReport
-from starter.workers import sandbox_config
+from starter.workers import object_store, sandbox_config
 from testkit.tools import git
-from tests.blobs import settings_blobs
+from tests.blobs import settings_blobs, upload_tree
 
 
 def make_repo(root: Path, files: dict[str, str]) -> tuple[Path, str]:
@@ -50,9 +50,14 @@ def processes_matching(pattern: str) -> str:
     return subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.strip()
 
 
-async def run(repo: Path, sha: str, limit: int = 60, settings: Settings | None = None, **req: Any) -> TestReport:
-    acts = SandboxActivities(sandbox_config(settings or Settings()))
-    request = RunTestsInput(repo_path=str(repo), commit_sha=sha, timeout_seconds=limit, **req)
+async def run(
+    repo: Path, sha: str, limit: int = 60, settings: Settings | None = None, tree: str | None = None, **req: Any
+) -> TestReport:
+    """The sandbox's report on commit `sha` of `repo`, its tree uploaded first (unless `tree` is given)."""
+    settings = settings or Settings()
+    acts = SandboxActivities(sandbox_config(settings))
+    tree = tree or await upload_tree(object_store(settings), repo, sha)
+    request = RunTestsInput(tree=tree, repository=str(repo), commit_sha=sha, timeout_seconds=limit, **req)
     report: TestReport = await ActivityEnvironment().run(acts.run_tests, request)
     return report
 
@@ -230,12 +235,25 @@ async def test_timeout_kills_the_run_and_leaves_nothing_behind(tmp_path: Path) -
     assert left == "", f"processes left behind: {left}"
 
 
-async def test_unknown_commit_fails_without_retry(tmp_path: Path) -> None:
+async def test_a_tree_missing_from_the_store_is_named_and_retried(tmp_path: Path) -> None:
+    """Another sandbox worker, on the store the code host wrote to, may find it: the error is retryable."""
     repo, _ = make_repo(tmp_path, {"a.txt": "a\n"})
+    settings = Settings.model_validate({"FORGEFLOW_DATA_DIR": str(tmp_path / "data")})
     with pytest.raises(ApplicationError) as err:
-        await run(repo, "0" * 40)
-    assert err.value.non_retryable and err.value.type == "CommitNotFound"
-    assert "0000000" in err.value.message
+        await run(repo, "1" * 40, settings=settings, tree="0" * 40)
+    assert err.value.type == "TreeMissing" and not err.value.non_retryable
+    assert f"tree {'0' * 40} is not in the store {(tmp_path / 'data').as_uri()}" in err.value.message
+    assert "workers must share FORGEFLOW_STORAGE_URL" in err.value.message
+
+
+async def test_a_request_without_a_tree_fails_without_retry(tmp_path: Path) -> None:
+    """What a run recorded before trees travelled by key sends: the sandbox opens no repository path."""
+    acts = SandboxActivities(sandbox_config(Settings.model_validate({"FORGEFLOW_DATA_DIR": str(tmp_path)})))
+    request = RunTestsInput.model_validate({"repo_path": str(tmp_path), "commit_sha": "a" * 40})
+    with pytest.raises(ApplicationError) as err:
+        await ActivityEnvironment().run(acts.run_tests, request)
+    assert err.value.type == "TreeNotGiven" and err.value.non_retryable
+    assert "Start the run again" in err.value.message
 
 
 async def test_user_work_tree_untouched(tmp_path: Path) -> None:
@@ -276,9 +294,8 @@ async def test_uncommitted_overlay_files_are_part_of_the_run(tmp_path: Path, mon
     blobs = settings_blobs(Settings())
     key = blobs.put(b"def test_new():\n    assert 1 == 2\n")
     acts = SandboxActivities(sandbox_config(Settings()))
-    req = RunTestsInput(
-        repo_path=str(repo), commit_sha=sha, overlay={"tests/test_new.py": key, "tests/test_old.py": None}
-    )
+    tree = await upload_tree(object_store(Settings()), repo, sha)
+    req = RunTestsInput(tree=tree, commit_sha=sha, overlay={"tests/test_new.py": key, "tests/test_old.py": None})
     report: TestReport = await ActivityEnvironment().run(acts.run_tests, req)
     assert (report.total, report.passed, report.failed) == (2, 1, 1)
     assert report.failures[0].name == "tests/test_new.py::test_new"
@@ -344,9 +361,10 @@ async def test_burning_cpu_is_stopped_at_the_cpu_budget(tmp_path: Path) -> None:
 
 async def test_refuses_to_run_without_bubblewrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     repo, sha = make_repo(tmp_path, {"tests/test_a.py": "def test_a():\n    pass\n"})
+    tree = await upload_tree(object_store(Settings()), repo, sha)  # the code host's part, with git on PATH
     monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on PATH
     with pytest.raises(ApplicationError) as err:
-        await run(repo, sha)
+        await run(repo, sha, tree=tree)
     assert err.value.type == "SandboxUnavailable" and err.value.non_retryable
     assert "bubblewrap" in err.value.message and "FORGEFLOW_ALLOW_UNSANDBOXED" in err.value.message
 

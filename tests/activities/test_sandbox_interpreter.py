@@ -28,10 +28,14 @@ from temporalio.testing import ActivityEnvironment
 from activities.sandbox.run_tests import SandboxActivities
 from config.settings import Settings
 from contracts.testing import RunTestsInput
-from starter.workers import sandbox_config
+from pathlib import Path
+from starter.workers import object_store, sandbox_config
+from tests.blobs import upload_tree
 
-request = RunTestsInput(repo_path=sys.argv[1], commit_sha=sys.argv[2], timeout_seconds=60)
-report = asyncio.run(ActivityEnvironment().run(SandboxActivities(sandbox_config(Settings())).run_tests, request))
+settings = Settings()
+tree = asyncio.run(upload_tree(object_store(settings), Path(sys.argv[1]), sys.argv[2]))
+request = RunTestsInput(tree=tree, commit_sha=sys.argv[2], timeout_seconds=60)
+report = asyncio.run(ActivityEnvironment().run(SandboxActivities(sandbox_config(settings)).run_tests, request))
 print(report.model_dump_json())
 """
 
