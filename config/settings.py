@@ -40,6 +40,7 @@ SANDBOX_WORKER_FIELDS = (
     "allow_unsandboxed_tests",
     "codec_keys_file",
     "payload_threshold_kb",
+    "cache_max_mb",  # the bound on the install cache
 )
 
 
@@ -49,6 +50,13 @@ class Settings(BaseSettings):
     temporal_address: str = Field(default="localhost:7233", alias="TEMPORAL_ADDRESS")
     temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE")
     data_dir: Path = Field(default=Path.home() / ".forgeflow", alias="FORGEFLOW_DATA_DIR")
+    cache_max_mb: int = Field(
+        default=2048,
+        gt=0,
+        alias="FORGEFLOW_CACHE_MAX_MB",
+        description="Bound on each local cache (GitHub commits, installed dependencies); the data directory "
+        "is a cache only.",
+    )
     storage_url: str | None = Field(
         default=None,
         alias="FORGEFLOW_STORAGE_URL",

@@ -146,6 +146,7 @@ def sandbox_config(settings: Settings, store: ObjectStore | None = None) -> Sand
         blobs=BlobStore(store),
         trees=TreeArchives(store),
         cache_dir=settings.sandbox_cache_dir,
+        cache_max_bytes=settings.cache_max_mb * 1024**2,
         isolation=BackendOptions(bwrap=settings.sandbox_bwrap, allow_unsandboxed=settings.allow_unsandboxed_tests),
         limits=settings.sandbox_limits,
         install_timeout=settings.sandbox_install_timeout,
@@ -190,7 +191,8 @@ def github_host(settings: Settings, blobs: BlobStore | None = None) -> GitHubHos
         return None
     client: GitHub[Any] = GitHub(auth, base_url=settings.github_api_url, auto_retry=False, http_cache=False)
     store = blobs or BlobStore(object_store(settings))
-    return GitHubHost(client, CommitCache(settings.data_dir / "repos"), store)
+    cache = CommitCache(settings.data_dir / "repos", max_bytes=settings.cache_max_mb * 1024**2)
+    return GitHubHost(client, cache, store)
 
 
 def github_auth(settings: Settings) -> AppInstallationAuthStrategy | str | None:

@@ -8,13 +8,16 @@ The install step runs the repository's code, so what it leaves is untrusted: the
 repository (one repository's install never runs in another's tests), node_modules must be a real
 folder, and no link in the cache may lead out of it (checked without following any), or nothing is
 cached and the step counts as failed, with the reason.
+
+The cache is bounded (`max_bytes`) and safe to delete (activities._disk_cache): each key is one
+item, `<key>` (ready: it holds install.json, and appears by one rename), `<key>.partial` and
+`<key>.lock`. After an install, the least recently used keys go, but never one whose lock is held,
+nor one prepared within IN_USE_SECONDS, whose test step may still read it after the lock is let go.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import functools
 import hashlib
 import json
@@ -25,10 +28,11 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from activities import _disk_cache
 from activities.sandbox import _safefs
 from activities.sandbox._layout import ENV_DIR, WORKSPACE, Mount
 from activities.sandbox._limited import Finished
@@ -49,6 +53,7 @@ MANIFESTS = (
     "pnpm-lock.yaml",
 )
 OUTPUT_TAIL = 4000
+IN_USE_SECONDS = 3600  # a key prepared this recently is never evicted: its test step may be running
 
 # Runs one sandboxed step: (command, extra mounts, extra env, log file, with network?) → how it ended.
 RunStep = Callable[[list[str], list[Mount], dict[str, str], Path, bool], Awaitable[Finished]]
@@ -152,16 +157,9 @@ def _untrusted_leftovers(workspace: Path, staging: Path, made_by_us: dict[str, s
     return None
 
 
-@contextlib.asynccontextmanager
-async def _locked(path: Path) -> AsyncIterator[None]:
-    """One install per key at a time; a second run with the same key waits and then reuses it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as lock:
-        await asyncio.to_thread(fcntl.flock, lock.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+def _item(name: str) -> str:
+    """The key a cache entry belongs to: `<key>`, `<key>.partial` and `<key>.lock` are one item."""
+    return name.partition(".")[0] or name
 
 
 def _make_env(env_dir: Path) -> None:
@@ -183,15 +181,19 @@ async def prepare(
     network: bool,
     run_step: RunStep,
     log_dir: Path,
+    max_bytes: int | None = None,
 ) -> Prepared:
     """Install (or reuse) the dependencies for this key; the mounts the test step needs. The step's
-    console log goes to `log_dir`, a folder no sandbox sees."""
+    console log goes to `log_dir`, a folder no sandbox sees. After an install, `cache_dir` is trimmed
+    to `max_bytes` (None: unbounded)."""
     if not command:
         return Prepared()
     entry = cache_dir / key
-    async with _locked(cache_dir / f"{key}.lock"):
+    # One install per key at a time; a second run with the same key waits and then reuses it.
+    async with _disk_cache.locked(cache_dir / f"{key}.lock"):
         done = entry / "install.json"
         if done.exists():
+            _disk_cache.touch(entry)
             cached = InstallReport.model_validate_json(done.read_text()).model_copy(update={"cached": True})
             return Prepared(report=cached, mounts=_mounts(entry))
         staging = cache_dir / f"{key}.partial"
@@ -227,4 +229,14 @@ async def prepare(
             return Prepared(report=report)
         (staging / "install.json").write_text(report.model_dump_json())
         staging.rename(entry)
+        _disk_cache.touch(entry)
+    if max_bytes is not None:
+        await _disk_cache.bound(
+            cache_dir,
+            max_bytes,
+            {key},
+            min_idle=IN_USE_SECONDS,
+            item_of=_item,
+            lock_of=lambda item: cache_dir / f"{item}.lock",
+        )
     return Prepared(report=report, mounts=_mounts(entry))

@@ -83,6 +83,7 @@ class SandboxConfig:
     blobs: BlobStore  # the overlay's contents, on the run's object store
     trees: TreeArchives  # the commits under test, on the same store
     cache_dir: Path  # installed dependencies, one directory per manifest/lockfile hash
+    cache_max_bytes: int  # cache_dir's bound: the least recently used entries go past it
     isolation: BackendOptions  # which backends may run the steps (activities.sandbox.backends)
     limits: Callable[[int], SandboxLimits]  # a step's limits for its wall-clock seconds
     install_timeout: int
@@ -189,6 +190,7 @@ class _Run:
             network=self.config.install_network,
             run_step=self._install_step,
             log_dir=self.host_dir,
+            max_bytes=self.config.cache_max_bytes,
         )
         if prepared.failed:
             return error_report(self.req.commit_sha, limits, "the install step failed", prepared.report)
