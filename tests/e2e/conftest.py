@@ -48,8 +48,15 @@ class WorkerProcess:
     """`python worker.py` in its own process group, so a test can kill -9 it."""
 
     def __init__(
-        self, address: str, data_dir: Path, log: Path, extra_env: dict[str, str], args: tuple[str, ...] = ()
+        self,
+        address: str,
+        data_dir: Path,
+        log: Path,
+        extra_env: dict[str, str],
+        args: tuple[str, ...] = (),
+        wrapper: tuple[str, ...] = (),
     ) -> None:
+        """`wrapper`: a script and its arguments that run worker.py (tests/e2e/file_audit.py)."""
         inherited = dict(os.environ)
         if list(args) == ["--queue", "forgeflow-sandbox"]:  # a sandbox worker refuses to start holding a secret
             inherited = {k: v for k, v in inherited.items() if k not in SECRET_VARIABLES}
@@ -62,7 +69,7 @@ class WorkerProcess:
         self.log = log
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, str(ROOT / "worker.py"), *args],
+                [sys.executable, *wrapper, str(ROOT / "worker.py"), *args],
                 cwd=ROOT,
                 env=env,
                 stdout=out,

@@ -14,6 +14,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 
 from temporalio.api.enums.v1 import EventType, PendingActivityState, TimeoutType
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.workflow.v1 import PendingActivityInfo
 from temporalio.client import Client, WorkflowHistory
 from temporalio.service import RPCError
 
@@ -82,7 +84,7 @@ async def running_on(client: Client, workflow_id: str, activity: str, attempt: i
     seen: object = "nothing yet"  # what the last look found, for the failure message
     for _ in range(int(within / 0.1)):
         try:
-            pending = (await handle.describe()).raw_description.pending_activities
+            pending: Sequence[PendingActivityInfo] = (await handle.describe()).raw_description.pending_activities
         except RPCError as err:  # not started yet
             pending, seen = [], f"RPCError {err.status}: {err.message}"
         for p in pending:
