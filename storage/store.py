@@ -15,12 +15,13 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections import Counter
 from pathlib import Path
 from urllib.parse import urlparse
 
 import obstore
 from obstore.exceptions import BaseError
-from obstore.store import LocalStore, S3Store
+from obstore.store import LocalStore, MemoryStore, S3Store
 
 SETTING = "FORGEFLOW_STORAGE_URL"
 _AWS_SETTINGS = "AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION"
@@ -45,21 +46,33 @@ class ObjectStore:
         """`retries`: how often obstore retries a failed request (connection errors, 5xx) before
         giving up; a test of an unreachable endpoint passes 0 to fail at once."""
         self.url = _without_userinfo(url)
-        self._store = _open(url, retries)
+        self._store: LocalStore | S3Store | MemoryStore = _open(url, retries)
+        # What this store was asked, by operation (put, get, head): one request each to S3.
+        self.requests: Counter[str] = Counter()
+
+    @classmethod
+    def in_memory(cls) -> ObjectStore:
+        """A store in this process's memory, costing no I/O: the floor the storage benchmark measures
+        against. No URL names one, so no worker can be configured with it."""
+        store = cls.__new__(cls)
+        store.url, store._store, store.requests = "memory://", MemoryStore(), Counter()
+        return store
 
     @property
     def kind(self) -> str:
-        return "s3" if isinstance(self._store, S3Store) else "local"
+        return {S3Store: "s3", LocalStore: "local"}.get(type(self._store), "memory")
 
     # --- async: what activities use --------------------------------------------------------
 
     async def put_async(self, key: str, data: bytes) -> None:
+        self.requests["put"] += 1
         try:
             await obstore.put_async(self._store, key, data)
         except (BaseError, OSError) as err:
             raise self._failed("write", key, err) from None
 
     async def get_async(self, key: str) -> bytes:
+        self.requests["get"] += 1
         try:
             found = await obstore.get_async(self._store, key)
             return bytes(await found.bytes_async())
@@ -71,6 +84,7 @@ class ObjectStore:
             raise self._failed("read", key, err) from None
 
     async def exists_async(self, key: str) -> bool:
+        self.requests["head"] += 1
         try:
             await obstore.head_async(self._store, key)
         except FileNotFoundError:
@@ -82,12 +96,14 @@ class ObjectStore:
     # --- sync: for code that runs in a thread already ---------------------------------------
 
     def put(self, key: str, data: bytes) -> None:
+        self.requests["put"] += 1
         try:
             obstore.put(self._store, key, data)
         except (BaseError, OSError) as err:
             raise self._failed("write", key, err) from None
 
     def get(self, key: str) -> bytes:
+        self.requests["get"] += 1
         try:
             return bytes(obstore.get(self._store, key).bytes())
         except FileNotFoundError as err:
@@ -98,6 +114,7 @@ class ObjectStore:
             raise self._failed("read", key, err) from None
 
     def exists(self, key: str) -> bool:
+        self.requests["head"] += 1
         try:
             obstore.head(self._store, key)
         except FileNotFoundError:

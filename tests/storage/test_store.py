@@ -16,11 +16,14 @@ from testkit.s3 import S3Server
 MEGABYTE = bytes(range(256)) * 4096
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "memory"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
-    """A fresh store of each kind: a directory of its own, or a prefix of its own in the bucket."""
+    """A fresh store of each kind: a directory of its own, a prefix of its own in the bucket, or the
+    in-memory store the storage benchmark measures against."""
     if request.param == "local":
         yield ObjectStore((tmp_path / "store").as_uri())
+    elif request.param == "memory":
+        yield ObjectStore.in_memory()
     else:
         s3: S3Server = request.getfixturevalue("s3_env")
         yield ObjectStore(s3.url(f"tests/{tmp_path.name}"))
@@ -71,6 +74,23 @@ async def test_check_passes_on_a_working_store(store: ObjectStore) -> None:
 def test_the_kind(tmp_path: Path, s3_env: S3Server) -> None:
     assert ObjectStore(str(tmp_path)).kind == "local"  # a plain absolute path is a local store too
     assert ObjectStore(s3_env.url("p")).kind == "s3"
+    assert ObjectStore.in_memory().kind == "memory"
+
+
+def test_no_url_names_the_in_memory_store() -> None:
+    """Workers in two processes could not share one: only a benchmark builds it, in code."""
+    with pytest.raises(StorageError, match="use a local directory"):
+        ObjectStore("memory://")
+
+
+async def test_requests_are_counted_by_operation(store: ObjectStore) -> None:
+    await store.put_async("a", b"1")
+    store.put("b", b"2")
+    assert await store.get_async("a") == b"1"
+    assert not await store.exists_async("missing") and store.exists("b")
+    with pytest.raises(ObjectMissing):
+        store.get("missing")
+    assert store.requests == {"put": 2, "get": 2, "head": 2}
 
 
 @pytest.mark.parametrize(
