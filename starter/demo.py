@@ -27,6 +27,7 @@ from starter.render import REPLAY_NOTE, console, err_console, summary, ui_link
 from starter.sample import branch_log, create_sample_repo, demo_input
 from starter.sandbox_process import SandboxProcess, SandboxWorkerExited
 from starter.server import ensure_server
+from storage.store import StorageError
 from telemetry.logs import configure_logging
 
 SHOWN_ERRORS = 5  # log lines a failed demo repeats on the terminal
@@ -50,8 +51,13 @@ def _open_log(path: Path) -> TextIO:
 
 async def run_demo(settings: Settings, *, stamp: str, log: Path | None) -> int:
     """The demo; its exit status. `log`: the file for the workers' log lines (None: this terminal)."""
-    from starter.workers import WorkerGroup, build_workers  # the demo runs the workers itself
+    from starter.workers import WorkerGroup, build_workers, checked_store  # the demo runs the workers itself
 
+    try:  # as every worker does at start: a wrong FORGEFLOW_STORAGE_URL stops here, named, not a run later
+        store = await checked_store(settings)
+    except StorageError as err:
+        err_console.print(f"forgeflow demo cannot start: {err}", highlight=False, soft_wrap=True)
+        return 2
     stream = None if log is None else _open_log(log)
     if stream is not None:
         configure_logging(json=True, stream=stream)
@@ -68,7 +74,7 @@ async def run_demo(settings: Settings, *, stamp: str, log: Path | None) -> int:
     # The demo's code is the bundled sample and a recorded conversation, nothing untrusted: it runs
     # where no cgroup can be made too (e.g. a root container), on rlimits alone.
     demo_settings = settings.model_copy(update={"sandbox_weak_limits": True})
-    workers = build_workers(client, demo_settings, [settings.task_queue])
+    workers = build_workers(client, demo_settings, [settings.task_queue], store)
     try:
         sandbox_worker = SandboxProcess(demo_settings, log_format="json" if stream else "text", output=stream)
         async with sandbox_worker as sandbox, WorkerGroup(workers):

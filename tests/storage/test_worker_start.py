@@ -93,3 +93,22 @@ def test_a_worker_with_an_unusable_store_stops_with_one_line(s3: S3Server, tmp_p
     assert SETTING in lines[0] and s3.secret_access_key not in lines[0] and "not-the-secret" not in lines[0]
     if problem != "not a store":
         assert "AWS_ENDPOINT_URL" in lines[0] and s3.url("workers") in lines[0]
+
+
+def test_the_demo_with_an_unusable_store_stops_with_one_line(s3: S3Server, tmp_path: Path) -> None:
+    """`forgeflow demo` runs its workers itself: it checks the store the same way, before the server."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "FORGEFLOW_DATA_DIR": str(tmp_path / "data"),
+        "TEMPORAL_ADDRESS": "temporal.invalid:7233",
+        **s3.env,
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_closed_port()}",
+        "FORGEFLOW_STORAGE_URL": s3.url("demo"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "starter", "demo"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2, done
+    assert done.stderr.startswith("forgeflow demo cannot start:") and SETTING in done.stderr, done.stderr
+    assert "AWS_ENDPOINT_URL" in done.stderr and s3.secret_access_key not in done.stderr + done.stdout
