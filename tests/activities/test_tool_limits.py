@@ -63,7 +63,9 @@ async def test_a_catastrophic_pattern_stops_at_the_time_limit_and_the_loop_keeps
     sample_repo: Path, tmp_path: Path
 ) -> None:
     commit(sample_repo, {"evil.txt": ("a" * 30 + "!\n") * 20})
-    tools = Tools(sample_repo, tmp_path, ToolLimits(search_seconds=2, line_seconds=0.5))
+    # 20 lines at 0.5 s each need 10 s: the 5 s limit stops the search inside evil.txt, with room
+    # before it for the whole-file probe (0.5 s, seconds on a loaded machine) and the first line.
+    tools = Tools(sample_repo, tmp_path, ToolLimits(search_seconds=5, line_seconds=0.5))
     ticks = 0
 
     async def tick() -> None:
@@ -79,7 +81,7 @@ async def test_a_catastrophic_pattern_stops_at_the_time_limit_and_the_loop_keeps
     finally:
         ticker.cancel()
     assert not result.is_error, result.content
-    assert "search stopped at the time limit (2 s)" in result.content
+    assert "search stopped at the time limit (5 s)" in result.content
     assert "try a narrower glob or a simpler pattern" in result.content
     assert "the pattern took over 0.5 s on" in result.content and "evil.txt:1" in result.content
     assert ticks >= 10  # a blocked loop would not have ticked at all during the search
