@@ -39,6 +39,10 @@ from telemetry.instrument import operation
 
 MiB = 1024 * 1024
 MAX_OUTPUT = 16_000  # characters of one tool result
+# Longer answers go to the blob store and travel by key (contracts.model.result_block), so workflow
+# history holds each once, not twice; shorter ones (confirmations, errors) stay inline.
+INLINE_RESULT_BYTES = 512
+PREVIEW_CHARS = 120  # of a keyed answer, kept in its result for people reading the history
 NOTES_ROOM = 1_000  # of those, kept for the lines that say what was left out
 MAX_LISTED = 500
 MAX_MATCHES = 200
@@ -574,6 +578,13 @@ class ToolActivities:
                 return ToolCallResult(tool_use_id=call.tool_use_id, content=f"missing argument {err}", is_error=True)
             # Token-shaped strings go here already, so they are not in history either (the model turn
             # takes out the worker's own secrets and these shapes again).
-            return ToolCallResult(
-                tool_use_id=call.tool_use_id, content=redact(_clip(content)), overlay_updates=view.updates
-            )
+            return await self._answer(call, redact(_clip(content)), view.updates)
+
+    async def _answer(self, call: ToolCallInput, content: str, updates: dict[str, str | None]) -> ToolCallResult:
+        """The result; an answer longer than INLINE_RESULT_BYTES goes to the blob store, and travels by key."""
+        data = content.encode("utf-8", "surrogatepass")
+        if len(data) <= INLINE_RESULT_BYTES:
+            return ToolCallResult(tool_use_id=call.tool_use_id, content=content, overlay_updates=updates)
+        key = await self._blobs.put_async(data)
+        preview = f"{content[:PREVIEW_CHARS]} … [{len(data)} bytes in all, by key]"
+        return ToolCallResult(tool_use_id=call.tool_use_id, content=preview, content_key=key, overlay_updates=updates)

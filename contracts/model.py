@@ -13,6 +13,19 @@ from contracts.versioning import DURABLE
 Block = dict[str, Any]
 
 
+# A tool_result block the workflow builds may carry CONTENT_KEY (a blob key) instead of `content`; the
+# model-turn activity puts the blob's text in before anything else reads the block. Histories then
+# hold a long tool answer once, by key, not twice inline (issue 14).
+CONTENT_KEY = "content_key"
+
+
+def result_block(tool_use_id: str, content: str, *, is_error: bool = False, content_key: str | None = None) -> Block:
+    """A tool_result block: the content inline, or by `content_key` when the answer is in the blob store."""
+    if content_key is not None:
+        return {"type": "tool_result", "tool_use_id": tool_use_id, CONTENT_KEY: content_key, "is_error": is_error}
+    return {"type": "tool_result", "tool_use_id": tool_use_id, "content": content, "is_error": is_error}
+
+
 class Message(BaseModel):
     role: Literal["user", "assistant"]
     content: list[Block]

@@ -31,8 +31,16 @@ class ToolCallInput(BaseModel):
 
 
 class ToolCallResult(BaseModel):
+    """What a tool answered. A long answer travels by content key, so history holds it once (in the
+    blob store) instead of twice (this result and the next model turn's input): `content` is then a
+    short preview for people reading the history, and the model reads the blob (see
+    contracts.model.result_block)."""
+
     tool_use_id: str
     content: str
+    content_key: str | None = Field(
+        default=None, description="Blob key of the whole answer, when it is too long to travel inline."
+    )
     is_error: bool = False
     overlay_updates: dict[str, str | None] = Field(
         default_factory=dict, description="Paths this call changed: new blob key, or None if deleted."

@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
 
     from contracts.agents import AgentInput, AgentResult, TestReport, Workspace
     from contracts.api import AGENT_WORKFLOW_TYPE
-    from contracts.model import Block, Message, ModelTurnInput, ModelTurnResult
+    from contracts.model import Block, Message, ModelTurnInput, ModelTurnResult, result_block
     from contracts.research import ResearchInput, ResearchResult, research_text
     from contracts.tools import WRITE_TOOLS, ToolCallInput, ToolCallResult
     from contracts.usage import AgentUsage
@@ -35,7 +35,7 @@ CONTINUE = "Your last reply hit the output limit and was cut off. Continue from 
 
 
 def tool_result(tool_use_id: str, content: str, *, is_error: bool = False) -> Block:
-    return {"type": "tool_result", "tool_use_id": tool_use_id, "content": content, "is_error": is_error}
+    return result_block(tool_use_id, content, is_error=is_error)
 
 
 @workflow.defn(name=AGENT_WORKFLOW_TYPE)
@@ -224,7 +224,7 @@ class _AgentLoop:
                 overlay=overlay,
                 origin_sha=self.workspace.origin_sha,
             )
-        return tool_result(use_id, result.content, is_error=result.is_error)
+        return result_block(use_id, result.content, is_error=result.is_error, content_key=result.content_key)
 
     async def _run_tests(self, use_id: str) -> Block:
         if self.inp.commit_sha is None:

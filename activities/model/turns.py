@@ -22,7 +22,7 @@ from activities._heartbeat import heartbeats
 from activities.blobstore import BlobNotFoundError, BlobStore
 from activities.model.providers import ModelProvider
 from contracts.agents import Role
-from contracts.model import Block, Message, ModelRequest, ModelTurnInput, ModelTurnResult
+from contracts.model import CONTENT_KEY, Block, Message, ModelRequest, ModelTurnInput, ModelTurnResult
 from policy.compaction import compact
 from policy.redact import redact
 from telemetry.instrument import finish_model_span, model_span, record_model_call
@@ -38,6 +38,13 @@ def _complete_blocks(content: list[Block], stop_reason: str | None) -> list[Bloc
     if stop_reason == "max_tokens" and content and content[-1].get("type") == "tool_use":
         content = content[:-1]
     return content or [{"type": "text", "text": "(no output)"}]
+
+
+def _with_content(block: Block, contents: Mapping[str, bytes]) -> Block:
+    if block.get(CONTENT_KEY) is None:
+        return block
+    text = contents[block[CONTENT_KEY]].decode("utf-8", "replace")
+    return {**{k: v for k, v in block.items() if k != CONTENT_KEY}, "content": text}
 
 
 def _redacted_block(block: Block, secrets: Sequence[str]) -> Block:
@@ -98,7 +105,8 @@ class ModelActivities:
                 type="ProviderUnavailable",
                 non_retryable=True,
             )
-        messages = [*await self._load(inp.transcript_key), *redacted(inp.new_messages, self._secrets)]
+        new_messages = await self._with_contents(inp.new_messages)
+        messages = [*await self._load(inp.transcript_key), *redacted(new_messages, self._secrets)]
         compacted = compact(messages, self._context_tokens)
         if compacted is not None:
             _log.info("conversation compacted", role=inp.role, before=len(messages), after=len(compacted))
@@ -130,6 +138,18 @@ class ModelActivities:
             cost_usd=response.cost_usd,
             scripted=response.scripted,
         )
+
+    async def _with_contents(self, messages: list[Message]) -> list[Message]:
+        """`messages` with each tool answer that travelled by key (CONTENT_KEY) read back from the blob
+        store, so the model, the transcript and the redaction all see the text itself."""
+        keys = [b[CONTENT_KEY] for m in messages for b in m.content if b.get(CONTENT_KEY) is not None]
+        if not keys:
+            return messages
+        try:
+            found = await self._blobs.get_many_async(keys)
+        except BlobNotFoundError as err:  # retryable: another worker may share the store
+            raise ApplicationError(f"{err}; workers must share FORGEFLOW_STORAGE_URL", type="BlobNotFound") from None
+        return [Message(role=m.role, content=[_with_content(b, found) for b in m.content]) for m in messages]
 
     async def _load(self, key: str | None) -> list[Message]:
         if key is None:

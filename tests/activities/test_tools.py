@@ -36,6 +36,7 @@ class Tools:
         self.acts = ToolActivities(served, self.blobs, limits)
         base = git(repo, "rev-parse", "HEAD")
         self.ws = Workspace(repo=repo_ref or str(repo), base_sha=base, origin_sha=base)
+        self.sent: ToolCallResult | None = None  # the last result as the activity returned it
 
     def rebase(self, repo: Path) -> None:
         """Work on the repository's new HEAD (after a test committed more files)."""
@@ -49,6 +50,9 @@ class Tools:
         )
         result: ToolCallResult = await ActivityEnvironment().run(self.acts.run_tool, req)
         self.ws = self.ws.model_copy(update={"overlay": {**self.ws.overlay, **result.overlay_updates}})
+        self.sent = result  # as the activity returned it (a long answer by key)
+        if result.content_key is not None:  # what the model reads: the model turn reads the key
+            return result.model_copy(update={"content": self.blobs.get(result.content_key).decode()})
         return result
 
     def text(self, path: str) -> str:
