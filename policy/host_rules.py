@@ -106,7 +106,7 @@ def issue_body(text: str, labels: Sequence[str], comments: Sequence[tuple[str, s
 
 def mapping_ref(remote_sha: str) -> str:
     """Where a worker's local copy of a remote commit is kept, in the commit cache's repository: the
-    GitHub host writes it, the sandbox exports from it."""
+    GitHub host writes it and reads the commit through it."""
     return f"refs/forgeflow/remote/{remote_sha}"
 
 

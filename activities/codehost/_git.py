@@ -245,7 +245,7 @@ async def list_tree(cwd: str, commit: str, paths: Sequence[str] | None = None) -
     args = ("--literal-pathspecs", "ls-tree", "-z", "-l", "--full-tree", *recursive, f"{commit}^{{commit}}", "--")
     result = await run_git(cwd, *args, *(paths or ()))
     if not result.ok:
-        raise _listing_error(cwd, commit, result)
+        raise listing_error(cwd, commit, result)
     entries = parse_tree(result.stdout)
     if paths is None:
         return entries
@@ -263,7 +263,10 @@ async def tree_id(cwd: str, commit: str) -> str:
     return found.text
 
 
-def _listing_error(cwd: str, commit: str, result: GitResult) -> ApplicationError:
+def listing_error(cwd: str, commit: str, result: GitResult | None) -> ApplicationError:
+    """The error of a failed listing (None: a name that was never asked, such as an option)."""
+    if result is None:
+        return fail(f"repo {cwd}: no commit for ref {commit!r}", "RefNotFound")
     if "not a git repository" in result.stderr:
         return fail(f"repo {cwd}: not a git repository", "NotARepository")
     if "Not a valid object name" in result.stderr:
@@ -290,7 +293,7 @@ async def cat_blobs(cwd: str, object_ids: Iterable[str]) -> AsyncGenerator[Blob,
     writer = asyncio.create_task(_ask(proc.stdin, wanted))  # concurrently: the pipe's buffer is small
     try:
         for oid in wanted:
-            yield Blob(oid, await _answer(proc.stdout, oid))
+            yield Blob(oid, await read_answer(proc.stdout, oid))
         await writer
     finally:
         writer.cancel()
@@ -307,7 +310,7 @@ async def _ask(stdin: asyncio.StreamWriter, object_ids: list[str]) -> None:
     stdin.close()
 
 
-async def _answer(stdout: asyncio.StreamReader, oid: str) -> bytes | None:
+async def read_answer(stdout: asyncio.StreamReader, oid: str) -> bytes | None:
     header = (await stdout.readline()).decode("utf-8", "replace").split()
     if len(header) != 3:  # "<name> missing" (or ambiguous): no such object
         if not header:

@@ -22,7 +22,8 @@ from temporalio.exceptions import ApplicationError
 from activities.blobstore import BlobStore
 from activities.codehost import _change_rules as checks
 from activities.codehost._commit_cache import CommitCache
-from activities.codehost._git import Blob, TreeEntry, cat_blobs, list_tree, run_git, tree_id
+from activities.codehost._git import Blob, TreeEntry, run_git, tree_id
+from activities.codehost._reader import DIRECTORY, GitReader
 from contracts.codehost import (
     FetchTaskInput,
     LandChangesInput,
@@ -68,6 +69,7 @@ class GitHubHost:
         self._gh = github
         self._cache = cache
         self._blobs = blobs
+        self._reader = GitReader()  # the read tools' listings and objects, without a process per call
 
     async def fetch_task(self, req: FetchTaskInput) -> TaskSpec:
         source = checks.task_source(req)
@@ -167,18 +169,17 @@ class GitHubHost:
         return result.stdout if result.ok else None
 
     async def list_files(self, repo: RepoRef, sha: str) -> list[str]:
-        local = await self._local(repo, sha)
-        result = await run_git(str(self._cached(repo)), "ls-tree", "-r", "-z", "--name-only", "--full-tree", local)
-        return [name for name in result.stdout.decode("utf-8", "replace").split("\0") if name]
+        return [entry.path for entry in await self.tree(repo, sha)]
 
     async def tree_id(self, repo: RepoRef, sha: str) -> str:
         return await tree_id(str(self._cached(repo)), await self._local(repo, sha))
 
     async def tree(self, repo: RepoRef, sha: str) -> list[TreeEntry]:
-        return await self._listing(repo, sha, None)
+        return [entry for entry in (await self._listing(repo, sha)).values() if entry.mode != DIRECTORY]
 
     async def entries(self, repo: RepoRef, sha: str, paths: Sequence[str]) -> list[TreeEntry]:
-        return await self._listing(repo, sha, paths)
+        listing = await self._listing(repo, sha)
+        return [listing[path] for path in dict.fromkeys(paths) if path in listing]
 
     async def read_blobs(self, repo: RepoRef, object_ids: Sequence[str]) -> AsyncGenerator[Blob, None]:
         path = self._cached(repo)
@@ -186,21 +187,22 @@ class GitHubHost:
             for oid in object_ids:
                 yield Blob(oid, None)
             return
-        # Closed with this generator, so stopping early ends the git process now, not at garbage collection.
-        async with contextlib.aclosing(cat_blobs(str(path), object_ids)) as blobs:
+        # Closed with this generator, so stopping early ends a git process of its own now.
+        async with contextlib.aclosing(self._reader.read(str(path), object_ids)) as blobs:
             async for blob in blobs:
                 yield blob
 
-    async def _listing(self, repo: RepoRef, sha: str, paths: Sequence[str] | None) -> list[TreeEntry]:
-        """From the worker's cache: one git process when the commit is cached, else download it first."""
+    async def _listing(self, repo: RepoRef, sha: str) -> dict[str, TreeEntry]:
+        """Every entry of the commit by path, from the worker's cache (listed once per commit, then kept
+        in memory), downloading the commit first when it is not cached."""
         cache = self._cached(repo)
         if cache.is_dir():
             try:
-                return await list_tree(str(cache), mapping_ref(sha), paths)
+                return await self._reader.listing(str(cache), mapping_ref(sha))
             except ApplicationError as err:
                 if err.type != "RefNotFound":
                     raise
-        return await list_tree(str(cache), await self._local(repo, sha), paths)
+        return await self._reader.listing(str(cache), await self._local(repo, sha))
 
     async def diff(self, repo: RepoRef, base_sha: str, head_sha: str) -> str:
         base, head = await self._local(repo, base_sha), await self._local(repo, head_sha)

@@ -36,7 +36,6 @@ from activities.codehost._git import (
     Blob,
     Repo,
     TreeEntry,
-    cat_blobs,
     fail,
     list_tree,
     open_repo,
@@ -44,6 +43,7 @@ from activities.codehost._git import (
     run_git,
 )
 from activities.codehost._git import tree_id as _tree_id
+from activities.codehost._reader import GitReader
 from contracts.codehost import (
     FetchTaskInput,
     LandChangesInput,
@@ -67,6 +67,7 @@ class LocalGitHost:
 
     def __init__(self, blobs: BlobStore) -> None:
         self._blobs = blobs
+        self._reader = GitReader()  # the read tools' listings and objects, without a process per call
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -98,24 +99,21 @@ class LocalGitHost:
         return data
 
     async def list_files(self, repo: RepoRef, sha: str) -> list[str]:
-        opened = await open_repo(repo.path)
-        commit = await opened.commit(sha)
-        listing = await opened.git("ls-tree", "-r", "-z", "--name-only", "--full-tree", commit)
-        return [name for name in listing.split("\0") if name]
+        return await self._reader.files(await repo_directory(repo.path), sha)
 
     async def tree_id(self, repo: RepoRef, sha: str) -> str:
         return await _tree_id(await repo_directory(repo.path), sha)
 
     async def tree(self, repo: RepoRef, sha: str) -> list[TreeEntry]:
-        # No open_repo: one git process per listing (search over a monorepo lists once per call).
-        return await list_tree(await repo_directory(repo.path), sha)
+        # No open_repo: git itself finds out whether the folder is a repository.
+        return await self._reader.tree(await repo_directory(repo.path), sha)
 
     async def entries(self, repo: RepoRef, sha: str, paths: Sequence[str]) -> list[TreeEntry]:
-        return await list_tree(await repo_directory(repo.path), sha, paths)
+        return await self._reader.entries(await repo_directory(repo.path), sha, paths)
 
     async def read_blobs(self, repo: RepoRef, object_ids: Sequence[str]) -> AsyncGenerator[Blob, None]:
-        # Closed with this generator, so stopping early ends the git process now, not at garbage collection.
-        async with contextlib.aclosing(cat_blobs(await repo_directory(repo.path), object_ids)) as blobs:
+        # Closed with this generator, so stopping early ends a git process of its own now.
+        async with contextlib.aclosing(self._reader.read(await repo_directory(repo.path), object_ids)) as blobs:
             async for blob in blobs:
                 yield blob
 

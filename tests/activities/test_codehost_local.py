@@ -214,7 +214,8 @@ async def test_tree_entries_and_blobs(host: LocalGitHost, sample_repo: Path, tmp
     assert (tree["link"].mode, tree["link"].size, tree["link"].is_link) == ("120000", 16, True)
     assert tree["calc/__init__.py"].is_file and tree["calc/__init__.py"].size == 32
     found = await host.entries(repo, head, ["calc", "calc/__init__.py", "link", "link/x", "nope", "*"])
-    assert [(e.path, e.mode) for e in found] == [("calc/__init__.py", "100644"), ("link", "120000")]
+    # Each named path that exists, folders included (as CodeHost.entries says); nothing under a link.
+    assert [(e.path, e.mode) for e in found] == [("calc", "040000"), ("calc/__init__.py", "100644"), ("link", "120000")]
     wanted = [tree["link"].object_id, "0" * 40, tree["calc/__init__.py"].object_id]
     read = [blob.data async for blob in host.read_blobs(repo, wanted)]
     assert read == [b"calc/__init__.py", None, b"def add(a, b):\n    return a + b\n"]

@@ -1,0 +1,102 @@
+"""The read tools' git access without a process per call (issue 14): a commit is listed once, objects
+come from one long-lived `git cat-file --batch`. Shown by taking git off PATH after the first use:
+whatever still works needed no new process."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from activities.codehost._reader import GitReader
+from testkit.tools import git
+
+
+def commit(repo: Path, files: dict[str, str]) -> str:
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "change")
+    return git(repo, "rev-parse", "HEAD")
+
+
+def clone(repo: Path, into: Path) -> None:
+    subprocess.run(["git", "clone", "-q", "--bare", str(repo), str(into)], check=True)
+
+
+async def read(reader: GitReader, cwd: Path, object_ids: list[str]) -> list[bytes | None]:
+    return [blob.data async for blob in reader.read(str(cwd), object_ids)]
+
+
+async def test_a_commit_is_listed_once_and_its_objects_read_by_one_process(
+    sample_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader = GitReader()
+    head = git(sample_repo, "rev-parse", "HEAD")
+    listing = await reader.listing(str(sample_repo), head)
+    assert sorted(listing) == ["calc", "calc/__init__.py", "tests", "tests/test_calc.py"]
+    first = listing["calc/__init__.py"].object_id
+    assert await read(reader, sample_repo, [first]) == [b"def add(a, b):\n    return a + b\n"]
+    assert await read(reader, sample_repo, ["0" * 40]) == [None]  # asked again of a fresh process, still none
+
+    monkeypatch.setenv("PATH", "/nonexistent")  # no git from here on: no new process can start
+    assert [e.path for e in await reader.entries(str(sample_repo), head, ["calc", "nope"])] == ["calc"]
+    assert await reader.files(str(sample_repo), head) == ["calc/__init__.py", "tests/test_calc.py"]
+    other = listing["tests/test_calc.py"].object_id
+    assert await read(reader, sample_repo, [other, first]) == [
+        (sample_repo / "tests" / "test_calc.py").read_bytes(),
+        b"def add(a, b):\n    return a + b\n",
+    ]
+    with pytest.raises(FileNotFoundError):  # a name that can move is listed each time
+        await reader.listing(str(sample_repo), "HEAD")
+    await reader.close()
+
+
+async def test_a_branch_name_sees_the_branch_move(sample_repo: Path) -> None:
+    reader = GitReader()
+    before = await reader.files(str(sample_repo), "HEAD")
+    commit(sample_repo, {"new.py": "x = 1\n"})
+    assert sorted(await reader.files(str(sample_repo), "HEAD")) == sorted([*before, "new.py"])
+    await reader.close()
+
+
+async def test_listings_are_bounded_least_recently_used_first(
+    sample_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader = GitReader(max_entries=6)  # one listing of this repository (4 or 5 entries) fits, not two
+    first = git(sample_repo, "rev-parse", "HEAD")
+    second = commit(sample_repo, {"b.txt": "b\n"})
+    await reader.listing(str(sample_repo), first)
+    await reader.listing(str(sample_repo), second)  # the first goes
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert "b.txt" in await reader.listing(str(sample_repo), second)
+    with pytest.raises(FileNotFoundError):
+        await reader.listing(str(sample_repo), first)
+
+
+async def test_a_repository_deleted_and_fetched_again_is_read_again(sample_repo: Path, tmp_path: Path) -> None:
+    """What the GitHub cache does when a cache folder is evicted: same commits, a new folder."""
+    bare = tmp_path / "cache.git"
+    clone(sample_repo, bare)
+    reader = GitReader()
+    head = git(sample_repo, "rev-parse", "HEAD")
+    object_id = (await reader.listing(str(bare), head))["calc/__init__.py"].object_id
+    assert (await read(reader, bare, [object_id]))[0] is not None  # the shared process starts on the old folder
+    shutil.rmtree(bare)
+    clone(sample_repo, bare)
+    assert (await reader.listing(str(bare), head))["calc/__init__.py"].object_id == object_id
+    assert await read(reader, bare, [object_id]) == [b"def add(a, b):\n    return a + b\n"]
+    await reader.close()
+
+
+async def test_a_large_read_streams_from_a_process_of_its_own(sample_repo: Path) -> None:
+    files = {f"many/f{n}.txt": f"{n}\n" for n in range(100)}
+    head = commit(sample_repo, files)
+    reader = GitReader()
+    entries = [e for e in await reader.tree(str(sample_repo), head) if e.path.startswith("many/")]
+    found = await read(reader, sample_repo, [e.object_id for e in entries])
+    assert sorted(found, key=lambda data: int(data or b"0")) == [f"{n}\n".encode() for n in range(100)]
+    await reader.close()
