@@ -8,11 +8,14 @@ fix → non-retryable). The stable prefix — system prompt and tool definitions
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import anthropic
 import structlog
+from anthropic import AsyncStream
+from anthropic.types import RawMessageStreamEvent
 from temporalio.exceptions import ApplicationError
 
 from contracts.model import Block, Message, ModelRequest, ModelResponse
@@ -85,37 +88,110 @@ def to_application_error(err: anthropic.APIError) -> ApplicationError:
     )
 
 
+class _Answer:
+    """One message put together from its stream's events: text joined once, a tool call's input parsed
+    once, when its block ends (or never, if the answer was cut off inside it: see `content`)."""
+
+    def __init__(self) -> None:
+        self.model = ""
+        self.stop_reason: str | None = None
+        self.usage = Usage()
+        self._blocks: list[Block] = []
+        self._parts: dict[int, list[str]] = {}  # text or input JSON received so far, per open block
+
+    def add(self, event: RawMessageStreamEvent) -> None:
+        match event.type:
+            case "message_start":
+                self.model = event.message.model
+                self.usage = _usage(event.message.usage, Usage())
+            case "content_block_start":
+                self._blocks.append(event.content_block.model_dump(mode="json", exclude_none=True))
+                self._parts[event.index] = []
+            case "content_block_delta":
+                delta = event.delta
+                if delta.type == "text_delta":
+                    self._parts[event.index].append(delta.text)
+                elif delta.type == "input_json_delta":
+                    self._parts[event.index].append(delta.partial_json)
+                elif delta.type == "thinking_delta":
+                    block = self._blocks[event.index]
+                    block["thinking"] = str(block.get("thinking", "")) + delta.thinking
+                elif delta.type == "signature_delta":
+                    self._blocks[event.index]["signature"] = delta.signature
+                elif delta.type == "citations_delta":
+                    block = self._blocks[event.index]
+                    block["citations"] = [*block.get("citations", []), delta.citation.model_dump(mode="json")]
+            case "content_block_stop":
+                self._close(event.index)
+            case "message_delta":
+                self.stop_reason = event.delta.stop_reason
+                self.usage = _usage(event.usage, self.usage)
+
+    def _close(self, index: int) -> None:
+        block, parts = self._blocks[index], self._parts.pop(index, [])
+        if block.get("type") == "text":
+            block["text"] = str(block.get("text", "")) + "".join(parts)
+        elif "input" in block and parts:
+            try:
+                block["input"] = json.loads("".join(parts))
+            except json.JSONDecodeError:  # cut off mid-call (max_tokens): the model turn drops the call
+                block["input"] = {}
+
+    def content(self) -> list[Block]:
+        for index in list(self._parts):  # blocks the stream never closed (cut off)
+            self._close(index)
+        return self._blocks
+
+
+def _usage(reported: Any, before: Usage) -> Usage:
+    """Usage after a message_start or message_delta: the counts it carries are totals so far; one it
+    leaves out keeps its earlier value."""
+
+    def count(name: str, earlier: int) -> int:
+        value = getattr(reported, name, None)
+        return int(value) if value is not None else earlier
+
+    return Usage(
+        input_tokens=count("input_tokens", before.input_tokens),
+        output_tokens=count("output_tokens", before.output_tokens),
+        cache_creation_input_tokens=count("cache_creation_input_tokens", before.cache_creation_input_tokens),
+        cache_read_input_tokens=count("cache_read_input_tokens", before.cache_read_input_tokens),
+    )
+
+
 class AnthropicProvider:
     def __init__(self, client: anthropic.AsyncAnthropic, prices: PriceTable) -> None:
         self._client = client
         self._prices = prices
 
     async def complete(self, req: ModelRequest) -> ModelResponse:
+        answer = _Answer()
         try:
             # Streamed, so a long answer never hits an HTTP read timeout; the activity heartbeats meanwhile.
-            async with self._client.messages.stream(
+            # The raw events, put together here: the SDK's own accumulator re-parses a tool call's whole
+            # input at every delta, which costs more than the call itself on a busy worker (issue 14).
+            stream = await self._client.messages.create(
                 model=req.model.model,
                 max_tokens=MAX_TOKENS,
                 system=system_blocks(req.system),  # type: ignore[arg-type]  # wire-shaped dicts
                 tools=cached_tools(req.tools),  # type: ignore[arg-type]
                 messages=cached_messages(req.messages),  # type: ignore[arg-type]
-            ) as stream:
-                message = await stream.get_final_message()
+                stream=True,
+            )
+            # stream=True always gives a stream; the wire-shaped arguments above hide which overload it is.
+            events = cast(AsyncStream[RawMessageStreamEvent], stream)
+            async with events:
+                async for event in events:
+                    answer.add(event)
         except anthropic.APIError as err:
             raise to_application_error(err) from None
-        usage = Usage(
-            input_tokens=message.usage.input_tokens,
-            output_tokens=message.usage.output_tokens,
-            cache_creation_input_tokens=message.usage.cache_creation_input_tokens or 0,
-            cache_read_input_tokens=message.usage.cache_read_input_tokens or 0,
-        )
-        content: list[Block] = [block.model_dump(mode="json", exclude_none=True) for block in message.content]
+        usage = answer.usage
         return ModelResponse(
-            content=content,
-            stop_reason=message.stop_reason,
+            content=answer.content(),
+            stop_reason=answer.stop_reason,
             usage=usage,
-            model=message.model,
-            cost_usd=self._cost(message.model, usage),
+            model=answer.model,
+            cost_usd=self._cost(answer.model, usage),
         )
 
     def _cost(self, model: str, usage: Usage) -> float:
