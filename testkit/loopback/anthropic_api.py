@@ -1,12 +1,15 @@
 """A loopback server speaking Anthropic's Messages API: replies and errors in the real wire shape.
 
 Tests queue replies (messages or errors) and read back every request the real `anthropic` client
-sent, so retries, cache breakpoints and headers are checked on the wire.
+sent, so retries, cache breakpoints and headers are checked on the wire. Benchmarks instead compute
+each reply from its request (`respond`) and answer after a fixed `latency`, many requests at once.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from itertools import count
@@ -15,6 +18,9 @@ from typing import Any
 from testkit.loopback._server import LoopbackServer
 
 _ids = count(1)
+# Connections waiting to be accepted: a hundred clients calling at once must not overflow the
+# socketserver default of 5 (a dropped SYN is retried after a second, which would read as latency).
+BACKLOG = 1024
 
 
 @dataclass
@@ -110,19 +116,33 @@ def _tokens(blocks: list[Any]) -> int:
 
 
 class AnthropicLoopback(LoopbackServer):
-    def __init__(self, *, simulate_cache: bool = False) -> None:
-        """With `simulate_cache`, replies' input/cache token counts come from PromptCache, not the script."""
+    def __init__(
+        self,
+        *,
+        simulate_cache: bool = False,
+        respond: Callable[[dict[str, Any]], Reply] | None = None,
+        latency: float = 0.0,
+    ) -> None:
+        """With `simulate_cache`, replies' input/cache token counts come from PromptCache, not the script.
+        With `respond`, each reply is `respond(request body)` instead of the next queued one; every
+        reply is sent `latency` seconds after its request arrived (each request has its own thread)."""
         self.cache = PromptCache() if simulate_cache else None
         self.replies: list[Reply] = []
         self.requests: list[Seen] = []
+        self.respond = respond
+        self.latency = latency
         super().__init__(self._handler())
+        self._server.socket.listen(BACKLOG)
 
     def _next(self, body: dict[str, Any], headers: dict[str, str]) -> Reply:
         with self._lock:
             self.requests.append(Seen(body, headers))
-            if not self.replies:
+            if self.respond is not None:
+                reply = self.respond(body)
+            elif not self.replies:
                 return Reply.error(500, "api_error")
-            reply = self.replies.pop(0)
+            else:
+                reply = self.replies.pop(0)
             if self.cache is not None and reply.status == 200:
                 reply.usage = {**reply.usage, **self.cache.usage(body)}
             return reply
@@ -143,7 +163,9 @@ class AnthropicLoopback(LoopbackServer):
                     loopback.requests.append(Seen(body, {k.lower(): v for k, v in self.headers.items()}))
                     self._send(400, error, {})
                     return
+                arrived = time.monotonic()
                 reply = loopback._next(body, {k.lower(): v for k, v in self.headers.items()})
+                time.sleep(max(0.0, arrived + loopback.latency - time.monotonic()))
                 payload = reply.body(str(body.get("model", "")))
                 if body.get("stream") and reply.status == 200:
                     self._stream(payload, reply.stream_error)
