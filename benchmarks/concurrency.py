@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -87,10 +88,20 @@ TURNS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
+# The long run: a spec carrying LONG_MARKER gets a conversation of LONG_TURNS reads of a 4 KB file
+# each (a different one every turn, so no loop is suspected), then the plan.
+LONG_MARKER = "forgeflow-benchmark-long-run"
+LONG_TURNS = 25  # and the plan: within the planner's 30 turns
+LONG_FILE_BYTES = 4096
+
+
 def planner_reply(body: dict[str, Any]) -> Reply:
     """The reply to one request of the planner's (or the floor's) conversation."""
     turn = sum(1 for message in body.get("messages", []) if message.get("role") == "assistant")
-    name, tool_input = TURNS[min(turn, len(TURNS) - 1)]
+    if LONG_MARKER in json.dumps(body.get("messages", [])[:1]):
+        name, tool_input = ("read_file", {"path": f"big/f{turn:02d}.txt"}) if turn < LONG_TURNS else ("submit", PLAN)
+    else:
+        name, tool_input = TURNS[min(turn, len(TURNS) - 1)]
     use = {"type": "tool_use", "id": f"toolu_bench{turn:02d}", "name": name, "input": tool_input}
     return Reply(
         content=[{"type": "text", "text": f"step {turn + 1}"}, use], usage={"input_tokens": 2000, "output_tokens": 50}
@@ -227,6 +238,7 @@ class System:
     check: Callable[[Any], None]
     histories: Callable[[str], list[str]]  # run id -> workflow ids
     model_activity: str
+    start_long: Callable[[Client, str, str], Awaitable[WorkflowHandle[Any, Any]]] | None = None
 
 
 @dataclass
@@ -246,6 +258,7 @@ class Measured:
     round_trip: list[float] = field(default_factory=list)
     workflow_task: list[float] = field(default_factory=list)
     model_call: list[float] = field(default_factory=list)
+    long: Measured | None = None  # the one long run, alone (history per turn with large tool results)
 
 
 async def run_all(client: Client, system: System, queue: str, ids: list[str]) -> float:
@@ -317,6 +330,14 @@ async def measure(
         out.worker_cpu, out.server_cpu, out.bench_cpu = worker_cpu / runs, server_cpu / runs, bench_cpu / runs
         out.other_cpu = busy - worker_cpu - server_cpu - bench_cpu
         out.peak_rss_mb = peak_rss_mb(worker.pid)
+        if system.start_long is not None:
+            long_id = f"{queue}-long"
+            handle = await system.start_long(client, queue, long_id)
+            system.check(await handle.result())
+            out.long = Measured()
+            for workflow_id in system.histories(long_id):
+                history = await client.get_workflow_handle(workflow_id).fetch_history()
+                read_history(list(history.events), system.model_activity, latency, out.long)
     finally:
         worker.stop()
     for run_id in ids:
@@ -356,9 +377,13 @@ def floor_system(repo: Path) -> System:
 
 def forgeflow_system(repo: Path) -> System:
     inp = IssueInput(repo=str(repo), spec_content=SPEC.read_text(), mode="plan")
+    long = inp.model_copy(update={"spec_content": f"{inp.spec_content}\n{LONG_MARKER}\n"})
 
     async def start(client: Client, queue: str, run_id: str) -> WorkflowHandle[Any, Any]:
         return await client.start_workflow("IssueWorkflow", inp, id=run_id, task_queue=queue, result_type=IssueResult)
+
+    async def start_long(client: Client, queue: str, run_id: str) -> WorkflowHandle[Any, Any]:
+        return await client.start_workflow("IssueWorkflow", long, id=run_id, task_queue=queue, result_type=IssueResult)
 
     def check(result: Any) -> None:
         if not isinstance(result, IssueResult) or result.outcome != Outcome.PLANNED:
@@ -372,7 +397,18 @@ def forgeflow_system(repo: Path) -> System:
         check=check,
         histories=lambda run_id: [run_id, f"{run_id}.planner-1"],
         model_activity="model_turn",
+        start_long=start_long,
     )
+
+
+def add_long_files(repo: Path) -> None:
+    """The files the long run reads, one per turn, committed to the sample repository."""
+    for n in range(LONG_TURNS):
+        line = f"line of file {n:02d} " + "x" * 60 + "\n"
+        (repo / "big").mkdir(exist_ok=True)
+        (repo / "big" / f"f{n:02d}.txt").write_text(line * (LONG_FILE_BYTES // len(line)))
+    for args in (["add", "-A"], ["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "long-run files"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
 
 
 # --- the report ----------------------------------------------------------------------------------------
@@ -421,6 +457,14 @@ def report(
             f"{name:10} this process (loopback, client) {m.bench_cpu:.3f} s/run; everything else on the machine "
             f"{m.other_cpu:.1f} s of {m.wall * cores:.0f} core-s"
         )
+    for name, m in results.items():
+        if m.long is not None:
+            turns = max(m.long.model_turns, 1)
+            print(
+                f"\n{name}, one run alone of {m.long.model_turns} model turns, each reading a file of "
+                f"{LONG_FILE_BYTES // 1024} KB: {m.long.history_bytes / turns / 1024:.2f} KB and "
+                f"{m.long.events / turns:.1f} events of history per model turn"
+            )
     singles = ", ".join(f"{name} {m.single_wall:.2f}" for name, m in results.items())
     print(f"\nsingle run (the worker's first), wall s: {singles}")
     per_run = ", ".join(f"{name} {m.model_turns / runs:g}" for name, m in results.items())
@@ -432,6 +476,7 @@ async def main(runs: int, latency: float, in_memory: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="forgeflow-concurrency-") as tmp:
         work = Path(tmp)
         repo = create_sample_repo(work / "textkit")
+        add_long_files(repo)
         server, address = await start_server(work, in_memory)
         try:
             with AnthropicLoopback(respond=planner_reply, latency=latency) as model:
