@@ -6,6 +6,7 @@
   listing is kept for the repository folder it was read from (its inode), so a cache folder deleted
   and fetched again is listed again. Entries, the file list and the tree then cost a dict lookup
   instead of a git process.
+- **Facts that do not change** (a commit's tree id, a folder's repository) are asked of git once.
 - **Objects** come from one long-lived `git cat-file --batch` per repository, which answers a few
   objects in microseconds; a read of many objects (a search over the tree) streams from a process of
   its own, so it never holds the shared one while its consumer works. A shared process that fails,
@@ -22,20 +23,25 @@ import os
 import re
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Sequence
+from typing import Any
 
 from activities.codehost._git import (
     Blob,
+    Repo,
     TreeEntry,
     cat_blobs,
     git_env,
     listing_error,
+    open_repo,
     parse_tree,
     read_answer,
     run_git,
+    tree_id,
 )
 
 MAX_ENTRIES = 500_000  # entries kept over all cached listings (about 100 MB at most)
 MAX_PROCESSES = 16  # repositories with a shared cat-file process
+MAX_FACTS = 4096  # tree ids and opened repositories kept
 SMALL_READ = 64  # reads of at most this many objects use the shared process
 _IMMUTABLE = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?|refs/forgeflow/remote/[0-9a-f]{40}(?:[0-9a-f]{24})?")
 DIRECTORY = "040000"
@@ -52,6 +58,31 @@ class GitReader:
         self._entries = 0
         self._loading: dict[_Key, asyncio.Lock] = {}
         self._batches: OrderedDict[str, _Batch] = OrderedDict()
+        self._trees: OrderedDict[_Key, str] = OrderedDict()
+        self._repos: OrderedDict[tuple[str, tuple[int, int]], Repo] = OrderedDict()
+
+    # --- facts that do not change: a commit's tree, a folder's repository -----------------------
+
+    async def tree_id(self, cwd: str, commit: str) -> str:
+        """The id of `commit`'s tree; asked of git once per commit that always means the same tree."""
+        if not _IMMUTABLE.fullmatch(commit):
+            return await tree_id(cwd, commit)
+        key = (cwd, _folder(cwd), commit)
+        found = self._trees.get(key)
+        if found is None:
+            found = self._trees[key] = await tree_id(cwd, commit)
+            _bound(self._trees, MAX_FACTS)
+        return found
+
+    async def repo(self, directory: str) -> Repo:
+        """`open_repo(directory)`, asked of git once per folder (a folder's repository, bare or not, and
+        its git directory stay what they are while the folder is the same)."""
+        key = (directory, _folder(directory))
+        found = self._repos.get(key)
+        if found is None:
+            found = self._repos[key] = await open_repo(directory)
+            _bound(self._repos, MAX_FACTS)
+        return found
 
     # --- listings ------------------------------------------------------------------------------
 
@@ -182,6 +213,11 @@ class _Batch:
             if proc is not None and proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+
+
+def _bound(kept: OrderedDict[Any, Any], most: int) -> None:
+    while len(kept) > most:
+        kept.popitem(last=False)
 
 
 def _folder(cwd: str) -> tuple[int, int]:

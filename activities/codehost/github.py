@@ -22,7 +22,7 @@ from temporalio.exceptions import ApplicationError
 from activities.blobstore import BlobStore
 from activities.codehost import _change_rules as checks
 from activities.codehost._commit_cache import CommitCache
-from activities.codehost._git import Blob, TreeEntry, run_git, tree_id
+from activities.codehost._git import Blob, TreeEntry, run_git
 from activities.codehost._reader import DIRECTORY, GitReader
 from contracts.codehost import (
     FetchTaskInput,
@@ -172,7 +172,7 @@ class GitHubHost:
         return [entry.path for entry in await self.tree(repo, sha)]
 
     async def tree_id(self, repo: RepoRef, sha: str) -> str:
-        return await tree_id(str(self._cached(repo)), await self._local(repo, sha))
+        return await self._reader.tree_id(str(self._cached(repo)), await self._local(repo, sha))
 
     async def tree(self, repo: RepoRef, sha: str) -> list[TreeEntry]:
         return [entry for entry in (await self._listing(repo, sha)).values() if entry.mode != DIRECTORY]

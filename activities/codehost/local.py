@@ -38,11 +38,9 @@ from activities.codehost._git import (
     TreeEntry,
     fail,
     list_tree,
-    open_repo,
     repo_directory,
     run_git,
 )
-from activities.codehost._git import tree_id as _tree_id
 from activities.codehost._reader import GitReader
 from contracts.codehost import (
     FetchTaskInput,
@@ -72,7 +70,7 @@ class LocalGitHost:
     # --- reads ------------------------------------------------------------------------------
 
     async def fetch_task(self, req: FetchTaskInput) -> TaskSpec:
-        repo = await open_repo(req.repo.path)
+        repo = await self._reader.repo(req.repo.path)
         base = await repo.commit(req.base_ref or "HEAD")
         base_branch = await _base_branch(repo, req.base_ref)
         pr = await _pull_request(repo, base, req.pr_number) if req.pr_number is not None else None
@@ -88,7 +86,7 @@ class LocalGitHost:
         )
 
     async def read_file(self, repo: RepoRef, sha: str, path: str) -> bytes | None:
-        opened = await open_repo(repo.path)
+        opened = await self._reader.repo(repo.path)
         try:
             clean = repo_path(path)
         except UnsafePathError:
@@ -102,7 +100,7 @@ class LocalGitHost:
         return await self._reader.files(await repo_directory(repo.path), sha)
 
     async def tree_id(self, repo: RepoRef, sha: str) -> str:
-        return await _tree_id(await repo_directory(repo.path), sha)
+        return await self._reader.tree_id(await repo_directory(repo.path), sha)
 
     async def tree(self, repo: RepoRef, sha: str) -> list[TreeEntry]:
         # No open_repo: git itself finds out whether the folder is a repository.
@@ -118,7 +116,7 @@ class LocalGitHost:
                 yield blob
 
     async def diff(self, repo: RepoRef, base_sha: str, head_sha: str) -> str:
-        opened = await open_repo(repo.path)
+        opened = await self._reader.repo(repo.path)
         base, head = await opened.commit(base_sha), await opened.commit(head_sha)
         # Plain, stable output whatever the user's diff configuration says.
         flags = ("--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/")
@@ -130,7 +128,7 @@ class LocalGitHost:
         checks.check_branch(req.branch)
         checks.check_overlay_paths(req.overlay)
         dates = _git_date(req.timestamp)
-        repo = await open_repo(req.repo.path)
+        repo = await self._reader.repo(req.repo.path)
         if not (await run_git(repo.path, "check-ref-format", f"refs/heads/{req.branch}")).ok:
             raise fail(f"branch {req.branch!r} is not a valid branch name", "BranchNotAllowed")
         parent = await repo.commit(req.parent_sha)
@@ -145,7 +143,7 @@ class LocalGitHost:
         return LandChangesResult(commit_sha=commit, branch=req.branch, files_changed=sorted(req.overlay))
 
     async def publish_change(self, req: PublishInput) -> PublishResult:
-        repo = await open_repo(req.repo.path)
+        repo = await self._reader.repo(req.repo.path)
         if await repo.branch_sha(req.branch) is None:
             raise fail(f"repo {repo.path}: branch {req.branch} does not exist", "BranchNotFound")
         record = (
@@ -158,7 +156,7 @@ class LocalGitHost:
         return PublishResult(ref=req.branch)
 
     async def post_review(self, req: PostReviewInput) -> PostedResult:
-        repo = await open_repo(req.repo.path)
+        repo = await self._reader.repo(req.repo.path)
         folder = _records(repo) / "reviews" / records.file_name(req.pr_ref)
         report = records.review_markdown(req)
         target = folder / f"round-{req.round}.md"
@@ -167,7 +165,7 @@ class LocalGitHost:
         return PostedResult(location=str(target))
 
     async def post_comment(self, req: PostCommentInput) -> PostedResult:
-        repo = await open_repo(req.repo.path)
+        repo = await self._reader.repo(req.repo.path)
         if req.issue_number is not None:
             name = f"issue-{req.issue_number}"
         elif req.branch:

@@ -23,6 +23,10 @@ def commit(repo: Path, files: dict[str, str]) -> str:
     return git(repo, "rev-parse", "HEAD")
 
 
+def init(folder: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(folder)], check=True)
+
+
 def clone(repo: Path, into: Path) -> None:
     subprocess.run(["git", "clone", "-q", "--bare", str(repo), str(into)], check=True)
 
@@ -100,3 +104,25 @@ async def test_a_large_read_streams_from_a_process_of_its_own(sample_repo: Path)
     found = await read(reader, sample_repo, [e.object_id for e in entries])
     assert sorted(found, key=lambda data: int(data or b"0")) == [f"{n}\n".encode() for n in range(100)]
     await reader.close()
+
+
+async def test_a_commits_tree_and_a_folders_repository_are_asked_once(
+    sample_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader = GitReader()
+    head = git(sample_repo, "rev-parse", "HEAD")
+    tree = await reader.tree_id(str(sample_repo), head)
+    opened = await reader.repo(str(sample_repo))
+    assert tree == git(sample_repo, "rev-parse", "HEAD^{tree}") and not opened.bare
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert await reader.tree_id(str(sample_repo), head) == tree
+    assert await reader.repo(str(sample_repo)) == opened
+    with pytest.raises(FileNotFoundError):  # a name that can move is asked each time
+        await reader.tree_id(str(sample_repo), "HEAD")
+    monkeypatch.undo()
+    other = tmp_path / "other"
+    other.mkdir()
+    with pytest.raises(Exception, match="not a git repository"):  # a refusal is not kept: asked again
+        await reader.repo(str(other))
+    init(other)
+    assert (await reader.repo(str(other))).path == str(other)
