@@ -18,53 +18,25 @@ import logging
 import os
 import statistics
 import tempfile
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
-
-from config.settings import Settings
-from contracts import search
-from contracts.run import IssueResult, Outcome
-from payloads.converter import data_converter
-from starter.sample import create_sample_repo, demo_input
-from starter.server import FAST_TRANSFER
-from starter.workers import build_workers
+from benchmarks._demo import bench_settings, demo_run, tuned_dev_server
 from storage.store import ObjectStore
 from telemetry.logs import configure_logging
 from testkit.s3 import s3_server
-from testkit.tools import installed_binary
 
 
 async def one_run(target: str, work: Path, store: ObjectStore) -> tuple[float, Counter[str]]:
-    settings = Settings.model_validate(
-        {"FORGEFLOW_DATA_DIR": str(work / "data"), "FORGEFLOW_TASK_QUEUE": f"bench-{uuid.uuid4().hex[:6]}"}
-    )
-    client = await Client.connect(target, data_converter=data_converter(settings))
-    repo = create_sample_repo(work / f"textkit-{uuid.uuid4().hex[:6]}")
-    workers = build_workers(client, settings, store=store)
-    async with workers[0], workers[1]:
-        started = time.perf_counter()
-        result = await client.execute_workflow(
-            "IssueWorkflow", demo_input(repo), id=f"bench-{uuid.uuid4().hex[:6]}", task_queue=settings.task_queue,
-            result_type=IssueResult,
-        )  # fmt: skip
-        seconds = time.perf_counter() - started
-    assert result.outcome == Outcome.APPROVED
-    return seconds, store.requests
+    """One demo run with its activities on `store`; its seconds and the requests it made of the store."""
+    return await demo_run(target, work, bench_settings(work), store=store), store.requests
 
 
 async def main(rounds: int) -> None:
     configure_logging(json=True, level=logging.WARNING)
-    dynamic = [arg for key, value in FAST_TRANSFER.items() for arg in ("--dynamic-config-value", f"{key}={value}")]
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=installed_binary("temporal"), search_attributes=search.ALL,
-        dev_server_extra_args=dynamic,
-    )  # fmt: skip
+    env = await tuned_dev_server()
     target = env.client.service_client.config.target_host
     times: dict[str, list[float]] = {"memory": [], "local": [], "s3": []}
     requests: dict[str, Counter[str]] = {}
