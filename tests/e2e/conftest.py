@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from config.settings import SECRET_VARIABLES
 from contracts import search
+from testkit.loopback.github_api import GitHubLoopback, Issue
 from testkit.tools import installed_binary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,6 +89,18 @@ class WorkerProcess:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill9()
+
+
+# The token the loopback GitHub accepts in the e2e GitHub runs (tests check no worker ever logs it).
+E2E_GITHUB_TOKEN = "ghp_e2e_loopback_token"
+
+
+@pytest.fixture
+def github(sample_repo: Path) -> Iterator[GitHubLoopback]:
+    """The loopback GitHub serving `sample_repo` as acme/calc, with issue #7 asking for subtract."""
+    with GitHubLoopback("acme", "calc", sample_repo, E2E_GITHUB_TOKEN) as gh:
+        gh.issues[7] = Issue(title="Add subtract", body="Please add calc.subtract(a, b).")
+        yield gh
 
 
 @pytest.fixture

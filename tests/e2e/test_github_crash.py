@@ -29,10 +29,10 @@ from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 from contracts.run import IssueResult, Outcome
-from testkit.loopback.github_api import GitHubLoopback, Issue
+from testkit.loopback.github_api import GitHubLoopback
 from testkit.scripts import coder_run, planner_run, reviewer_run, tester_run, write_script
 from testkit.tools import git
-from tests.e2e.conftest import ROOT, WorkerProcess, start_worker, temporal_cli, wait_until
+from tests.e2e.conftest import E2E_GITHUB_TOKEN, ROOT, WorkerProcess, start_worker, temporal_cli, wait_until
 from tests.e2e.recovery import (
     Hold,
     Moment,
@@ -47,7 +47,7 @@ from tests.e2e.recovery import (
 from workflows.activity_calls import SANDBOX_RETRY
 
 pytestmark = pytest.mark.e2e
-TOKEN = "ghp_e2e_crash_token"
+TOKEN = E2E_GITHUB_TOKEN
 FIXED = "def add(a, b):\n    return a + b\n\n\ndef subtract(a, b):\n    return a - b\n"
 MARKER = "forgeflow_kill_marker_7731"  # on a process of the sandboxed tests: the sandbox is caught mid-run
 SLOW_TEST = (
@@ -69,13 +69,6 @@ MOMENTS = [
     Moment("code host: post_review, GitHub stored the review", "post_review", hold=("POST", r"/pulls/\d+/reviews")),
 ]
 LAST_MODEL_MOMENT = max(n for n, moment in enumerate(MOMENTS) if moment.model_turn)
-
-
-@pytest.fixture
-def github(sample_repo: Path) -> Iterator[GitHubLoopback]:
-    with GitHubLoopback("acme", "calc", sample_repo, TOKEN) as gh:
-        gh.issues[7] = Issue(title="Add subtract", body="Please add calc.subtract(a, b).")
-        yield gh
 
 
 @pytest.fixture

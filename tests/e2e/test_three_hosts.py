@@ -16,39 +16,23 @@ import json
 import shutil
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from contracts.run import IssueInput, IssueResult, Outcome
-from testkit.loopback.github_api import GitHubLoopback, Issue
+from testkit.loopback.github_api import GitHubLoopback
 from testkit.s3 import S3Server
 from testkit.scripts import coder_run, planner_run, reviewer_run, tester_run, write_script
-from tests.e2e.conftest import ROOT, WorkerProcess, wait_until
+from tests.e2e.conftest import E2E_GITHUB_TOKEN, ROOT, WorkerProcess, wait_until
 from tests.e2e.recovery import ledger_has, running_on
 
 pytestmark = pytest.mark.e2e
-TOKEN = "ghp_e2e_three_hosts_token"
+TOKEN = E2E_GITHUB_TOKEN
 FIXED = "def add(a, b):\n    return a + b\n\n\ndef subtract(a, b):\n    return a - b\n"
 AUDIT = ROOT / "tests" / "e2e" / "file_audit.py"
 KILLED_TURN = ("coder", 1)  # the coder's second turn: its first tool call already ran on the victim
-
-
-@pytest.fixture
-def github(sample_repo: Path) -> Iterator[GitHubLoopback]:
-    with GitHubLoopback("acme", "calc", sample_repo, TOKEN) as gh:
-        gh.issues[7] = Issue(title="Add subtract", body="Please add calc.subtract(a, b).")
-        yield gh
-
-
-@pytest.fixture
-def hosts() -> Iterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for worker in started:
-        worker.stop()
 
 
 def host(
@@ -72,7 +56,7 @@ def host(
 @pytest.mark.timeout(300)
 async def test_a_run_survives_its_worker_and_its_disk_with_the_sandbox_on_a_third_host(
     dev_env: WorkflowEnvironment,
-    hosts: list[WorkerProcess],
+    workers: list[WorkerProcess],
     tmp_path: Path,
     github: GitHubLoopback,
     sample_repo: Path,
@@ -93,9 +77,9 @@ async def test_a_run_survives_its_worker_and_its_disk_with_the_sandbox_on_a_thir
     }
     dirs = {name: tmp_path / name for name in ("a", "b", "c")}
     audit = shared / "c-files.log"
-    a = host(hosts, dev_env, dirs["a"], main, "--queue", "forgeflow")
-    b = host(hosts, dev_env, dirs["b"], main, "--queue", "forgeflow")
-    host(hosts, dev_env, dirs["c"], store, "--queue", "forgeflow-sandbox", wrapper=(str(AUDIT), str(audit)))
+    a = host(workers, dev_env, dirs["a"], main, "--queue", "forgeflow")
+    b = host(workers, dev_env, dirs["b"], main, "--queue", "forgeflow")
+    host(workers, dev_env, dirs["c"], store, "--queue", "forgeflow-sandbox", wrapper=(str(AUDIT), str(audit)))
 
     workflow_id = f"e2e-three-hosts-{uuid.uuid4().hex[:6]}"
     run = IssueInput(repo="acme/calc", issue_number=7, model_script=script)
