@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -232,25 +232,16 @@ def parse_tree(listing: bytes) -> list[TreeEntry]:
     return entries
 
 
-async def list_tree(cwd: str, commit: str, paths: Sequence[str] | None = None) -> list[TreeEntry]:
-    """Every blob, link and submodule in `commit` (paths None), or exactly those of `paths` that exist.
-
-    Named paths are looked up without recursing, so a path under a symbolic link finds the link's own
-    entry when the link is among `paths`, and a directory among `paths` costs one entry, not its contents."""
+async def list_tree(cwd: str, commit: str) -> dict[str, TreeEntry]:
+    """Every entry of `commit` by path: its files, links and submodules, and the folders holding them
+    (one git process; activities.codehost._reader keeps listings of commits that cannot change)."""
     if commit.startswith("-"):  # would be read as an option
         raise fail(f"repo {cwd}: no commit for ref {commit!r}", "RefNotFound")
-    if paths is not None and not paths:
-        return []
-    recursive = ("-r",) if paths is None else ()
-    args = ("--literal-pathspecs", "ls-tree", "-z", "-l", "--full-tree", *recursive, f"{commit}^{{commit}}", "--")
-    result = await run_git(cwd, *args, *(paths or ()))
+    args = ("--literal-pathspecs", "ls-tree", "-z", "-l", "--full-tree", "-r", "-t", f"{commit}^{{commit}}")
+    result = await run_git(cwd, *args)
     if not result.ok:
-        raise listing_error(cwd, commit, result)
-    entries = parse_tree(result.stdout)
-    if paths is None:
-        return entries
-    wanted = set(paths)
-    return [entry for entry in entries if entry.path in wanted]
+        raise _listing_error(cwd, commit, result)
+    return {entry.path: entry for entry in parse_tree(result.stdout)}
 
 
 async def tree_id(cwd: str, commit: str) -> str:
@@ -263,10 +254,7 @@ async def tree_id(cwd: str, commit: str) -> str:
     return found.text
 
 
-def listing_error(cwd: str, commit: str, result: GitResult | None) -> ApplicationError:
-    """The error of a failed listing (None: a name that was never asked, such as an option)."""
-    if result is None:
-        return fail(f"repo {cwd}: no commit for ref {commit!r}", "RefNotFound")
+def _listing_error(cwd: str, commit: str, result: GitResult) -> ApplicationError:
     if "not a git repository" in result.stderr:
         return fail(f"repo {cwd}: not a git repository", "NotARepository")
     if "Not a valid object name" in result.stderr:

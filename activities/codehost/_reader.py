@@ -31,11 +31,9 @@ from activities.codehost._git import (
     TreeEntry,
     cat_blobs,
     git_env,
-    listing_error,
+    list_tree,
     open_repo,
-    parse_tree,
     read_answer,
-    run_git,
     tree_id,
 )
 
@@ -87,15 +85,15 @@ class GitReader:
     # --- listings ------------------------------------------------------------------------------
 
     async def listing(self, cwd: str, commit: str) -> dict[str, TreeEntry]:
-        """Every entry of `commit` by path, folders included; RefNotFound etc. as `list_tree` raises them."""
+        """Every entry of `commit` by path, folders included (`list_tree`, and its errors)."""
         if not _IMMUTABLE.fullmatch(commit):
-            return await _list(cwd, commit)
+            return await list_tree(cwd, commit)
         key = (cwd, _folder(cwd), commit)
         lock = self._loading.setdefault(key, asyncio.Lock())
         async with lock:  # many runs reading one commit at once list it once
             found = self._listings.get(key)
             if found is None:
-                found = await _list(cwd, commit)
+                found = await list_tree(cwd, commit)
                 self._keep(key, found)
             else:
                 self._listings.move_to_end(key)
@@ -227,13 +225,3 @@ def _folder(cwd: str) -> tuple[int, int]:
     except OSError:
         return (0, 0)
     return (found.st_dev, found.st_ino)
-
-
-async def _list(cwd: str, commit: str) -> dict[str, TreeEntry]:
-    if commit.startswith("-"):  # would be read as an option
-        raise listing_error(cwd, commit, None)
-    args = ("--literal-pathspecs", "ls-tree", "-z", "-l", "--full-tree", "-r", "-t", f"{commit}^{{commit}}")
-    result = await run_git(cwd, *args)
-    if not result.ok:
-        raise listing_error(cwd, commit, result)
-    return {entry.path: entry for entry in parse_tree(result.stdout)}

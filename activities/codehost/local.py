@@ -37,7 +37,6 @@ from activities.codehost._git import (
     Repo,
     TreeEntry,
     fail,
-    list_tree,
     repo_directory,
     run_git,
 )
@@ -132,7 +131,7 @@ class LocalGitHost:
         if not (await run_git(repo.path, "check-ref-format", f"refs/heads/{req.branch}")).ok:
             raise fail(f"branch {req.branch!r} is not a valid branch name", "BranchNotAllowed")
         parent = await repo.commit(req.parent_sha)
-        found = await list_tree(repo.path, parent, rules.with_parents(req.overlay))
+        found = await self._reader.entries(repo.path, parent, rules.with_parents(req.overlay))
         modes = {entry.path: entry.mode for entry in found}
         checks.check_links(req.overlay, modes, req.approved_link_changes)
         tree = await self._tree(repo, parent, req.overlay, modes)
