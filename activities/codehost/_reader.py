@@ -46,6 +46,16 @@ DIRECTORY = "040000"
 _Key = tuple[str, tuple[int, int], str]  # folder, its (device, inode), commit
 
 
+def named(listing: dict[str, TreeEntry], paths: Sequence[str]) -> list[TreeEntry]:
+    """The entries of exactly those `paths` that exist in the listing (folders included)."""
+    return [listing[path] for path in dict.fromkeys(paths) if path in listing]
+
+
+def contents(listing: dict[str, TreeEntry]) -> list[TreeEntry]:
+    """Every file, link and submodule of the listing (no folders), in git's order."""
+    return [entry for entry in listing.values() if entry.mode != DIRECTORY]
+
+
 class GitReader:
     """Listings and objects of the repositories under one code host (see the module docstring)."""
 
@@ -111,13 +121,10 @@ class GitReader:
             self._entries -= len(dropped)
 
     async def entries(self, cwd: str, commit: str, paths: Sequence[str]) -> list[TreeEntry]:
-        """The entries of exactly those `paths` that exist in the commit (folders included)."""
-        listing = await self.listing(cwd, commit)
-        return [listing[path] for path in dict.fromkeys(paths) if path in listing]
+        return named(await self.listing(cwd, commit), paths)
 
     async def tree(self, cwd: str, commit: str) -> list[TreeEntry]:
-        """Every file, link and submodule of the commit (no folders), in git's order."""
-        return [entry for entry in (await self.listing(cwd, commit)).values() if entry.mode != DIRECTORY]
+        return contents(await self.listing(cwd, commit))
 
     async def files(self, cwd: str, commit: str) -> list[str]:
         return [entry.path for entry in await self.tree(cwd, commit)]

@@ -23,7 +23,7 @@ from activities.blobstore import BlobStore
 from activities.codehost import _change_rules as checks
 from activities.codehost._commit_cache import CommitCache
 from activities.codehost._git import Blob, TreeEntry, run_git
-from activities.codehost._reader import DIRECTORY, GitReader
+from activities.codehost._reader import GitReader, contents, named
 from contracts.codehost import (
     FetchTaskInput,
     LandChangesInput,
@@ -175,11 +175,10 @@ class GitHubHost:
         return await self._reader.tree_id(str(self._cached(repo)), await self._local(repo, sha))
 
     async def tree(self, repo: RepoRef, sha: str) -> list[TreeEntry]:
-        return [entry for entry in (await self._listing(repo, sha)).values() if entry.mode != DIRECTORY]
+        return contents(await self._listing(repo, sha))
 
     async def entries(self, repo: RepoRef, sha: str, paths: Sequence[str]) -> list[TreeEntry]:
-        listing = await self._listing(repo, sha)
-        return [listing[path] for path in dict.fromkeys(paths) if path in listing]
+        return named(await self._listing(repo, sha), paths)
 
     async def read_blobs(self, repo: RepoRef, object_ids: Sequence[str]) -> AsyncGenerator[Blob, None]:
         path = self._cached(repo)
