@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import signal
 import socket
 import sysconfig
 from pathlib import Path
@@ -53,6 +55,7 @@ def test_dev_server_args(tmp_path: Path) -> None:
         "history.transferProcessorMaxPollRPS=1000",
         "history.transferProcessorMaxPollHostRPS=10000",
     ]
+    assert _flag_values(args, "--sqlite-pragma") == ["journal_mode=wal", "synchronous=normal"]
     assert sorted(_flag_values(args, "--search-attribute")) == [
         "ForgeflowMode=Keyword",
         "ForgeflowOutcome=Keyword",
@@ -139,3 +142,27 @@ async def test_embedded_server_starts_is_reused_and_stops(tmp_path: Path) -> Non
     assert _gone(pid)
     assert not (tmp_path / "data" / "temporal-server.pid").exists()
     assert stop_server(settings) is False
+
+
+@pytest.mark.e2e
+async def test_a_run_started_before_the_server_is_killed_is_there_after_a_restart(tmp_path: Path) -> None:
+    """The SQLite file is synced at checkpoints, not per commit (SQLITE_PRAGMAS): a kill -9 of the server
+    still loses nothing it acknowledged."""
+    settings = _settings(tmp_path / "data", port=_free_port(), ui_port=_free_port())
+    try:
+        await ensure_server(settings)
+        pid = int((tmp_path / "data" / "temporal-server.pid").read_text())
+        client = await connect(settings)
+        handle = await client.start_workflow("NoWorkerServesThis", id="survives-kill", task_queue="nobody")
+        await handle.signal("note", "acknowledged before the kill")
+        os.kill(pid, signal.SIGKILL)
+        await asyncio.to_thread(os.waitpid, pid, 0)  # this process started it: reap it, or it stays a zombie
+
+        restarted = await ensure_server(settings)
+        assert restarted.started_by_us
+        client = await connect(settings)
+        history = await client.get_workflow_handle("survives-kill").fetch_history()
+        signals = [e for e in history.events if e.HasField("workflow_execution_signaled_event_attributes")]
+        assert [e.workflow_execution_signaled_event_attributes.signal_name for e in signals] == ["note"]
+    finally:
+        stop_server(settings)
