@@ -26,11 +26,12 @@ R = TypeVar("R")
 
 async def heartbeating(work: Awaitable[R], every: float = HEARTBEAT_EVERY) -> R:
     """`work`'s result, heartbeating every `every` seconds until it is done. Outside an activity
-    (a unit test calling the method directly) it only awaits `work`.
+    (a unit test calling the method directly), and in a local activity (which cannot heartbeat:
+    the workflow task's timeout notices its worker's loss), it only awaits `work`.
 
     `work` runs in the calling task, so a cancellation (the workflow's, or the SDK's after a missed
     heartbeat) reaches it as before; the heartbeat task ends with it."""
-    if not activity.in_activity():
+    if not activity.in_activity() or activity.info().is_local:
         return await work
     beat = asyncio.create_task(_beat(every))  # copies the activity's context, which heartbeat() reads
     try:

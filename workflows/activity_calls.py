@@ -122,6 +122,29 @@ async def execute(
             rescheduled += 1
 
 
+# Marks histories whose workspace tools run as local activities; histories recorded before this
+# replay their tool calls as the activities they were.
+LOCAL_TOOLS_PATCH = "workspace-tools-as-local-activities"
+
+
+async def execute_local(name: str, arg: object, result_type: type[T], options: Options, *, summary: str) -> T:
+    """Run activity `name` as a local activity: in this worker, inside the workflow task that asked for
+    it, its result recorded as one marker event when that task completes. No task queue, no
+    activity events, no workflow task of its own: for quick, idempotent calls only (the workspace
+    tools). A worker lost mid-call is noticed by the workflow task's timeout, and the next worker
+    runs the call again; `options.retry` retries its errors in the worker. No heartbeat timeout:
+    a local activity cannot heartbeat."""
+    result: T = await workflow.execute_local_activity(
+        name,
+        arg,
+        result_type=result_type,
+        start_to_close_timeout=options.start_to_close,
+        retry_policy=options.retry,
+        summary=summary,
+    )
+    return result
+
+
 def _timeout_type(err: exceptions.ActivityError) -> str | None:
     """The TimeoutType name of the call's final failure, None when it was not a timeout."""
     cause = err.cause

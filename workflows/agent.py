@@ -1,7 +1,8 @@
 """AgentWorkflow: one run of one agent as a durable loop.
 
-Each model turn is one activity and each tool call is one activity, so a crash resumes at the last
-completed turn and no completed model call is paid for twice. Only new messages travel in history;
+Each model turn is one activity and each tool call is one activity (a workspace tool a local one,
+recorded as a marker in the workflow task that ran it), so a crash resumes at the last completed
+turn and no completed model call is paid for twice. Only new messages travel in history;
 the transcript so far lives in the blob store under a key (see contracts.model.ModelTurnInput).
 """
 
@@ -201,7 +202,10 @@ class _AgentLoop:
         return tool_result(use_id, research_text(answer), is_error=not answer.available)
 
     async def _workspace_tool(self, use_id: str, name: str, tool_input: dict[str, Any]) -> Block:
-        result = await acts.execute(
+        # A local activity: the read or write is quick and idempotent (the workspace is an overlay of
+        # content keys), and costs the server one marker event instead of an activity and a workflow task.
+        call = acts.execute_local if workflow.patched(acts.LOCAL_TOOLS_PATCH) else acts.execute
+        result = await call(
             acts.RUN_TOOL,
             ToolCallInput(
                 role=self.inp.role,

@@ -2,8 +2,10 @@
 
 A moment is caught deterministically, never by timing alone: a GitHub reply held by the loopback
 (`Hold`), a scripted model turn slowed down and seen in the ledger, a sandbox run seen running a
-marked test process. What the history records of each recovery: the lost attempt's
-failure (heartbeat or start-to-close timeout) and when the next attempt started.
+marked test process. What the history records of each recovery: for an activity, the lost
+attempt's failure (heartbeat or start-to-close timeout) and when the next attempt started; for a
+local activity (a workspace tool), the workflow task that ran it timing out, and when the next
+workflow task started (it runs the call again).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.service import RPCError
 
 REPO_PATH = "/repos/acme/calc"
+LOCAL_ACTIVITY_MARKER = "core_local_activity"  # the SDK's marker for a local activity's result
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -58,12 +61,18 @@ class Moment:
     attempt: int = 1  # of the activity (the moment for the sandbox is: this attempt started)
     cold_cache: bool = False  # the workers' commit cache is gone (as on a new host)
     agent: str = ""  # whose activity it is: the run's own, or an agent's (`planner-1`, ...)
+    local: bool = False  # a local activity: it runs inside its workflow's task, on that task's worker
+
+
+LOST_WITH_WORKFLOW_TASK = "WORKFLOW_TASK"  # Recovery.lost_by of a local activity
 
 
 @dataclass
 class Recovery:
     activity: str
-    lost_by: str  # the TimeoutType name of the lost attempt's failure ("error" for any other failure)
+    # The TimeoutType name of the lost attempt's failure ("error" for any other failure), or
+    # LOST_WITH_WORKFLOW_TASK: a local activity's workflow task timed out while it ran.
+    lost_by: str
     next_started: datetime
     rescheduled: bool  # the call's attempts were spent: the workflow scheduled it again
 
@@ -94,6 +103,20 @@ async def running_on(client: Client, workflow_id: str, activity: str, attempt: i
             seen = [(p.activity_type.name, p.state, p.attempt, p.last_failure.message[:200]) for p in pending]
         await asyncio.sleep(0.1)
     raise AssertionError(f"{activity} attempt {attempt} never started in {workflow_id}; last seen: {seen}")
+
+
+async def running_task_on(client: Client, workflow_id: str, within: float) -> int:
+    """The pid of the worker process running `workflow_id`'s workflow task now (and so any local
+    activity the task is waiting for): the identity of its last WorkflowTaskStarted, `pid@host`,
+    once no WorkflowTaskCompleted follows it."""
+    handle = client.get_workflow_handle(workflow_id)
+    for _ in range(int(within / 0.1)):
+        with contextlib.suppress(RPCError):  # not started yet
+            events = list((await handle.fetch_history()).events)
+            if events and events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+                return int(events[-1].workflow_task_started_event_attributes.identity.partition("@")[0])
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no workflow task of {workflow_id} was running within {within} s")
 
 
 def marked_process(marker: str) -> tuple[int, list[Path]] | None:
@@ -143,8 +166,11 @@ def recoveries(history: WorkflowHistory) -> list[Recovery]:
     names: dict[int, str] = {}  # scheduled event id → activity type
     timed_out: dict[str, str] = {}  # activity type → how its last call was lost, until scheduled again
     found: list[Recovery] = []
-    for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+    events = list(history.events)
+    for i, event in enumerate(events):
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+            found.extend(_local_recovery(event, events[i + 1 :]))
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             names[event.event_id] = event.activity_task_scheduled_event_attributes.activity_type.name
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
             attrs = event.activity_task_timed_out_event_attributes
@@ -169,6 +195,22 @@ def _started(event: HistoryEvent, names: dict[int, str], timed_out: dict[str, st
         )
         found.append(Recovery(name, lost_by, at, rescheduled=False))
     return found
+
+
+def _local_recovery(timed_out: HistoryEvent, after: list[HistoryEvent]) -> list[Recovery]:
+    """A started workflow task that timed out (its worker died) while it ran a local activity: the
+    call ran again in a later task, which recorded it (the next local activity marker). A task that
+    was never picked up (a dead worker's sticky queue, SCHEDULE_TO_START) lost nothing that ran."""
+    kind = timed_out.workflow_task_timed_out_event_attributes.timeout_type
+    if kind != TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE:
+        return []
+    started = next(e for e in after if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED)
+    markers = (e.marker_recorded_event_attributes for e in after if e.HasField("marker_recorded_event_attributes"))
+    marker = next((m for m in markers if m.marker_name == LOCAL_ACTIVITY_MARKER), None)
+    if marker is None:
+        return []
+    data = json.loads(marker.details["data"].payloads[0].data)
+    return [Recovery(data["activity_type"], LOST_WITH_WORKFLOW_TASK, started.event_time.ToDatetime(tzinfo=UTC), False)]
 
 
 def _timeout_name(value: Any) -> str:

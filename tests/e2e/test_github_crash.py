@@ -5,7 +5,8 @@ behind it), workers are real `python worker.py` processes on the dev server, and
 scripted replay. Each kill interrupts a different kind of call (tests/e2e/recovery.py says how each
 moment is caught); a new worker starts at once. The run must end approved with no human, with every
 write done once, no completed model turn asked twice, and every recovery through a heartbeat
-timeout. The time each recovery took is printed, not asserted.
+timeout (a workspace tool, a local activity, through its workflow task's timeout). The time each
+recovery took is printed, not asserted.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from testkit.scripts import coder_run, planner_run, reviewer_run, tester_run, wr
 from testkit.tools import git
 from tests.e2e.conftest import E2E_GITHUB_TOKEN, ROOT, WorkerProcess, start_worker, temporal_cli, wait_until
 from tests.e2e.recovery import (
+    LOST_WITH_WORKFLOW_TASK,
     Hold,
     Moment,
     histories,
@@ -42,6 +44,7 @@ from tests.e2e.recovery import (
     recoveries,
     remove_cgroups,
     running_on,
+    running_task_on,
     scheduled_heartbeats,
 )
 from workflows.activity_calls import SANDBOX_RETRY
@@ -59,9 +62,23 @@ TARBALL = ("GET", "/tarball/[0-9a-f]+")
 MOMENTS = [
     Moment("code host: fetch_task, waiting for the issue", "fetch_task", hold=("GET", "/issues/7")),
     Moment("model: the planner's first turn", "model_turn", model_turn=("planner", 0), agent="planner-1"),
-    Moment("tool: list_files, downloading the commit", "run_tool", hold=TARBALL, cold_cache=True, agent="planner-1"),
+    Moment(
+        "tool: list_files, downloading the commit",
+        "run_tool",
+        hold=TARBALL,
+        cold_cache=True,
+        agent="planner-1",
+        local=True,
+    ),
     Moment("model: the coder's first turn", "model_turn", model_turn=("coder", 0), agent="coder-1"),
-    Moment("tool: read_file, downloading the commit", "run_tool", hold=TARBALL, cold_cache=True, agent="coder-1"),
+    Moment(
+        "tool: read_file, downloading the commit",
+        "run_tool",
+        hold=TARBALL,
+        cold_cache=True,
+        agent="coder-1",
+        local=True,
+    ),
     Moment("code host: land_changes, GitHub created the branch", "land_changes", hold=("POST", "/git/refs")),
     Moment("code host: publish_change, GitHub opened the PR", "publish_change", hold=("POST", "/pulls")),
     Moment("sandbox: run_tests, attempt 1", "run_tests", agent="tester-1"),
@@ -186,17 +203,19 @@ def _assert_written_once(github: GitHubLoopback, repo: Path, result: IssueResult
 
 
 def _recovered_by_heartbeats(kills: list[datetime], run_histories: list[WorkflowHistory]) -> list[float]:
-    """Each kill was recovered once, through a heartbeat timeout, in the activity it interrupted;
-    prints and returns the seconds from each kill to the next attempt's start (not asserted)."""
+    """Each kill was recovered once, through a heartbeat timeout, in the activity it interrupted (a
+    local activity: through its workflow task's timeout); prints and returns the seconds from each
+    kill to the next attempt's start (not asserted)."""
     found = sorted((r for h in run_histories for r in recoveries(h)), key=lambda r: r.next_started)
     assert len(found) == len(kills), found
-    print(f"\n{'moment':52} {'activity':15} {'lost by':10} {'recovered in':>12}")
+    print(f"\n{'moment':52} {'activity':15} {'lost by':13} {'recovered in':>12}")
     took = []
     for n, (moment, killed, recovery) in enumerate(zip(MOMENTS, kills, found, strict=True)):
         took.append((recovery.next_started - killed).total_seconds())
         again = " (scheduled again)" if recovery.rescheduled else ""
-        print(f"{moment.what:52} {recovery.activity:15} {recovery.lost_by:10} {took[-1]:>10.1f} s{again}")
-        assert recovery.activity == moment.activity and recovery.lost_by == "HEARTBEAT"
+        print(f"{moment.what:52} {recovery.activity:15} {recovery.lost_by:13} {took[-1]:>10.1f} s{again}")
+        assert recovery.activity == moment.activity
+        assert recovery.lost_by == (LOST_WITH_WORKFLOW_TASK if moment.local else "HEARTBEAT"), moment.what
         assert killed < recovery.next_started and (n + 1 == len(kills) or recovery.next_started < kills[n + 1])
     assert [r.rescheduled for r in found] == [m.attempt == SANDBOX_RETRY.maximum_attempts for m in MOMENTS]
     for h in run_histories:
@@ -217,6 +236,8 @@ async def _caught(
             wait_until, lambda: ledger_has(ledger, workflow_id, role, turn), timeout=120, what=moment.what
         )
     owner = f"{workflow_id}.{moment.agent}" if moment.agent else workflow_id
+    if moment.local:
+        return await running_task_on(dev_env.client, owner, within=120)
     return await running_on(dev_env.client, owner, moment.activity, moment.attempt, within=120)
 
 

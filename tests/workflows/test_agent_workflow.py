@@ -102,6 +102,13 @@ async def test_history_per_turn_stays_bounded(
     # Each turn carries one ~8 KB tool result; re-sending the transcript would make turn 31 ~30x turn 2.
     assert max(sizes[1:]) < 1.2 * min(sizes[1:])
     assert max(sizes) < 3 * len(big)
+    # The reads ran as local activities: a marker each, no activity or workflow task of their own.
+    markers = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
+    tools = [m for m in markers if m.marker_recorded_event_attributes.marker_name == "core_local_activity"]
+    assert len(tools) == 30
+    assert not [e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED][31:]
+    # The whole history, not only the model turns' inputs: under 3 KB a turn although each read is ~8 KB.
+    assert sum(e.ByteSize() for e in history.events) / result.usage.turns < 3 * 1024
 
 
 async def test_a_stuck_agent_is_stopped(
