@@ -21,13 +21,13 @@ from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkflowRunner
 
 from config.settings import Settings
 from contracts.run import GateDecision, IssueResult, OrchestrationState, Outcome
 from contracts.testing import RunTestsInput, TestFailure, TestReport
 from starter.follow import result_of_failure
-from starter.workers import build_workers
+from starter.workers import SHARED_WORKFLOW_MODULES, STRICT_SANDBOX, build_workers
 from testkit.scripts import coder_run, planner_run, reviewer_run, submit, tester_run, tool, turn, write_script
 from testkit.tools import git
 
@@ -66,12 +66,15 @@ class QueuedTestRuns:
 
 @asynccontextmanager
 async def pipeline(
-    env: WorkflowEnvironment, tmp_path: Path, test_outcomes: list[bool]
+    env: WorkflowEnvironment,
+    tmp_path: Path,
+    test_outcomes: list[bool],
+    runner: WorkflowRunner = SHARED_WORKFLOW_MODULES,
 ) -> AsyncIterator[tuple[str, QueuedTestRuns]]:
     queue = f"ff-{uuid.uuid4().hex[:8]}"
     settings = Settings.model_validate({"FORGEFLOW_DATA_DIR": str(tmp_path / "data"), "FORGEFLOW_TASK_QUEUE": queue})
     runs = QueuedTestRuns(test_outcomes)
-    (main,) = build_workers(env.client, settings, [queue])
+    (main,) = build_workers(env.client, settings, [queue], workflow_runner=runner)
     sandbox = Worker(env.client, task_queue=settings.sandbox_task_queue, activities=[runs.run_tests])
     async with main, sandbox:
         yield queue, runs
@@ -175,6 +178,29 @@ async def test_test_failure_retries_with_failures_as_context(
     assert runs.commits == st.commits  # each round's commit was tested
     assert git(sample_repo, "rev-parse", f"{st.commits[1]}^") == st.commits[0]  # round 2 builds on round 1
     assert st.test_results is not None and st.test_results.ok
+
+
+async def test_the_workflows_keep_to_temporals_strict_sandbox(
+    time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path
+) -> None:
+    """Workers share the workflow modules between runs (starter/workers.py), which takes the sandbox's
+    checks off the modules' own calls; here every role, a failed round and the approval gate run
+    with each run importing them into the full sandbox, where a clock, file or network call fails."""
+    script = write_script(
+        tmp_path / "s.json",
+        {
+            "planner": [planner_run()],
+            "coder": [coder_run(BROKEN), coder_run(FIXED, expect=[FAILING_TEST])],
+            "tester": [tester_run(), tester_run()],
+            "reviewer": [reviewer_run()],
+        },
+    )
+    async with pipeline(time_skipping_env, tmp_path, [False, True], STRICT_SANDBOX) as (queue, _):
+        handle = await start(time_skipping_env, queue, sample_repo, script, require_plan_approval=True)
+        await wait_for_gate(handle, "plan_approval")
+        await handle.signal("approve")
+        result: IssueResult = await handle.result()
+    assert result.outcome == Outcome.APPROVED and result.state.round == 2
 
 
 async def test_the_runs_install_and_test_commands_reach_the_sandbox(
