@@ -20,7 +20,9 @@ How each column is measured:
 - server CPU / run: the same for the dev server process.
 - events, KB / turn: every event of every run's history (forgeflow: the IssueWorkflow and its
   planner child, `<run>.planner-1`), counted and summed as serialized protobuf (ByteSize), divided by
-  the model turns (the model-turn activities scheduled in those histories).
+  the model turns (the model-turn activities scheduled in those histories). A 4-turn run spreads its
+  fixed part (two workflow starts and ends, the task's fetch, the plan) over 4 turns; the long run
+  below also prints what each further turn adds.
 - peak RSS: the worker process's VmHWM (/proc/<pid>/status) at the end, its whole life.
 - per activity and workflow task, from the event times of the N runs' histories (the server's
   clock), p50 / p90 in milliseconds, over every completed activity (model turns and tools):
@@ -465,6 +467,12 @@ def report(
                 f"{LONG_FILE_BYTES // 1024} KB: {m.long.history_bytes / turns / 1024:.2f} KB and "
                 f"{m.long.events / turns:.1f} events of history per model turn"
             )
+            # What each further turn adds, the run's fixed part (starts, fetch, plan) taken out: the
+            # long run against the mean short one.
+            extra_turns = m.long.model_turns - m.model_turns / runs
+            if extra_turns > 0:
+                extra_bytes = m.long.history_bytes - m.history_bytes / runs
+                print(f"  each further model turn adds {extra_bytes / extra_turns / 1024:.2f} KB of history")
     singles = ", ".join(f"{name} {m.single_wall:.2f}" for name, m in results.items())
     print(f"\nsingle run (the worker's first), wall s: {singles}")
     per_run = ", ".join(f"{name} {m.model_turns / runs:g}" for name, m in results.items())
