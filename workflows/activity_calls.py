@@ -3,15 +3,17 @@
 Workflows refer to activities by name so they never import activity modules (which do I/O).
 Every policy has a cap: never Temporal's unlimited default.
 
-Every activity heartbeats while it runs (activities/_heartbeat.py, one tick a second), so a killed
-worker is noticed after its heartbeat timeout, not its start-to-close timeout, and the next
-attempt starts on another worker. The SDK forwards one heartbeat per 0.8 x the heartbeat timeout:
-the server hears from a live activity every 8 s under the 10 s timeout, which leaves 2 s for a
-heartbeat's trip. One timeout serves every call: 5 s for the idempotent ones (code host, tools)
-gave false alarms on a loaded machine, when a freshly started worker's first call imported its
-libraries on the event loop for seconds before its first heartbeat (the ten-kill e2e test lost
-fetch_task's first attempt that way in 3 of 7 full runs). A lost call starts again after the
-timeout plus the retry policy's first interval: 11-12 s.
+Every activity heartbeats while it runs (activities/_heartbeat.py, a tick every 3 s; a call done
+sooner sends none), so a killed worker is noticed after its heartbeat timeout (counted from the
+attempt's start until a first heartbeat), not its start-to-close timeout, and the next attempt
+starts on another worker. The SDK forwards the first heartbeat at once and then one per 0.8 x the
+heartbeat timeout: the server hears from a live activity every 8 s under the 10 s timeout, which
+leaves 2 s for a heartbeat's trip. One timeout serves every call: 5 s for the idempotent ones
+(code host, tools) gave false alarms on a loaded machine, when a freshly started worker's first
+call imported its libraries on the event loop for seconds before its first heartbeat (the ten-kill
+e2e test lost fetch_task's first attempt that way in 3 of 7 full runs). A lost call starts again
+after the timeout plus the retry policy's first interval: 11-12 s. A workspace tool is a local
+activity, which cannot heartbeat (execute_local).
 """
 
 from __future__ import annotations
