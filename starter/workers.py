@@ -67,7 +67,8 @@ STICKY_TIMEOUT = timedelta(seconds=3)
 # each agent). Ours hold constants only, so the worker imports them once and shares them: under 100
 # concurrent runs that took 12-19% of the worker's CPU and 22 MB of its memory. The sandbox's
 # restrictions then no longer guard the workflow modules' own calls in production; the replay tests
-# and tests/workflows/test_strict_sandbox.py run them under the full sandbox (STRICT_SANDBOX).
+# and test_the_workflows_keep_to_temporals_strict_sandbox (tests/workflows/test_issue_workflow.py)
+# run them under the full sandbox (STRICT_SANDBOX).
 SHARED_WORKFLOW_MODULES = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows")
 )
