@@ -9,6 +9,10 @@ store, no state, no search attributes. Default data converter, default worker op
     python -m benchmarks._floor --address HOST:PORT --queue QUEUE   (ANTHROPIC_BASE_URL set)
 
 Prints READY once the worker polls; runs until SIGTERM/SIGINT.
+
+SHAPED_WORKFLOW is the same loop in forgeflow's shape, and nothing more: a step activity (forgeflow
+fetches the task), the loop as a child workflow (forgeflow's planner is an AgentWorkflow child), a
+step activity (forgeflow posts the plan). The step activities return their input.
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ with workflow.unsafe.imports_passed_through():
     from roles.planner import PLANNER
 
 WORKFLOW = "FloorWorkflow"
+SHAPED_WORKFLOW = "ShapedFloorWorkflow"
 ACTIVITY = "floor_model_turn"
+STEP = "floor_step"
 READY = "READY"
 MAX_TURNS = 30  # the planner's budget
 TOOL_ANSWER = "ok"
@@ -58,6 +64,22 @@ class FloorActivities:
         ) as stream:
             message = await stream.get_final_message()
         return [block.model_dump(mode="json", exclude_none=True) for block in message.content]
+
+
+@activity.defn(name=STEP)
+async def step(text: str) -> str:
+    return text
+
+
+@workflow.defn(name=SHAPED_WORKFLOW)
+class ShapedFloorWorkflow:
+    @workflow.run
+    async def run(self, task: str) -> int:
+        """FloorWorkflow's turns, run as a child (`<id>.loop`) between two step activities."""
+        await workflow.execute_activity(STEP, task, start_to_close_timeout=timedelta(minutes=1))
+        turns: int = await workflow.execute_child_workflow(WORKFLOW, task, id=f"{workflow.info().workflow_id}.loop")
+        await workflow.execute_activity(STEP, task, start_to_close_timeout=timedelta(minutes=1))
+        return turns
 
 
 @workflow.defn(name=WORKFLOW)
@@ -90,7 +112,8 @@ async def serve(address: str, queue: str, model: str) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     activities = FloorActivities(model_client, model)
-    async with Worker(client, task_queue=queue, workflows=[FloorWorkflow], activities=[activities.model_turn]):
+    workflows = [FloorWorkflow, ShapedFloorWorkflow]
+    async with Worker(client, task_queue=queue, workflows=workflows, activities=[activities.model_turn, step]):
         print(READY, flush=True)
         await stop.wait()
 

@@ -4,13 +4,15 @@
 
 One invocation starts the embedded default's dev server (the command line of starter/server.py:
 SQLite file, transfer queue tuned; `--in-memory` drops the file) and a loopback Messages API
-answering every call after a fixed latency (default 1 s). Then, for the floor (benchmarks/_floor.py)
-and then forgeflow (`python worker.py`, serving only its workflow queue), each worker a process of
-its own on its own task queue: 1 run, then N runs started at once (default 100). A forgeflow run is a
-plan-mode run on a local sample repository, Claude through the real `anthropic` client; the
-planner's conversation is 4 model turns (list_files, read_file, search, submit), decided from the
-request by the number of assistant messages in it. The floor makes the same 4 calls, answering each
-tool call inline.
+answering every call after a fixed latency (default 1 s). Then, for the floor (benchmarks/_floor.py),
+the shaped floor and forgeflow (`python worker.py`, serving only its workflow queue), each worker a
+process of its own on its own task queue: 1 run, then N runs started at once (default 100). A
+forgeflow run is a plan-mode run on a local sample repository, Claude through the real `anthropic`
+client; the planner's conversation is 4 model turns (list_files, read_file, search, submit), decided
+from the request by the number of assistant messages in it. The floor makes the same 4 calls,
+answering each tool call inline. The shaped floor is the floor's loop in forgeflow's shape (a step
+activity, the loop as a child workflow, a step activity): what forgeflow's structure costs by itself,
+so that the rest of the gap is forgeflow's own work.
 
 How each column is measured:
 - wall: from the first start request to the last result of the N runs (all checked: forgeflow
@@ -63,7 +65,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
 
-from benchmarks._floor import READY, WORKFLOW
+from benchmarks._floor import READY, SHAPED_WORKFLOW, WORKFLOW
 from config.settings import Settings
 from contracts.run import IssueInput, IssueResult, Outcome
 from payloads.converter import data_converter
@@ -352,16 +354,19 @@ async def measure(
 # --- the two systems ---------------------------------------------------------------------------------
 
 
-def floor_system(repo: Path) -> System:
+def floor_system(repo: Path, shaped: bool = False) -> System:
+    """The floor; `shaped`: the floor in forgeflow's shape (benchmarks/_floor.py's SHAPED_WORKFLOW)."""
+    workflow_type = SHAPED_WORKFLOW if shaped else WORKFLOW
+
     async def start(client: Client, queue: str, run_id: str) -> WorkflowHandle[Any, Any]:
-        return await client.start_workflow(WORKFLOW, SPEC.read_text(), id=run_id, task_queue=queue)
+        return await client.start_workflow(workflow_type, SPEC.read_text(), id=run_id, task_queue=queue)
 
     def check(result: Any) -> None:
         if result != len(TURNS):
             raise RuntimeError(f"floor run took {result} turns, not {len(TURNS)}")
 
     return System(
-        name="floor",
+        name="shaped" if shaped else "floor",
         worker_args=lambda address, queue: [
             sys.executable,
             "-m",
@@ -372,7 +377,7 @@ def floor_system(repo: Path) -> System:
         ready=READY,
         start_run=start,
         check=check,
-        histories=lambda run_id: [run_id],
+        histories=lambda run_id: [run_id, f"{run_id}.loop"] if shaped else [run_id],
         model_activity="floor_model_turn",
     )
 
@@ -492,7 +497,7 @@ async def main(runs: int, latency: float, in_memory: bool) -> None:
                 client = await Client.connect(address, data_converter=data_converter(settings))
                 results = {
                     system.name: await measure(client, system, server, address, model, runs)
-                    for system in (floor_system(repo), forgeflow_system(repo))
+                    for system in (floor_system(repo), floor_system(repo, shaped=True), forgeflow_system(repo))
                 }
         finally:
             server.stop()
