@@ -66,6 +66,11 @@ class FloorActivities:
         return [block.model_dump(mode="json", exclude_none=True) for block in message.content]
 
 
+def loop_id(workflow_id: str) -> str:
+    """The id of a SHAPED_WORKFLOW run's child, the loop."""
+    return f"{workflow_id}.loop"
+
+
 @activity.defn(name=STEP)
 async def step(text: str) -> str:
     return text
@@ -75,9 +80,9 @@ async def step(text: str) -> str:
 class ShapedFloorWorkflow:
     @workflow.run
     async def run(self, task: str) -> int:
-        """FloorWorkflow's turns, run as a child (`<id>.loop`) between two step activities."""
+        """FloorWorkflow's turns, run as a child (loop_id) between two step activities."""
         await workflow.execute_activity(STEP, task, start_to_close_timeout=timedelta(minutes=1))
-        turns: int = await workflow.execute_child_workflow(WORKFLOW, task, id=f"{workflow.info().workflow_id}.loop")
+        turns: int = await workflow.execute_child_workflow(WORKFLOW, task, id=loop_id(workflow.info().workflow_id))
         await workflow.execute_activity(STEP, task, start_to_close_timeout=timedelta(minutes=1))
         return turns
 

@@ -65,14 +65,14 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
 
-from benchmarks._floor import READY, SHAPED_WORKFLOW, WORKFLOW
+from benchmarks._floor import READY, SHAPED_WORKFLOW, WORKFLOW, loop_id
 from config.settings import Settings
 from contracts.run import IssueInput, IssueResult, Outcome
 from payloads.converter import data_converter
 from starter.sample import SPEC, create_sample_repo
 from starter.server import dev_server_args
 from testkit.loopback.anthropic_api import AnthropicLoopback, Reply
-from testkit.tools import installed_binary
+from testkit.tools import git, installed_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -354,7 +354,7 @@ async def measure(
 # --- the two systems ---------------------------------------------------------------------------------
 
 
-def floor_system(repo: Path, shaped: bool = False) -> System:
+def floor_system(shaped: bool = False) -> System:
     """The floor; `shaped`: the floor in forgeflow's shape (benchmarks/_floor.py's SHAPED_WORKFLOW)."""
     workflow_type = SHAPED_WORKFLOW if shaped else WORKFLOW
 
@@ -377,7 +377,7 @@ def floor_system(repo: Path, shaped: bool = False) -> System:
         ready=READY,
         start_run=start,
         check=check,
-        histories=lambda run_id: [run_id, f"{run_id}.loop"] if shaped else [run_id],
+        histories=lambda run_id: [run_id, loop_id(run_id)] if shaped else [run_id],
         model_activity="floor_model_turn",
     )
 
@@ -410,12 +410,12 @@ def forgeflow_system(repo: Path) -> System:
 
 def add_long_files(repo: Path) -> None:
     """The files the long run reads, one per turn, committed to the sample repository."""
+    (repo / "big").mkdir()
     for n in range(LONG_TURNS):
         line = f"line of file {n:02d} " + "x" * 60 + "\n"
-        (repo / "big").mkdir(exist_ok=True)
         (repo / "big" / f"f{n:02d}.txt").write_text(line * (LONG_FILE_BYTES // len(line)))
-    for args in (["add", "-A"], ["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "long-run files"]):
-        subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "long-run files")
 
 
 # --- the report ----------------------------------------------------------------------------------------
@@ -497,7 +497,7 @@ async def main(runs: int, latency: float, in_memory: bool) -> None:
                 client = await Client.connect(address, data_converter=data_converter(settings))
                 results = {
                     system.name: await measure(client, system, server, address, model, runs)
-                    for system in (floor_system(repo), floor_system(repo, shaped=True), forgeflow_system(repo))
+                    for system in (floor_system(), floor_system(shaped=True), forgeflow_system(repo))
                 }
         finally:
             server.stop()
