@@ -185,6 +185,11 @@ class Settings(BaseSettings):
         return self.data_dir / "sandbox-cache"
 
     @property
+    def sandbox_trees_dir(self) -> Path:
+        """Commits kept unpacked for agents' commands, one directory per tree id."""
+        return self.data_dir / "sandbox-trees"
+
+    @property
     def storage_location(self) -> str:
         """The object store's URL: FORGEFLOW_STORAGE_URL, else the data directory itself (so blobs
         stay where they always were, under blobs/)."""

@@ -129,7 +129,9 @@ def build_workers(
         from activities.sandbox.run_tests import SandboxActivities  # sandbox hosts need only this part
 
         sandbox = SandboxActivities(sandbox_config(settings, store))
-        workers.append(Worker(client, task_queue=settings.sandbox_task_queue, activities=[sandbox.run_tests]))
+        workers.append(
+            Worker(client, task_queue=settings.sandbox_task_queue, activities=[sandbox.run_tests, sandbox.run_command])
+        )
     return workers
 
 
@@ -164,6 +166,7 @@ def sandbox_config(settings: Settings, store: ObjectStore | None = None) -> Sand
         blobs=BlobStore(store),
         trees=TreeArchives(store),
         cache_dir=settings.sandbox_cache_dir,
+        trees_dir=settings.sandbox_trees_dir,
         cache_max_bytes=settings.cache_max_mb * 1024**2,
         isolation=BackendOptions(bwrap=settings.sandbox_bwrap, allow_unsandboxed=settings.allow_unsandboxed_tests),
         limits=settings.sandbox_limits,

@@ -1,0 +1,220 @@
+"""run_command for real: a commit from the object store, bubblewrap, bash — no mocks.
+
+What a command changes in the workspace comes back as edits (blob keys), and nothing else does.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from activities.sandbox.run_tests import SandboxActivities
+from config.settings import Settings
+from contracts.commands import CommandResult, RunCommandInput
+from starter.workers import object_store, sandbox_config
+from testkit.tools import git
+from tests.activities.test_sandbox import host_listener, make_repo, processes_matching, small_limits
+from tests.blobs import settings_blobs, upload_tree
+
+__all__ = ["host_listener"]  # a fixture, used by name below
+
+
+class Sandbox:
+    """One sandbox worker's activities and store, and a commit of a small repository on it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.acts = SandboxActivities(sandbox_config(settings))
+        self.blobs = settings_blobs(settings)
+
+    async def commit(self, tmp_path: Path, files: dict[str, str]) -> tuple[Path, str, str]:
+        repo, sha = make_repo(tmp_path, files)
+        return repo, sha, await upload_tree(object_store(self.settings), repo, sha)
+
+    async def run(self, repo: Path, sha: str, tree: str, command: str, **req: Any) -> CommandResult:
+        request = RunCommandInput(repository=str(repo), commit_sha=sha, tree=tree, command=command, **req)
+        result: CommandResult = await ActivityEnvironment().run(self.acts.run_command, request)
+        return result
+
+    def text(self, result: CommandResult) -> str:
+        return self.blobs.get(result.content_key).decode()
+
+    def content(self, key: str | None) -> str:
+        assert key is not None
+        return self.blobs.get(key).decode()
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Sandbox:
+    return Sandbox(small_limits(tmp_path))
+
+
+async def test_files_the_command_writes_come_back_as_edits(tmp_path: Path, sandbox: Sandbox) -> None:
+    repo, sha, tree = await sandbox.commit(
+        tmp_path, {"a.txt": "one\n", "src/b.py": "B = 1\n", ".gitignore": "build/\n"}
+    )
+    command = "echo two >> a.txt && echo 'C = 3' > src/c.py && mkdir build && echo x > build/out.o && echo done"
+    result = await sandbox.run(repo, sha, tree, command)
+    assert (result.status, result.exit_code) == ("exited", 0)
+    assert set(result.changes) == {"a.txt", "src/c.py"}  # build/ is ignored by the repository's .gitignore
+    assert sandbox.content(result.changes["a.txt"]) == "one\ntwo\n"
+    assert sandbox.content(result.changes["src/c.py"]) == "C = 3\n"
+    text = sandbox.text(result)
+    assert text.startswith(f"$ {command}\nexit code 0 after ")
+    assert "done" in text and "M a.txt" in text and "A src/c.py" in text
+    assert "build/out.o: ignored by .gitignore" in text
+
+
+async def test_a_deleted_file_comes_back_as_a_deletion(tmp_path: Path, sandbox: Sandbox) -> None:
+    repo, sha, tree = await sandbox.commit(tmp_path, {"old.py": "x = 1\n", "keep.py": "y = 2\n"})
+    mine = sandbox.blobs.put(b"made by the agent\n")
+    result = await sandbox.run(repo, sha, tree, "rm old.py mine.txt && ls", overlay={"mine.txt": mine})
+    assert result.changes == {"old.py": None}
+    assert result.removed_edits == ["mine.txt"]  # the agent's own file leaves its edits, not the commit
+    assert "keep.py" in sandbox.text(result)
+
+
+async def test_the_command_sees_the_agents_edits_and_rewriting_the_same_bytes_is_no_change(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    repo, sha, tree = await sandbox.commit(tmp_path, {"a.txt": "committed\n"})
+    edit = sandbox.blobs.put(b"edited\n")
+    result = await sandbox.run(repo, sha, tree, "cat a.txt; cp a.txt /tmp/x; cp /tmp/x a.txt", overlay={"a.txt": edit})
+    assert "edited" in sandbox.text(result) and "committed" not in sandbox.text(result)
+    assert result.changes == {}
+
+
+async def test_no_network_no_host_files_and_no_worker_environment(
+    tmp_path: Path, sandbox: Sandbox, host_listener: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FORGEFLOW_TEST_SECRET", "s3cr3t-value")
+    secret_file = tmp_path / "host-only.txt"
+    secret_file.write_text("host\n")
+    repo, sha, tree = await sandbox.commit(tmp_path, {"probe.py": "print('x')\n"})
+    probe = (
+        f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {host_listener}), timeout=2)\" "
+        "2>/dev/null && echo NET-OPEN || echo net-closed; "
+        f"cat {secret_file} 2>/dev/null && echo HOST-FILE || echo host-file-absent; "
+        "cat /proc/1/environ /proc/self/environ 2>/dev/null | tr '\\0' '\\n' | grep -c s3cr3t-value; "
+        "env | grep -c FORGEFLOW_TEST_SECRET; id -u"
+    )
+    result = await sandbox.run(repo, sha, tree, probe)
+    text = sandbox.text(result).split("\n", 2)[2]  # the output, after the command and how it ended
+    assert "net-closed" in text and "NET-OPEN" not in text
+    assert "host-file-absent" in text and "HOST-FILE" not in text
+    assert "s3cr3t-value" not in text
+    assert "\n0\n0\n65534" in text  # no secret in any environment it can read; the unprivileged user
+    assert result.changes == {}
+
+
+async def test_a_hanging_command_times_out_and_leaves_nothing_running(tmp_path: Path, sandbox: Sandbox) -> None:
+    repo, sha, tree = await sandbox.commit(tmp_path, {"a.txt": "a\n"})
+    result = await sandbox.run(repo, sha, tree, "echo started; sleep 120; : forgeflow-marker-hang", timeout_seconds=2)
+    assert (result.status, result.exit_code) == ("timed_out", None)
+    text = sandbox.text(result)
+    assert "still running after the 2 s timeout" in text and "started" in text
+    assert processes_matching("forgeflow-marker-hang") == ""
+
+
+async def test_a_background_process_is_killed_when_the_command_ends(tmp_path: Path, sandbox: Sandbox) -> None:
+    repo, sha, tree = await sandbox.commit(tmp_path, {"a.txt": "a\n"})
+    command = "(sleep 120; : forgeflow-marker-bg) & echo left-running"
+    result = await sandbox.run(repo, sha, tree, command)
+    assert (result.status, result.exit_code) == ("exited", 0)
+    assert result.duration_seconds < 60  # it did not wait for the background sleep
+    assert processes_matching("forgeflow-marker-bg") == ""
+
+
+async def test_a_flood_of_output_is_bounded_head_and_tail(tmp_path: Path, sandbox: Sandbox) -> None:
+    repo, sha, tree = await sandbox.commit(tmp_path, {"a.txt": "a\n"})
+    command = "echo FIRST-LINE; seq 1 700000; echo LAST-LINE"  # 4.8 MB, under the 8 MiB limit
+    result = await sandbox.run(repo, sha, tree, command)
+    text = sandbox.text(result)
+    assert result.status == "exited" and result.output_bytes > 4_000_000 and result.output_cut_bytes > 4_000_000
+    assert "FIRST-LINE" in text and "LAST-LINE" in text
+    assert f"[… {result.output_cut_bytes} bytes of output cut here …]" in text
+    assert len(text) < 14_000
+
+
+async def test_output_past_the_limit_stops_the_command(tmp_path: Path) -> None:
+    sandbox = Sandbox(small_limits(tmp_path, FORGEFLOW_SANDBOX_OUTPUT_MB="1"))
+    repo, sha, tree = await sandbox.commit(tmp_path, {"a.txt": "a\n"})
+    result = await sandbox.run(repo, sha, tree, "yes forgeflow")
+    assert result.status == "too_much_output"
+    assert "stopped at the output limit of 1 MiB" in sandbox.text(result)
+
+
+async def test_links_and_what_leaves_the_workspace_are_not_kept(tmp_path: Path, sandbox: Sandbox) -> None:
+    repo, sha, tree = await sandbox.commit(tmp_path, {"a.txt": "a\n"})
+    command = "ln -s /etc/passwd out.txt; ln -s a.txt inner.txt; echo x > /tmp/elsewhere; mkfifo pipe"
+    result = await sandbox.run(repo, sha, tree, command)
+    assert result.changes == {}
+    why = {item.path: item.why for item in result.not_kept}
+    assert set(why) == {"out.txt", "inner.txt", "pipe"}
+    assert "symbolic link" in why["out.txt"] and "regular file" in why["pipe"]
+
+
+async def test_the_tester_keeps_test_files_only_and_a_read_only_role_keeps_nothing(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    repo, sha, tree = await sandbox.commit(tmp_path, {"lib.py": "x = 1\n", "tests/test_lib.py": "def test(): pass\n"})
+    command = "echo 'x = 2' > lib.py; echo 'def test_two(): pass' >> tests/test_lib.py"
+    tester = await sandbox.run(repo, sha, tree, command, tests_only=True)
+    assert list(tester.changes) == ["tests/test_lib.py"]
+    assert [(n.path, n.why) for n in tester.not_kept] == [("lib.py", "the tester keeps changes to test files only")]
+    reader = await sandbox.run(repo, sha, tree, command, keep_changes=False)
+    assert reader.changes == {} and "read-only" in sandbox.text(reader)
+
+
+async def test_what_the_install_step_makes_is_not_kept(tmp_path: Path, sandbox: Sandbox) -> None:
+    repo, sha, tree = await sandbox.commit(tmp_path, {"a.py": "x = 1\n"})
+    install = ["sh", "-c", "mkdir -p pkg.egg-info && echo meta > pkg.egg-info/PKG-INFO && echo i > made.txt"]
+    command = "echo changed > made.txt; echo new > pkg.egg-info/extra; echo y > a.py"
+    result = await sandbox.run(repo, sha, tree, command, install_command=install)
+    assert result.install is not None and result.install.exit_code == 0
+    assert list(result.changes) == ["a.py"]
+    assert {n.path for n in result.not_kept} == {"made.txt", "pkg.egg-info/extra"}
+
+
+async def test_a_failed_install_step_is_reported_and_nothing_runs(tmp_path: Path, sandbox: Sandbox) -> None:
+    repo, sha, tree = await sandbox.commit(tmp_path, {"a.py": "x = 1\n"})
+    result = await sandbox.run(repo, sha, tree, "touch ran.txt", install_command=["sh", "-c", "echo nope; exit 3"])
+    assert result.status == "not_run" and result.changes == {}
+    text = sandbox.text(result)
+    assert "not run: the install step failed" in text and "nope" in text
+
+
+async def test_the_commit_is_unpacked_once_and_each_command_gets_a_fresh_copy(tmp_path: Path, sandbox: Sandbox) -> None:
+    repo, sha, tree = await sandbox.commit(tmp_path, {"a.txt": "a\n"})
+    first = await sandbox.run(repo, sha, tree, "echo b > a.txt; echo new > b.txt")
+    assert set(first.changes) == {"a.txt", "b.txt"}
+    # The tree's archive is gone from the store: a second command finds the commit kept on this worker.
+    archive = sandbox.settings.data_dir / "trees" / f"{tree}.tar.gz"
+    assert archive.exists()
+    archive.unlink()
+    second = await sandbox.run(repo, sha, tree, "cat a.txt; ls")
+    text = sandbox.text(second)
+    assert "\na\n" in text and "b.txt" not in text  # the first command's changes are not in the kept copy
+    kept = sandbox.settings.sandbox_trees_dir / tree
+    assert (kept / "a.txt").read_text() == "a\n"
+    assert os.stat(kept).st_mode & 0o777  # a real folder, the worker's
+
+
+async def test_a_file_changed_by_a_committed_link_is_refused_not_followed(tmp_path: Path, sandbox: Sandbox) -> None:
+    """A commit whose link points out of the workspace: the command writes through it inside the
+    sandbox (where the target is the sandbox's own), and the worker never follows it on the host."""
+    target = tmp_path / "host-target.txt"
+    target.write_text("host\n")
+    repo, sha = make_repo(tmp_path, {"a.txt": "a\n"})
+    os.symlink(target, repo / "escape")
+    git(repo, "add", "escape")
+    git(repo, "commit", "-qm", "link")
+    sha = git(repo, "rev-parse", "HEAD")
+    tree = await upload_tree(object_store(sandbox.settings), repo, sha)
+    result = await sandbox.run(repo, sha, tree, "echo changed > escape 2>&1; rm escape; echo file > escape")
+    assert target.read_text() == "host\n"
+    assert sandbox.content(result.changes["escape"]) == "file\n"  # the link replaced by a file: an edit
