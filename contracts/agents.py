@@ -6,6 +6,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
+from contracts.commands import CommandAccess
 from contracts.repo import Repo
 from contracts.testing import TestFailure, TestReport
 from contracts.usage import AgentUsage
@@ -128,6 +129,9 @@ class AgentInput(BaseModel):
     )
     test_command: list[str] | None = None
     install_command: list[str] | None = None
+    commands: CommandAccess = Field(
+        default="off", description="Sandboxed commands (run_command): off, read_only (changes discarded), write."
+    )
     model: ModelSpec
     max_turns: int = DEFAULT_MAX_TURNS
     tokens_left: int | None = Field(default=None, description="Run budget left, in tokens; None: unlimited.")

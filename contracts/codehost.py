@@ -38,6 +38,10 @@ class TaskSpec(BaseModel):
         default_factory=list,
         description="Patterns the repository's own .forgeflow.yml (at base_sha) adds to the protected paths.",
     )
+    command_roles: list[str] | None = Field(
+        default=None,
+        description="The agents the repository's .forgeflow.yml lets run commands ([]: none); None: it sets no limit.",
+    )
 
 
 class LandChangesInput(BaseModel):

@@ -48,6 +48,7 @@ class ModelTurnInput(BaseModel):
     model: ModelSpec
     transcript_key: str | None = None
     new_messages: list[Message]
+    commands: bool = Field(default=False, description="The role may run commands: its prompt and tools say so.")
 
 
 class ModelTurnResult(BaseModel):

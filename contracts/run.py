@@ -91,6 +91,12 @@ class IssueInput(BaseModel):
         description="More path patterns whose changes need approval (CI, CODEOWNERS, secrets always do).",
     )
     base_ref: str | None = Field(default=None, description="Branch or commit to start from; default: the repo's HEAD.")
+    commands: list[Role] | None = Field(
+        default=None,
+        description="The agents that may run sandboxed shell commands (run_command); None: the coder and the "
+        "tester; [] turns commands off. The planner and the reviewer run them read-only (what a command changes "
+        "is discarded). A repository's .forgeflow.yml can narrow this, never widen it.",
+    )
 
     @field_validator("spec_content")
     @classmethod

@@ -106,4 +106,7 @@ class RunTestsInput(BaseModel):
     install_command: list[str] | None = Field(
         default=None, description="Dependency install step, overriding .forgeflow.yml (e.g. pip install -e .[test])."
     )
+    selection: list[str] = Field(
+        default_factory=list, description="Only these tests (files or ids in the runner's naming); empty: all."
+    )
     timeout_seconds: int = 300

@@ -2,8 +2,9 @@
 
 The file is the repository's, so it is read only from the commit a run starts from (or the commit
 under test) and it can only narrow what forgeflow does: it chooses the sandbox's install and test
-commands (which run in the sandbox anyway) and adds protected paths; it can never widen a role's
-tools, give network or reach a secret. Unknown keys are an error that names them.
+commands (which run in the sandbox anyway), adds protected paths and can turn agents' sandboxed
+commands off; it can never widen a role's tools, give network or reach a secret. Unknown keys are
+an error that names them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from contracts.agents import Role
 
 CONFIG_FILE = ".forgeflow.yml"
 MAX_PATTERNS = 200
@@ -43,11 +46,23 @@ class RepoConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     test: TestSection = Field(default_factory=TestSection)
+    commands: bool | list[Role] = Field(
+        default=True,
+        description="Which agents may run sandboxed commands: false for none, or a list of roles; it only narrows "
+        "what the run allows.",
+    )
     protected_paths: list[str] = Field(
         default_factory=list,
         max_length=MAX_PATTERNS,
         description="More path patterns whose changes wait for a maintainer's approval (`*` spans folders).",
     )
+
+    @property
+    def command_roles(self) -> list[str] | None:
+        """The roles this file lets run commands; None: it sets no limit."""
+        if self.commands is True:
+            return None
+        return [] if self.commands is False else list(self.commands)
 
     @field_validator("protected_paths")
     @classmethod

@@ -21,4 +21,8 @@ PLANNER = RoleSpec(
     step="plan",
     stage="planning",
     max_turns=30,
+    command_prompt=(
+        "`run_command` runs a shell command in a sandbox on the repository (read-only: what it changes is "
+        "discarded), for example to see how the code behaves today."
+    ),
 )

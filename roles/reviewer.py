@@ -18,4 +18,8 @@ REVIEWER = RoleSpec(
     step="review",
     stage="reviewing",
     max_turns=30,
+    command_prompt=(
+        "`run_command` runs a shell command in a sandbox on the change (read-only: what it changes is "
+        "discarded), for example to try the behaviour under review."
+    ),
 )

@@ -20,4 +20,10 @@ TESTER = RoleSpec(
     stage="testing",
     tests_only=True,
     max_turns=20,
+    commands_by_default=True,
+    keeps_command_changes=True,  # test files only (tests_only), as with its write tools
+    command_prompt=(
+        "`run_command` runs a shell command in the same sandbox (for example to run one test verbosely "
+        "or inspect what a test produced); what it changes in test files becomes part of your edits."
+    ),
 )

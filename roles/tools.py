@@ -11,6 +11,9 @@ ToolDef = dict[str, Any]
 SUBMIT = "submit"
 RUN_TESTS = "run_tests"
 RESEARCH = "research"
+RUN_COMMAND = "run_command"
+COMMAND_TOOLS = frozenset({RUN_COMMAND})  # the tools a run or a repository can turn off
+MAX_COMMAND_SECONDS = 600  # the longest timeout an agent may ask of one command
 
 _PATH = {"type": "string", "description": "Path relative to the repository root."}
 _TEXT = {"type": "string"}
@@ -69,7 +72,23 @@ DEFINITIONS: dict[str, ToolDef] = {
             "returns an answer with source links. May be unavailable: then plan without it.",
             required={"query": _TEXT},
         ),
-        _tool(RUN_TESTS, "Run the repository's test suite on the commit under test, in a sandbox without network."),
+        _tool(
+            RUN_TESTS,
+            "Run the repository's tests on the commit under work plus your edits, in a sandbox without network; "
+            "returns the test runner's own counts and the failures. Give `tests` (test files or test ids in the "
+            "runner's naming, e.g. tests/test_x.py::test_y for pytest) to run only those; without it, the whole suite.",
+            optional={"tests": {"type": "array", "items": {"type": "string"}, "maxItems": 50}},
+        ),
+        _tool(
+            RUN_COMMAND,
+            "Run a shell command (bash -c) in /workspace: the repository at the commit under work plus your edits, "
+            "in a sandbox without network, with the project's installed dependencies. Returns the exit code and the "
+            "output (its head and tail when long). Files the command creates, changes or deletes in the workspace "
+            "become part of your edits (new files .gitignore covers, and symbolic links, are not kept). Each call "
+            "starts from your edits again: nothing else carries over (no background process, no /tmp).",
+            required={"command": _TEXT},
+            optional={"timeout_seconds": {"type": "integer", "minimum": 1, "maximum": MAX_COMMAND_SECONDS}},
+        ),
     )
 }
 

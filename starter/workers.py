@@ -152,7 +152,14 @@ async def checked_store(settings: Settings) -> ObjectStore:
 
 def role_prompts() -> dict[Role, RolePrompt]:
     """Each role's system prompt and tools, built once: the same bytes every turn keep the prompt cache warm."""
-    return {name: RolePrompt(system=spec.system_prompt, tools=spec.tools()) for name, spec in ROLES.items()}
+    return {
+        name: RolePrompt(
+            system=spec.system(),
+            tools=spec.tools(),
+            with_commands=RolePrompt(system=spec.system(commands=True), tools=spec.tools(commands=True)),
+        )
+        for name, spec in ROLES.items()
+    }
 
 
 def sandbox_config(settings: Settings, store: ObjectStore | None = None) -> SandboxConfig:

@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.run import IssueInput, OrchestrationState
     from policy.budgets import tokens_left
+    from policy.commands import command_access
     from policy.host_rules import BRANCH_PREFIX
     from policy.routing import StepOutcome
     from roles import ROLES, RoleSpec, briefs
@@ -190,6 +191,9 @@ class Steps:
     async def _run_agent(
         self, role: Role, n: int, brief: str, base: str, earlier: AgentResult | None, commit_sha: str | None
     ) -> AgentResult:
+        spec = ROLES[role]
+        # Every agent works on a commit: the one under test or review, else the one its edits start from.
+        commit_sha = commit_sha or base
         result: AgentResult = await workflow.execute_child_workflow(
             api.AGENT_WORKFLOW_TYPE,
             AgentInput(
@@ -199,11 +203,18 @@ class Steps:
                 brief=brief,
                 workspace=Workspace(repo=self.inp.repo, base_sha=base, origin_sha=self.task.base_sha),
                 commit_sha=commit_sha,
-                commit_tree=self.trees.get(commit_sha) if commit_sha else None,
+                commit_tree=self.trees.get(commit_sha),
                 test_command=self.inp.test_command,
                 install_command=self.inp.install_command,
+                commands=command_access(
+                    role,
+                    by_default=spec.commands_by_default,
+                    keeps_changes=spec.keeps_command_changes,
+                    run_roles=self.inp.commands,
+                    repo_roles=self.task.command_roles,
+                ),
                 model=self._model_for(role),
-                max_turns=min(ROLES[role].max_turns, self.inp.budgets.max_turns_per_agent),
+                max_turns=min(spec.max_turns, self.inp.budgets.max_turns_per_agent),
                 tokens_left=tokens_left(self.st.usage, self.budgets),
                 usd_left=max(0.0, self.budgets.max_usd - self.st.usage.total_cost_usd),
                 transcript_key=earlier.transcript_key if earlier else None,

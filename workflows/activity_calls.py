@@ -27,6 +27,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from contracts.api import sandbox_queue
+    from contracts.commands import CommandResult, RunCommandInput
     from contracts.testing import RunTestsInput, TestReport
     from policy.worker_loss import schedule_again
 
@@ -35,6 +36,7 @@ T = TypeVar("T")
 MODEL_TURN = "model_turn"
 RUN_TOOL = "run_tool"
 RUN_TESTS = "run_tests"
+RUN_COMMAND = "run_command"
 RESEARCH = "research"
 FETCH_TASK = "fetch_task"
 LAND_CHANGES = "land_changes"
@@ -173,9 +175,10 @@ async def run_tests(
     *,
     summary: str,
     overlay: dict[str, str | None] | None = None,
+    selection: list[str] | None = None,
 ) -> TestReport:
-    """Run the suite at `commit_sha` (its files: `tree` on the object store; plus `overlay`, when
-    given) in the sandbox, on its own task queue beside this workflow's."""
+    """Run the suite (or the `selection` of its tests) at `commit_sha` (its files: `tree` on the object
+    store; plus `overlay`, when given) in the sandbox, on its own task queue beside this workflow's."""
     req = RunTestsInput(
         repository=repository,
         commit_sha=commit_sha,
@@ -183,11 +186,24 @@ async def run_tests(
         overlay=overlay or {},
         test_command=commands.test_command,
         install_command=commands.install_command,
+        selection=selection or [],
     )
     return await execute(
         RUN_TESTS,
         req,
         TestReport,
+        sandbox_call(req.timeout_seconds),
+        summary=summary,
+        task_queue=sandbox_queue(workflow.info().task_queue),
+    )
+
+
+async def run_command(req: RunCommandInput, *, summary: str) -> CommandResult:
+    """Run an agent's shell command in the sandbox, on its own task queue beside this workflow's."""
+    return await execute(
+        RUN_COMMAND,
+        req,
+        CommandResult,
         sandbox_call(req.timeout_seconds),
         summary=summary,
         task_queue=sandbox_queue(workflow.info().task_queue),

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
 
     from contracts.agents import AgentInput, AgentResult, TestReport, Workspace
     from contracts.api import AGENT_WORKFLOW_TYPE
+    from contracts.commands import DEFAULT_COMMAND_SECONDS, MAX_COMMAND_CHARS, CommandResult, RunCommandInput
     from contracts.model import Block, Message, ModelTurnInput, ModelTurnResult, result_block
     from contracts.research import ResearchInput, ResearchResult, research_text
     from contracts.tools import WRITE_TOOLS, ToolCallInput, ToolCallResult
@@ -27,12 +28,14 @@ with workflow.unsafe.imports_passed_through():
     from policy.stuck import call_signature, stuck_reason
     from roles import ROLES, RoleSpec
     from roles.briefs import report_text
-    from roles.tools import RESEARCH, RUN_TESTS, SUBMIT
+    from roles.tools import MAX_COMMAND_SECONDS, RESEARCH, RUN_COMMAND, RUN_TESTS, SUBMIT
     from workflows import activity_calls as acts
 
 MAX_INVALID_SUBMISSIONS = 3
 NUDGE = "Use the tools to make progress, and call `submit` with your result when done."
 CONTINUE = "Your last reply hit the output limit and was cut off. Continue from where it stopped, in smaller steps."
+# Tools that change the workspace: a turn that calls one runs its calls in order, not in parallel.
+IN_ORDER = WRITE_TOOLS | {RUN_COMMAND}
 
 
 def tool_result(tool_use_id: str, content: str, *, is_error: bool = False) -> Block:
@@ -65,6 +68,7 @@ class _AgentLoop:
         self.invalid_submissions = 0
         self.recent_calls: list[str] = []
         self.tested_overlay: dict[str, str | None] | None = None  # the files the last test run saw
+        self.commands = inp.commands != "off"
 
     async def run(self) -> AgentResult:
         first: list[Block] = [*self.inp.carry_blocks, {"type": "text", "text": self.inp.brief}]
@@ -128,6 +132,7 @@ class _AgentLoop:
                 model=self.inp.model,
                 transcript_key=self.transcript_key,
                 new_messages=pending,
+                commands=self.commands,
             ),
             ModelTurnResult,
             acts.MODEL_CALL,
@@ -168,20 +173,21 @@ class _AgentLoop:
     async def _run_tools(self, uses: list[Block]) -> list[Block]:
         """Read-only calls run in parallel; a turn that writes runs its calls in order."""
         self.usage.tool_calls += len(uses)
-        if any(u.get("name") in WRITE_TOOLS for u in uses):
+        if any(u.get("name") in IN_ORDER for u in uses):
             return [await self._run_tool(u) for u in uses]
         return list(await asyncio.gather(*(self._run_tool(u) for u in uses)))
 
     async def _run_tool(self, use: Block) -> Block:
         name, use_id = str(use.get("name")), str(use.get("id"))
         tool_input: dict[str, Any] = use.get("input") or {}
-        if name not in self.spec.tool_names:
-            return tool_result(
-                use_id, f"Unknown tool {name!r}; available: {', '.join(self.spec.tool_names)}", is_error=True
-            )
+        if not self.spec.has_tool(name, self.commands):
+            available = [tool["name"] for tool in self.spec.tools(self.commands)]
+            return tool_result(use_id, f"Unknown tool {name!r}; available: {', '.join(available)}", is_error=True)
         if name == RUN_TESTS:
-            return await self._run_tests(use_id)
+            return await self._run_tests(use_id, tool_input)
         try:
+            if name == RUN_COMMAND:
+                return await self._run_command(use_id, tool_input)
             if name == RESEARCH:
                 return await self._research(use_id, tool_input)
             return await self._workspace_tool(use_id, name, tool_input)
@@ -230,19 +236,71 @@ class _AgentLoop:
             )
         return result_block(use_id, result.content, is_error=result.is_error, content_key=result.content_key)
 
-    async def _run_tests(self, use_id: str) -> Block:
+    async def _run_tests(self, use_id: str, tool_input: dict[str, Any]) -> Block:
         if self.inp.commit_sha is None:
             return tool_result(use_id, "There is no commit under test in this run.", is_error=True)
-        self.tested_overlay = dict(self.workspace.overlay)
-        self.test_report = await acts.run_tests(
+        selection = tool_input.get("tests") or []
+        if not isinstance(selection, list) or not all(isinstance(item, str) for item in selection):
+            return tool_result(use_id, "`tests` must be a list of test files or test ids", is_error=True)
+        overlay = dict(self.workspace.overlay)
+        what = f"{len(selection)} selected test(s)" if selection else "run_tests"
+        report = await acts.run_tests(
             str(self.workspace.repo),
             self.inp.commit_sha,
             self.inp.commit_tree,
             self.inp,
-            overlay=self.workspace.overlay,
-            summary=f"{self.inp.role} · run_tests on {self.inp.commit_sha[:12]}",
+            overlay=overlay,
+            selection=selection,
+            summary=f"{self.inp.role} · {what} on {self.inp.commit_sha[:12]}",
         )
-        return tool_result(use_id, report_text(self.test_report), is_error=not self.test_report.ok)
+        if not selection:  # only a run of the whole suite can stand for the change (AgentResult.test_report)
+            self.test_report, self.tested_overlay = report, overlay
+        return tool_result(use_id, report_text(report), is_error=not report.ok)
+
+    async def _run_command(self, use_id: str, tool_input: dict[str, Any]) -> Block:
+        command = tool_input.get("command")
+        if not isinstance(command, str) or not command.strip():
+            return tool_result(use_id, "run_command needs `command`: the shell command to run", is_error=True)
+        if len(command) > MAX_COMMAND_CHARS:
+            return tool_result(
+                use_id,
+                f"the command is over {MAX_COMMAND_CHARS} characters; write a script file and run it",
+                is_error=True,
+            )
+        if self.inp.commit_sha is None or self.inp.commit_tree is None:
+            return tool_result(use_id, "There is no commit to run commands on in this run.", is_error=True)
+        result = await acts.run_command(
+            RunCommandInput(
+                repository=str(self.workspace.repo),
+                commit_sha=self.inp.commit_sha,
+                tree=self.inp.commit_tree,
+                overlay=self.workspace.overlay,
+                command=command,
+                keep_changes=self.inp.commands == "write",
+                tests_only=self.spec.tests_only,
+                install_command=self.inp.install_command,
+                timeout_seconds=_seconds(tool_input.get("timeout_seconds")),
+            ),
+            summary=f"{self.inp.role} · $ {command.strip().splitlines()[0][:80]}",
+        )
+        self._apply(result)
+        return result_block(use_id, result.preview, is_error=result.status != "exited", content_key=result.content_key)
+
+    def _apply(self, result: CommandResult) -> None:
+        """What the command changed joins the workspace's overlay; the agent's own files it deleted leave it."""
+        if not result.changes and not result.removed_edits:
+            return
+        overlay = {**self.workspace.overlay, **result.changes}
+        for path in result.removed_edits:
+            overlay.pop(path, None)
+        self.workspace = self.workspace.model_copy(update={"overlay": overlay})
+
+
+def _seconds(value: object) -> int:
+    """The command's timeout the model asked for, within 1 s and MAX_COMMAND_SECONDS."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return max(1, min(MAX_COMMAND_SECONDS, int(value)))
+    return DEFAULT_COMMAND_SECONDS
 
 
 def _tool_target(tool_input: dict[str, Any]) -> str:

@@ -24,7 +24,7 @@ from contracts.codehost import (
     TaskSpec,
 )
 from contracts.repo import KINDS, RepoRef
-from policy.repo_config import CONFIG_FILE, MAX_BYTES, RepoConfigError, load_config
+from policy.repo_config import CONFIG_FILE, MAX_BYTES, RepoConfig, RepoConfigError, load_config
 from policy.untrusted import bound
 from telemetry.instrument import operation
 
@@ -132,14 +132,15 @@ class CodeHostActivities:
 
     async def _fetch_task(self, host: CodeHost, req: FetchTaskInput) -> TaskSpec:
         task = await host.fetch_task(req)
-        patterns = await _repository_patterns(host, req.repo, task.base_sha)
+        settings = await _repository_settings(host, req.repo, task.base_sha)
         base_tree = await publish_tree(host, self._archives, req.repo, task.base_sha)
         head_tree = await publish_tree(host, self._archives, req.repo, task.head_sha) if task.head_sha else None
         return task.model_copy(
             update={
                 "title": bound(task.title, TITLE_MAX),
                 "body": bound(task.body),
-                "protected_paths": patterns,
+                "protected_paths": settings.protected_paths,
+                "command_roles": settings.command_roles,
                 "base_tree": base_tree,
                 "head_tree": head_tree,
             }
@@ -151,18 +152,18 @@ class CodeHostActivities:
         return landed.model_copy(update={"tree": tree})
 
 
-async def _repository_patterns(host: CodeHost, repo: RepoRef, sha: str) -> list[str]:
-    """`protected_paths` of the repository's `.forgeflow.yml` at `sha` (none without the file). A file
-    that is a link, too large or invalid fails the run at once, naming the problem: a broken settings
-    file must not silently drop the protections its maintainers wrote."""
+async def _repository_settings(host: CodeHost, repo: RepoRef, sha: str) -> RepoConfig:
+    """The repository's `.forgeflow.yml` at `sha` (the defaults without the file). A file that is a
+    link, too large or invalid fails the run at once, naming the problem: a broken settings file must
+    not silently drop the protections (protected paths, commands off) its maintainers wrote."""
     found = await host.entries(repo, sha, [CONFIG_FILE])
     if not found:
-        return []
+        return RepoConfig()
     if not found[0].is_file or (found[0].size or 0) > MAX_BYTES:
         problem = "is not a regular file (a symbolic link?)" if not found[0].is_file else "is too large"
         raise ApplicationError(f"{CONFIG_FILE} at {sha[:12]} {problem}", type="InvalidRepoConfig", non_retryable=True)
     data = await host.read_file(repo, sha, CONFIG_FILE)
     try:
-        return load_config(None if data is None else data.decode("utf-8", "replace")).protected_paths
+        return load_config(None if data is None else data.decode("utf-8", "replace"))
     except RepoConfigError as err:
         raise ApplicationError(f"{err} (at {sha[:12]})", type="InvalidRepoConfig", non_retryable=True) from None

@@ -74,6 +74,10 @@ class RolePrompt:
 
     system: str
     tools: list[dict[str, Any]]
+    with_commands: RolePrompt | None = None  # the prompt when the run lets the role run commands
+
+    def for_turn(self, commands: bool) -> RolePrompt:
+        return self.with_commands if commands and self.with_commands is not None else self
 
 
 class ModelActivities:
@@ -111,7 +115,7 @@ class ModelActivities:
         if compacted is not None:
             _log.info("conversation compacted", role=inp.role, before=len(messages), after=len(compacted))
             messages = compacted
-        prompt = self._prompts[inp.role]
+        prompt = self._prompts[inp.role].for_turn(inp.commands)
         request = ModelRequest(
             run_id=inp.run_id,
             role=inp.role,

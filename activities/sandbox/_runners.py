@@ -148,6 +148,38 @@ def custom_plan(command: list[str], *, python: str) -> RunnerPlan:
     return RunnerPlan(runner="custom", command=command)
 
 
+class SelectionError(ValueError):
+    """Tests that cannot be selected: a custom test command, or an item that is not a test's name."""
+
+
+MAX_SELECTED = 50
+
+
+def _check_selected(item: str) -> str:
+    if not item.strip() or item.startswith("-") or any(ord(ch) < 32 for ch in item) or len(item) > 500:
+        raise SelectionError(f"{item[:80]!r} is not a test file or test id (options are not accepted)")
+    return item
+
+
+def with_selection(plan: RunnerPlan, selection: list[str]) -> RunnerPlan:
+    """The plan run on `selection` only (test files or ids, in the runner's own naming). Pure."""
+    if not selection:
+        return plan
+    if len(selection) > MAX_SELECTED:
+        raise SelectionError(f"at most {MAX_SELECTED} tests can be selected at once, not {len(selection)}")
+    chosen = [_check_selected(item) for item in selection]
+    if plan.runner == "unittest":  # [python, -m, xmlrunner, --output-file, JUNIT, <what to run>...]
+        return plan.model_copy(update={"command": [*plan.command[:5], *chosen]})
+    if plan.runner == "custom":
+        raise SelectionError(
+            "the repository's test command is its own, so its tests cannot be selected by name; run the whole "
+            "suite, or run the tests you want with run_command"
+        )
+    if plan.command[:2] == ["npm", "test"] and "--" not in plan.command:
+        return plan.model_copy(update={"command": [*plan.command, "--", *chosen]})
+    return plan.model_copy(update={"command": [*plan.command, *chosen]})
+
+
 def choose(
     *,
     run_command: list[str] | None,

@@ -113,8 +113,12 @@ class _Run:
             paths=paths,
             read=self.ws.read,
             python="python" if install_command else sys.executable,  # the install's virtualenv, if any
-            coverage=importlib.util.find_spec("pytest_cov") is not None,
+            coverage=importlib.util.find_spec("pytest_cov") is not None and not self.req.selection,
         )
+        try:
+            plan = _runners.with_selection(plan, self.req.selection)
+        except _runners.SelectionError as err:
+            return error_report(self.req.commit_sha, limits, str(err))
         prepared = await _install.prepare(
             command=install_command,
             workspace=self.ws.root,

@@ -8,7 +8,16 @@ import pytest
 
 from activities.sandbox._install import as_module_call, cache_key
 from activities.sandbox._layout import JUNIT
-from activities.sandbox._runners import JEST_FLAGS, NODE_REPORTERS, VITEST_FLAGS, RunnerPlan, choose, detect_runner
+from activities.sandbox._runners import (
+    JEST_FLAGS,
+    NODE_REPORTERS,
+    VITEST_FLAGS,
+    RunnerPlan,
+    SelectionError,
+    choose,
+    detect_runner,
+    with_selection,
+)
 from policy.repo_config import RepoConfigError, load_config
 
 PYPROJECT_PYTEST = "[tool.pytest.ini_options]\ntestpaths = ['tests']\n"
@@ -135,3 +144,51 @@ def test_install_cache_key_follows_repository_manifests_lockfiles_and_toolchain_
     assert key != key_of({**files, "package-lock.json": "{}"})
     # Another repository with the very same manifests never shares an install: it ran that repository's code.
     assert key != key_of(files, repo="/other")
+
+
+# --- a selection of tests -----------------------------------------------------------------------
+
+
+def _plan(runner: str, command: list[str]) -> RunnerPlan:
+    return RunnerPlan(runner=runner, command=command)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("plan", "selected"),
+    [
+        (
+            _plan("pytest", ["python", "-m", "pytest", "-q"]),
+            ["python", "-m", "pytest", "-q", "tests/test_a.py::test_x"],
+        ),
+        (
+            _plan(
+                "unittest", ["python", "-m", "xmlrunner", "--output-file", "J", "discover", "-s", ".", "-p", "t*.py"]
+            ),
+            ["python", "-m", "xmlrunner", "--output-file", "J", "tests/test_a.py::test_x"],
+        ),
+        (_plan("node", ["npm", "test"]), ["npm", "test", "--", "tests/test_a.py::test_x"]),
+        (_plan("jest", ["npm", "test", "--", "--ci"]), ["npm", "test", "--", "--ci", "tests/test_a.py::test_x"]),
+        (_plan("node", ["node", "--test"]), ["node", "--test", "tests/test_a.py::test_x"]),
+    ],
+)
+def test_a_selection_is_given_to_the_runner(plan: RunnerPlan, selected: list[str]) -> None:
+    assert with_selection(plan, ["tests/test_a.py::test_x"]).command == selected
+
+
+def test_no_selection_is_the_whole_suite() -> None:
+    plan = _plan("custom", ["make", "test"])
+    assert with_selection(plan, []) is plan
+
+
+@pytest.mark.parametrize(
+    ("plan", "selection", "message"),
+    [
+        (_plan("custom", ["make", "test"]), ["t.py"], "its own"),
+        (_plan("pytest", ["pytest"]), ["--junitxml=/tmp/x"], "options are not accepted"),
+        (_plan("pytest", ["pytest"]), ["a\nb"], "not a test file"),
+        (_plan("pytest", ["pytest"]), [f"t{i}.py" for i in range(51)], "at most 50"),
+    ],
+)
+def test_what_cannot_be_selected_is_named(plan: RunnerPlan, selection: list[str], message: str) -> None:
+    with pytest.raises(SelectionError, match=message):
+        with_selection(plan, selection)

@@ -38,10 +38,10 @@ def make_repo(root: Path, files: dict[str, str]) -> tuple[Path, str]:
     return repo, git(repo, "rev-parse", "HEAD")
 
 
-def pytest_summary(repo: Path) -> str:
-    """pytest's own closing line for the same suite, run directly."""
+def pytest_summary(repo: Path, *selected: str) -> str:
+    """pytest's own closing line for the same suite (or the `selected` tests), run directly."""
     done = subprocess.run(
-        ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=repo, capture_output=True, text=True
+        ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *selected], cwd=repo, capture_output=True, text=True
     )
     return done.stdout.strip().splitlines()[-1].split(" in ")[0]
 
@@ -384,3 +384,12 @@ async def test_a_root_worker_without_cgroups_refuses_unless_allowed(tmp_path: Pa
     report = await run(repo, sha, settings=weak)
     assert report.limits_enforced_by == "rlimit"
     assert report.status == "out_of_memory", report.output_tail  # RLIMIT_AS: a MemoryError, named as such
+
+
+async def test_a_selection_runs_only_those_tests_and_counts_as_pytest_does(tmp_path: Path) -> None:
+    repo, sha = make_repo(tmp_path, {"tests/test_mixed.py": MIXED})
+    chosen = ["tests/test_mixed.py::test_fails", "tests/test_mixed.py::test_param"]
+    report = await run(repo, sha, selection=chosen)
+    assert (report.status, report.total, report.passed, report.failed) == ("failed", 4, 2, 2)
+    assert report.command[-2:] == chosen
+    assert pytest_summary(repo, *chosen) == "2 failed, 2 passed"

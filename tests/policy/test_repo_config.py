@@ -29,3 +29,21 @@ def test_refused_shapes_are_named(text: str, message: str) -> None:
     with pytest.raises(RepoConfigError) as err:
         load_config(text)
     assert message in str(err.value) and ".forgeflow.yml" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "roles"),
+    [
+        ("", None),
+        ("commands: true\n", None),
+        ("commands: false\n", []),
+        ("commands: [tester]\n", ["tester"]),
+    ],
+)
+def test_commands_can_be_limited_to_some_roles_or_turned_off(text: str, roles: list[str] | None) -> None:
+    assert load_config(text).command_roles == roles
+
+
+def test_an_unknown_role_in_commands_is_named() -> None:
+    with pytest.raises(RepoConfigError, match="commands"):
+        load_config("commands: [deployer]\n")

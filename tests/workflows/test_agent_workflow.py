@@ -53,12 +53,12 @@ async def test_tool_errors_are_readable_by_the_model(
         turn(
             tool("write_file", path="../outside.py", content="x"),
             tool("write_file", path=".git/hooks/pre-commit", content="x"),
-            tool("run_tests"),
+            tool("run_command", command="true"),  # commands are off in this run (AgentInput.commands)
             tool("str_replace", path="calc/__init__.py", old_str="nope", new_str="x"),
         ),
         turn(
             tool("write_file", path="calc/extra.py", content="X = 1\n"),
-            expect=["leaves the repository", "inside .git", "Unknown tool 'run_tests'", "matches 0 times"],
+            expect=["leaves the repository", "inside .git", "Unknown tool 'run_command'", "matches 0 times"],
         ),
         turn(submit(**GOOD_CHANGE)),
     ]
