@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.testing import ActivityEnvironment
 
 from activities.sandbox.run_tests import SandboxActivities
@@ -218,3 +220,18 @@ async def test_a_file_changed_by_a_committed_link_is_refused_not_followed(tmp_pa
     result = await sandbox.run(repo, sha, tree, "echo changed > escape 2>&1; rm escape; echo file > escape")
     assert target.read_text() == "host\n"
     assert sandbox.content(result.changes["escape"]) == "file\n"  # the link replaced by a file: an edit
+
+
+async def test_every_command_is_a_span_and_a_log_line_with_its_exit_code(
+    tmp_path: Path, sandbox: Sandbox, spans: InMemorySpanExporter
+) -> None:
+    repo, sha, tree = await sandbox.commit(tmp_path, {"a.txt": "a\n"})
+    with structlog.testing.capture_logs() as logs:
+        result = await sandbox.run(repo, sha, tree, "echo x > b.txt; exit 3")
+    (span,) = [s for s in spans.get_finished_spans() if s.name == "sandbox run_command"]
+    attributes = dict(span.attributes or {})
+    assert attributes["forgeflow.command.exit_code"] == 3 and attributes["forgeflow.command.status"] == "exited"
+    assert attributes["forgeflow.command.changed_files"] == 1
+    assert attributes["forgeflow.command.seconds"] == result.duration_seconds
+    (line,) = [entry for entry in logs if entry["event"] == "command"]
+    assert (line["exit_code"], line["status"], line["seconds"]) == (3, "exited", result.duration_seconds)
