@@ -13,6 +13,8 @@ import asyncio
 import shutil
 from pathlib import Path
 
+from temporalio.exceptions import ApplicationError
+
 from activities import _disk_cache
 from activities.sandbox._steps import damaged, fetch_tree
 from activities.sandbox._unpack import unpack_tree
@@ -28,7 +30,10 @@ class PreparedTrees:
 
     async def entry(self, tree: str, commit_sha: str) -> Path:
         """The kept folder of `tree`, fetched and unpacked on first use."""
-        object_key(tree)  # ValueError for anything but a tree id: it names a folder here
+        try:
+            object_key(tree)  # anything but a tree id is refused: it names a folder here
+        except ValueError as err:
+            raise ApplicationError(str(err), type="InvalidInput", non_retryable=True) from None
         self._root.mkdir(parents=True, exist_ok=True)
         entry = self._root / tree
         async with _disk_cache.locked(self._root / f"{tree}.lock"):

@@ -99,7 +99,7 @@ class _Command:
         limits = self.config.limits(req.timeout_seconds)
         await trees.copy(kept_tree, self.folders.workspace)
         edited = await self.blobs.get_many_async(key for key in req.overlay.values() if key is not None)
-        refused = apply_overlay(self.folders.workspace, req.overlay, edited)
+        refused = await asyncio.to_thread(apply_overlay, self.folders.workspace, req.overlay, edited)
         if refused is not None:
             return await self._not_run(refused, limits)
         try:
