@@ -32,6 +32,7 @@ from contracts.run import DEFAULT_MAX_RETRIES, DEFAULT_MODE, Decision, GateDecis
 from starter.client import connect
 from starter.follow import follow, query_state
 from starter.render import console, err_console, server_line, summary, ui_link
+from starter.sample import DEFAULT_SCENARIO, SCENARIOS, UnknownScenarioError, scenario_named
 from starter.server import ServerError, ensure_server, stop_server
 from telemetry.logs import configure_logging
 from telemetry.setup import client_interceptors
@@ -344,18 +345,25 @@ def codec_key(key_id: Annotated[str, typer.Argument(help="A name for the key, e.
 
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Print the workers' log lines here, not to a file.")]
+ScenarioName = Annotated[str, typer.Option(help=f"The recorded run to play: {' | '.join(SCENARIOS)}.")]
 
 
 @app.command()
-def demo(verbose: Verbose = False) -> None:
-    """The main job, offline: a scripted run on the bundled sample through fail → retry → pass → approve."""
+def demo(verbose: Verbose = False, scenario: ScenarioName = DEFAULT_SCENARIO) -> None:
+    """The main job, offline: a scripted run on the bundled sample. The default scenario goes through
+    fail → retry → pass → approve; `self-check` has the coder run the tests itself and pass in one round."""
     from starter.demo import log_path, new_stamp, run_demo, tell_where_the_log_is
 
+    try:  # named before anything starts: no server, no log file for a typo
+        played = scenario_named(scenario)
+    except UnknownScenarioError as err:
+        err_console.print(f"[red]{err}[/red]", highlight=False)
+        raise typer.Exit(2) from None
     settings, stamp = get_settings(), new_stamp()
     log = None if verbose else log_path(settings, stamp)
     code = 1
     try:
-        code = _run(run_demo(settings, stamp=stamp, log=log))
+        code = _run(run_demo(settings, stamp=stamp, log=log, scenario=played))
     finally:  # whatever stopped it, a failed demo names its log (the person saw no log line)
         if code != 0 and log is not None:
             tell_where_the_log_is(log)

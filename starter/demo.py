@@ -3,7 +3,9 @@
 Starts (or finds) the Temporal dev server, runs the workflow worker in this process and the sandbox
 worker in a child process that holds none of this one's secrets, starts the run on a fresh copy of
 the textkit sample, prints its progress stage by stage, and ends with a summary and
-the link to the run in the Temporal UI.
+the link to the run in the Temporal UI. A scenario (starter.sample.SCENARIOS) is the recorded
+conversation that plays the agents: the default shows a coder retry after failing tests, `self-check`
+a coder that runs the tests itself and needs one round.
 
 The terminal shows the progress and the summary only: the workers' log lines (this process's and
 the sandbox worker's, its stderr included) go to a file under the data directory, whose path the
@@ -24,7 +26,7 @@ from contracts.run import Outcome
 from starter.client import connect
 from starter.follow import follow
 from starter.render import REPLAY_NOTE, console, err_console, summary, ui_link
-from starter.sample import branch_log, create_sample_repo, demo_input
+from starter.sample import Scenario, branch_log, create_sample_repo, demo_input
 from starter.sandbox_process import SandboxProcess, SandboxWorkerExited
 from starter.server import ensure_server
 from storage.store import StorageError
@@ -49,8 +51,9 @@ def _open_log(path: Path) -> TextIO:
     return path.open("a", encoding="utf-8")
 
 
-async def run_demo(settings: Settings, *, stamp: str, log: Path | None) -> int:
-    """The demo; its exit status. `log`: the file for the workers' log lines (None: this terminal)."""
+async def run_demo(settings: Settings, *, stamp: str, log: Path | None, scenario: Scenario) -> int:
+    """The demo playing `scenario`; its exit status. `log`: the file for the workers' log lines (None: this
+    terminal)."""
     from starter.workers import WorkerGroup, build_workers, checked_store  # the demo runs the workers itself
 
     try:  # as every worker does at start: a wrong FORGEFLOW_STORAGE_URL stops here, named, not a run later
@@ -69,17 +72,19 @@ async def run_demo(settings: Settings, *, stamp: str, log: Path | None) -> int:
     if log is not None:
         console.print(f"worker logs: {log} (--verbose prints them here)", highlight=False, soft_wrap=True)
     console.print(f"[yellow]{REPLAY_NOTE}[/yellow]: the bundled recording plays the four agents")
+    console.print(f"scenario [bold]{scenario.name}[/bold]: {scenario.story}", highlight=False, soft_wrap=True)
     client = await connect(settings)
     workflow_id = f"forgeflow-demo-{stamp}"
     # The demo's code is the bundled sample and a recorded conversation, nothing untrusted: it runs
     # where no cgroup can be made too (e.g. a root container), on rlimits alone.
     demo_settings = settings.model_copy(update={"sandbox_weak_limits": True})
-    workers = build_workers(client, demo_settings, [settings.task_queue], store)
+    queue = settings.task_queue
+    workers = build_workers(client, demo_settings, [queue], store)
     try:
         sandbox_worker = SandboxProcess(demo_settings, log_format="json" if stream else "text", output=stream)
         async with sandbox_worker as sandbox, WorkerGroup(workers):
             handle = await client.start_workflow(
-                "IssueWorkflow", demo_input(repo), id=workflow_id, task_queue=settings.task_queue
+                "IssueWorkflow", demo_input(repo, scenario=scenario.name), id=workflow_id, task_queue=queue
             )
             console.print(f"run started — watch it live in the Temporal UI: {ui_link(settings, workflow_id)}")
             state, status = await sandbox.while_running(follow(handle))
