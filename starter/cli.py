@@ -91,6 +91,7 @@ def build_input(
     model: str | None = None,
     test_command: str | None = None,
     install_command: str | None = None,
+    commands: str | None = None,
 ) -> IssueInput:
     """Validate on the client first, so a bad option is named before anything starts."""
     if spec_file is not None:
@@ -101,6 +102,7 @@ def build_input(
         "model_script": str(script.resolve()) if script else None, "model": model,
         "test_command": shlex.split(test_command) if test_command else None,
         "install_command": shlex.split(install_command) if install_command else None,
+        "commands": _roles(commands),
     }  # fmt: skip
     try:
         return IssueInput.model_validate({k: v for k, v in raw.items() if v is not None})
@@ -109,6 +111,15 @@ def build_input(
             field = ".".join(str(p) for p in e["loc"]) or "input"
             err_console.print(f"[red]invalid {field}: {e['msg']}[/red]", highlight=False)
         raise typer.Exit(2) from None
+
+
+def _roles(text: str | None) -> list[str] | None:
+    """`--commands coder,tester` → the roles; `--commands none` → [] (commands off); unset → the default."""
+    if text is None:
+        return None
+    if text.strip().lower() == "none":
+        return []
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 Repo = Annotated[str, typer.Option(help="owner/name, or a path to a local git repository.")]
@@ -129,6 +140,13 @@ TestCommand = Annotated[
 ]
 InstallCommand = Annotated[
     str | None, typer.Option(help="Dependency install step before the tests, e.g. 'pip install -e .[test]'.")
+]
+Commands = Annotated[
+    str | None,
+    typer.Option(
+        help="Agents that may run sandboxed commands, comma-separated (default: coder,tester; 'none' turns them "
+        "off; planner and reviewer run them read-only)."
+    ),
 ]
 
 
@@ -164,11 +182,11 @@ def run_command(then: Callable[[IssueInput, str | None], None]) -> Callable[...,
         repo: Repo, issue: Issue = None, pr: Pr = None, spec: Spec = None, spec_file: SpecFile = None,
         mode: Mode = DEFAULT_MODE, max_retries: Retries = DEFAULT_MAX_RETRIES, require_plan_approval: Gate = False,
         script: Script = None, workflow_id: WorkflowId = None, model: Model = None,
-        test_command: TestCommand = None, install_command: InstallCommand = None,
+        test_command: TestCommand = None, install_command: InstallCommand = None, commands: Commands = None,
     ) -> None:  # fmt: skip
         inp = build_input(
             repo, issue, pr, spec, spec_file, mode, max_retries, require_plan_approval, script, model,
-            test_command, install_command,
+            test_command, install_command, commands,
         )  # fmt: skip
         then(inp, workflow_id)
 

@@ -26,6 +26,7 @@ from starter.demo import log_errors
         (["--repo", "not a repo!", "--spec", "do it"], "invalid repo"),
         (["--repo", "/tmp/x"], "no task to work on"),
         (["--repo", "/tmp/x", "--spec", "x", "--max-retries", "99"], "invalid max_retries"),
+        (["--repo", "/tmp/x", "--spec", "x", "--commands", "coder,deployer"], "invalid commands.1"),
     ],
 )
 def test_bad_input_is_named_before_anything_starts(args: list[str], message: str) -> None:
@@ -148,3 +149,11 @@ def test_sandbox_commands_are_split_like_a_shell(tmp_path: Path) -> None:
     )  # fmt: skip
     assert inp.test_command == ["pytest", "-k", "not slow"]
     assert inp.install_command == ["pip", "install", "-e", ".[test]"]
+
+
+@pytest.mark.parametrize(("option", "roles"), [(None, None), ("none", []), ("coder, reviewer", ["coder", "reviewer"])])
+def test_the_agents_that_may_run_commands(tmp_path: Path, option: str | None, roles: list[str] | None) -> None:
+    inp = build_input(
+        str(tmp_path), None, None, "do it", None, "autonomous", 3, False, None, None, None, None, option
+    )  # fmt: skip
+    assert inp.commands == roles
