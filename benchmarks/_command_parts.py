@@ -1,0 +1,165 @@
+"""What benchmarks/command_roundtrip.py measures in its own process, without Temporal: the second
+floor (bubblewrap running `true` exactly as the sandbox launches a command) and the pieces of a
+run_command call, each timed on its own with the worker's own functions on the same kept commit.
+
+The pieces are timed beside the activity, not inside it, so their sum only approximates the
+activity's time; what is left over is the activity's other work (reading .gitignore files, the
+install cache key's manifest reads, building the answer) and the SDK's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import tempfile
+import time
+import uuid
+from asyncio.subprocess import DEVNULL
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
+from pathlib import Path
+
+from activities.sandbox import _changes
+from activities.sandbox._prepared import PreparedTrees
+from activities.sandbox._steps import Folders, SandboxConfig, Stepper, Workspace, apply_overlay
+from activities.sandbox.backend import IsolationBackend, Step
+from activities.sandbox.backends import select_backend
+from contracts.commands import DEFAULT_COMMAND_SECONDS
+
+COMMAND = "true"
+ARGV = ["bash", "-c", COMMAND]  # what run_command runs for the command `true`
+# The pieces, in the order a command meets them (activities/sandbox/run_command.py).
+COPY = "copy the kept commit (cp -a)"
+OVERLAY = "overlay: fetch and lay the edits"
+WALKS = "two walks of the copy (before, after)"
+LISTING = "list the files (install key, runner)"
+STEP = "bubblewrap step (floor 2)"
+PUT = "put the answer in the blob store"
+REMOVE = "remove the copy"
+TMPFS = Path("/dev/shm")  # a memory filesystem, to compare the copy's cost where files cost no disk
+
+
+async def _uncancelled(copy: Awaitable[None]) -> None:
+    """`copy` awaited to its end even when this task is cancelled (Ctrl-C), then the cancellation:
+    a cancelled PreparedTrees.copy leaves its `cp` running, which would still be writing into the
+    folder the caller's cleanup is removing."""
+    task = asyncio.ensure_future(copy)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
+
+
+@contextlib.asynccontextmanager
+async def _timed(into: list[float]) -> AsyncIterator[None]:
+    started = time.perf_counter()
+    yield
+    into.append(time.perf_counter() - started)
+
+
+@dataclass
+class Floor:
+    """Seconds of each run of `bash -c true` under bubblewrap, with and without the sandbox's limits."""
+
+    limited: list[float]  # as run_command's step runs it: Bubblewrap.launch's argv under run_limited
+    bare: list[float]  # the same argv started plainly: no cgroup, no preexec hook (so no fork of this process)
+
+
+async def bwrap_floor(config: SandboxConfig, rounds: int) -> Floor:
+    """`rounds` runs each way, alternating, each in a fresh run folder."""
+    floor = Floor([], [])
+    for _ in range(rounds):
+        with tempfile.TemporaryDirectory(prefix="forgeflow-bench-bwrap-") as tmp:
+            floor.limited.append(await _one_step(config, Folders.make(Path(tmp))))
+        with tempfile.TemporaryDirectory(prefix="forgeflow-bench-bwrap-") as tmp:
+            floor.bare.append(await _bare_step(config, Folders.make(Path(tmp))))
+    return floor
+
+
+def _bubblewrap(config: SandboxConfig) -> IsolationBackend:
+    backend = select_backend(config.isolation)
+    if not backend.isolates:  # the floor would not be bubblewrap's: say so rather than print it
+        raise RuntimeError(f"the sandbox worker here would run commands unisolated ({type(backend).__name__})")
+    return backend
+
+
+async def _one_step(config: SandboxConfig, folders: Folders) -> float:
+    limits = config.limits(DEFAULT_COMMAND_SECONDS)
+    steps = Stepper(config, _bubblewrap(config), folders)
+    started = time.perf_counter()
+    finished = await steps.step(ARGV, [], {}, folders.host / "command.log", limits, what="command")
+    seconds = time.perf_counter() - started
+    if finished.exit_code != 0:
+        raise RuntimeError(f"bubblewrap ran `{COMMAND}` with exit code {finished.exit_code}")
+    return seconds
+
+
+async def _bare_step(config: SandboxConfig, folders: Folders) -> float:
+    backend = _bubblewrap(config)
+    prefixes = Stepper(config, backend, folders).prefixes  # the step's own view of the interpreter
+    hosts = folders.host / "hosts"
+    step = Step(
+        command=ARGV, env={}, mounts=[], workspace=folders.workspace, out_dir=folders.out, hosts=hosts,
+        python_prefixes=prefixes,
+    )  # fmt: skip
+    launch = backend.launch(step)
+    started = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(
+        *launch.argv, env=launch.env, stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL, start_new_session=True
+    )
+    code = await proc.wait()
+    seconds = time.perf_counter() - started
+    if code != 0:
+        raise RuntimeError(f"bubblewrap ran `{COMMAND}` with exit code {code}")
+    return seconds
+
+
+@dataclass
+class Pieces:
+    timed: dict[str, list[float]]  # seconds of each piece, by name, in the order a command meets them
+    tmpfs: list[float]  # seconds to copy and remove the kept commit on TMPFS (empty: none here)
+
+
+async def pieces(
+    config: SandboxConfig, tree: str, commit_sha: str, overlay: dict[str, str | None], rounds: int
+) -> Pieces:
+    """Seconds of each piece of a run_command call with `overlay`, over `rounds` fresh copies."""
+    trees_dir = config.trees_dir or config.cache_dir.parent / "sandbox-trees"  # as run_command finds it
+    trees = PreparedTrees(trees_dir, config.trees, config.cache_max_bytes)
+    kept = await trees.entry(tree, commit_sha)
+    timed: dict[str, list[float]] = {name: [] for name in (COPY, OVERLAY, WALKS, LISTING, STEP, PUT, REMOVE)}
+    for _ in range(rounds):
+        tmp = Path(tempfile.mkdtemp(prefix="forgeflow-bench-parts-"))
+        try:
+            folders = Folders.make(tmp)
+            workspace = folders.workspace
+            async with _timed(timed[COPY]):
+                await _uncancelled(trees.copy(kept, workspace))
+            async with _timed(timed[OVERLAY]):
+                edited = await config.blobs.get_many_async(key for key in overlay.values() if key is not None)
+                apply_overlay(workspace, overlay, edited)
+            async with _timed(timed[WALKS]):
+                for _walk in range(2):
+                    await asyncio.to_thread(_changes.snapshot, workspace)
+            async with _timed(timed[LISTING]):
+                Workspace(workspace).paths()
+            timed[STEP].append(await _one_step(config, folders))
+            async with _timed(timed[PUT]):  # unique bytes: the answer names the command's seconds
+                await config.blobs.put_async(f"$ {COMMAND}\nexit code 0 ({uuid.uuid4()})\n".encode())
+        finally:
+            async with _timed(timed[REMOVE]):
+                await asyncio.to_thread(shutil.rmtree, tmp, True)
+    on_tmpfs = await asyncio.to_thread(TMPFS.is_dir)
+    return Pieces(timed, [await _tmpfs_copy(trees, kept) for _ in range(rounds)] if on_tmpfs else [])
+
+
+async def _tmpfs_copy(trees: PreparedTrees, kept: Path) -> float:
+    started = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="forgeflow-bench-tmpfs-", dir=TMPFS))
+    try:
+        await _uncancelled(trees.copy(kept, tmp))
+    finally:
+        await asyncio.to_thread(shutil.rmtree, tmp, True)
+    return time.perf_counter() - started
