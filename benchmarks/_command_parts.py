@@ -1,6 +1,7 @@
 """What benchmarks/command_roundtrip.py measures in its own process, without Temporal: the second
 floor (bubblewrap running `true` exactly as the sandbox launches a command) and the pieces of a
-run_command call, each timed on its own with the worker's own functions on the same kept commit.
+run_command call, each timed on its own with the worker's own functions on the same kept commit; and
+what a fresh copy of the commit would cost each command, which reusing working copies saves.
 
 The pieces are timed beside the activity, not inside it, so their sum only approximates the
 activity's time; what is left over is the activity's other work (reading .gitignore files, the
@@ -11,17 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import tempfile
 import time
 import uuid
 from asyncio.subprocess import DEVNULL
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from activities.sandbox import _changes
-from activities.sandbox._prepared import PreparedTrees
+from activities.sandbox._prepared import PreparedTrees, copy_tree
 from activities.sandbox._steps import Folders, SandboxConfig, Stepper, Workspace, apply_overlay
 from activities.sandbox.backend import IsolationBackend, Step
 from activities.sandbox.backends import select_backend
@@ -30,26 +30,13 @@ from contracts.commands import DEFAULT_COMMAND_SECONDS
 COMMAND = "true"
 ARGV = ["bash", "-c", COMMAND]  # what run_command runs for the command `true`
 # The pieces, in the order a command meets them (activities/sandbox/run_command.py).
-COPY = "copy the kept commit (cp -a)"
+TAKE = "take a working copy"
 OVERLAY = "overlay: fetch and lay the edits"
 WALKS = "two walks of the copy (before, after)"
 LISTING = "list the files (install key, runner)"
 STEP = "bubblewrap step (floor 2)"
 PUT = "put the answer in the blob store"
-REMOVE = "remove the copy"
-TMPFS = Path("/dev/shm")  # a memory filesystem, to compare the copy's cost where files cost no disk
-
-
-async def _uncancelled(copy: Awaitable[None]) -> None:
-    """`copy` awaited to its end even when this task is cancelled (Ctrl-C), then the cancellation:
-    a cancelled PreparedTrees.copy leaves its `cp` running, which would still be writing into the
-    folder the caller's cleanup is removing."""
-    task = asyncio.ensure_future(copy)
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await task
-        raise
+GIVE_BACK = "give it back (reset to the commit)"
 
 
 @contextlib.asynccontextmanager
@@ -119,47 +106,47 @@ async def _bare_step(config: SandboxConfig, folders: Folders) -> float:
 @dataclass
 class Pieces:
     timed: dict[str, list[float]]  # seconds of each piece, by name, in the order a command meets them
-    tmpfs: list[float]  # seconds to copy and remove the kept commit on TMPFS (empty: none here)
+    fresh_copy: list[float]  # seconds to copy the kept commit whole and remove the copy: what reuse saves
 
 
 async def pieces(
     config: SandboxConfig, tree: str, commit_sha: str, overlay: dict[str, str | None], rounds: int
 ) -> Pieces:
-    """Seconds of each piece of a run_command call with `overlay`, over `rounds` fresh copies."""
+    """Seconds of each piece of a run_command call with `overlay`, over `rounds` calls on working
+    copies taken and given back as run_command does (the first a new copy, the rest reused)."""
     trees_dir = config.trees_dir or config.cache_dir.parent / "sandbox-trees"  # as run_command finds it
     trees = PreparedTrees(trees_dir, config.trees, config.cache_max_bytes)
     kept = await trees.entry(tree, commit_sha)
-    timed: dict[str, list[float]] = {name: [] for name in (COPY, OVERLAY, WALKS, LISTING, STEP, PUT, REMOVE)}
+    timed: dict[str, list[float]] = {name: [] for name in (TAKE, OVERLAY, WALKS, LISTING, STEP, PUT, GIVE_BACK)}
     for _ in range(rounds):
-        tmp = Path(tempfile.mkdtemp(prefix="forgeflow-bench-parts-"))
-        try:
-            folders = Folders.make(tmp)
-            workspace = folders.workspace
-            async with _timed(timed[COPY]):
-                await _uncancelled(trees.copy(kept, workspace))
-            async with _timed(timed[OVERLAY]):
-                edited = await config.blobs.get_many_async(key for key in overlay.values() if key is not None)
-                apply_overlay(workspace, overlay, edited)
-            async with _timed(timed[WALKS]):
-                for _walk in range(2):
-                    await asyncio.to_thread(_changes.snapshot, workspace)
-            async with _timed(timed[LISTING]):
-                Workspace(workspace).paths()
-            timed[STEP].append(await _one_step(config, folders))
-            async with _timed(timed[PUT]):  # unique bytes: the answer names the command's seconds
-                await config.blobs.put_async(f"$ {COMMAND}\nexit code 0 ({uuid.uuid4()})\n".encode())
-        finally:
-            async with _timed(timed[REMOVE]):
-                await asyncio.to_thread(shutil.rmtree, tmp, True)
-    on_tmpfs = await asyncio.to_thread(TMPFS.is_dir)
-    return Pieces(timed, [await _tmpfs_copy(trees, kept) for _ in range(rounds)] if on_tmpfs else [])
+        with tempfile.TemporaryDirectory(prefix="forgeflow-bench-parts-") as tmp:
+            taken = trees.checkout(tree, commit_sha)
+            async with _timed(timed[TAKE]):
+                checkout = await taken.__aenter__()
+            try:
+                folders = Folders.make(Path(tmp), workspace=checkout.path)
+                workspace = folders.workspace
+                async with _timed(timed[OVERLAY]):
+                    edited = await config.blobs.get_many_async(key for key in overlay.values() if key is not None)
+                    await asyncio.to_thread(apply_overlay, workspace, overlay, edited)
+                async with _timed(timed[WALKS]):
+                    for _walk in range(2):
+                        await asyncio.to_thread(_changes.snapshot, workspace)
+                async with _timed(timed[LISTING]):
+                    Workspace(workspace).paths()
+                timed[STEP].append(await _one_step(config, folders))
+                async with _timed(timed[PUT]):  # unique bytes: the answer names the command's seconds
+                    await config.blobs.put_async(f"$ {COMMAND}\nexit code 0 ({uuid.uuid4()})\n".encode())
+            except BaseException as err:
+                await taken.__aexit__(type(err), err, err.__traceback__)
+                raise
+            async with _timed(timed[GIVE_BACK]):
+                await taken.__aexit__(None, None, None)
+    return Pieces(timed, [await _fresh_copy(kept) for _ in range(rounds)])
 
 
-async def _tmpfs_copy(trees: PreparedTrees, kept: Path) -> float:
+async def _fresh_copy(kept: Path) -> float:
     started = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix="forgeflow-bench-tmpfs-", dir=TMPFS))
-    try:
-        await _uncancelled(trees.copy(kept, tmp))
-    finally:
-        await asyncio.to_thread(shutil.rmtree, tmp, True)
+    with tempfile.TemporaryDirectory(prefix="forgeflow-bench-copy-") as tmp:
+        await copy_tree(kept, Path(tmp))
     return time.perf_counter() - started

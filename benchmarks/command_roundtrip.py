@@ -22,9 +22,9 @@ Measured per call from the workflow's history (the server's clock), p50 / p90 in
 Floor 1 is the no-op's round trip: Temporal's own. Floor 2 is `bash -c true` under bubblewrap,
 launched as the sandbox launches a command (its argv under run_limited), timed in this process
 without Temporal, and split into bubblewrap alone and the limits (benchmarks/_command_parts.py).
-Then each piece of a command is timed alone on the same kept commit, and the copy once more on
-tmpfs for comparison. The server's process and the temporary directory go at the end, on an error,
-on Ctrl-C and on SIGTERM.
+Then each piece of a command is timed alone on the same kept commit, and a fresh copy of the commit
+(what each command would cost without reusing working copies). The server's process and the
+temporary directory go at the end, on an error, on Ctrl-C and on SIGTERM.
 """
 
 from __future__ import annotations
@@ -70,8 +70,7 @@ ROOT = Path(__file__).resolve().parents[1]  # forgeflow's own checkout: a real r
 GOAL_MS = 500.0  # issue 15: the sandbox's overhead on `true`, on this machine kind
 NOOP, PLAIN, EDITED, COLD = "noop", "command", "edited", "cold"
 # On Ctrl-C the sandbox worker lets the command in flight end (`true`: well under a second) rather
-# than cancel it: run_command cancelled while it copies the commit leaves its `cp` writing into the
-# folder it then removes, and that folder behind.
+# than cancel it, so the run's temporary folder is not removed under it.
 STOP_GRACE = timedelta(seconds=30)
 
 
@@ -203,9 +202,6 @@ def report(m: Measured, repo: Repository, rounds: int, edits: int, load: tuple[f
     print(f"{rounds} rounds, each: no-op, run_command `true`, run_command `true` with {edits} edited files")
     cores = os.cpu_count() or 1
     print(f"load average before: {' '.join(f'{x:.2f}' for x in load)} ({cores} cores; the machine may be shared)")
-    # Each command's copy of the commit goes there (run_command's temporary folder), and a copy's cost
-    # depends on the folder's filesystem.
-    print(f"each command's folder under {tempfile.gettempdir()} (TMPDIR)")
     floor1, floor2 = pct(m.calls[NOOP].round_trip, 0.5), pct(m.floor.limited, 0.5)
     rows = [
         ("floor 1: no-op activity", m.calls[NOOP]),
@@ -230,7 +226,7 @@ def report(m: Measured, repo: Repository, rounds: int, edits: int, load: tuple[f
 
 
 def _breakdown(m: Measured, edits: int, floors: float) -> None:
-    """Each piece's p50, their sum against the activity's own time, and the copy on tmpfs."""
+    """Each piece's p50, their sum against the activity's own time, and what a fresh copy would cost."""
     print(f"\nwhere run_command's time goes, each piece timed alone on the same kept commit (p50 ms, {edits} edits):")
     for name, times in m.pieces.timed.items():
         print(f"  {name:40} {pct(times, 0.5):7.1f}")
@@ -242,12 +238,8 @@ def _breakdown(m: Measured, edits: int, floors: float) -> None:
     print(f"  of floor 2: bubblewrap alone {bare:.1f}, the limits (cgroup, fork for the preexec hook) {limits:.1f}")
     beyond = pct(m.calls[PLAIN].round_trip, 0.5) - floors
     print(f"  run_command's round trip beyond both floors (no edits): {beyond:.1f}")
-    if m.pieces.tmpfs:
-        copy = sum(pct(m.pieces.timed[name], 0.5) for name in (_command_parts.COPY, _command_parts.REMOVE))
-        print(
-            f"  copy and remove: {copy:.1f} here; {pct(m.pieces.tmpfs, 0.5):.1f} on {_command_parts.TMPFS} (tmpfs), "
-            "for comparison"
-        )
+    print(f"  a fresh copy of the commit (cp -a, then removed), which reusing working copies saves: "
+          f"{pct(m.pieces.fresh_copy, 0.5):.1f}")  # fmt: skip
 
 
 async def main(repo_path: Path, rounds: int, edits: int) -> None:

@@ -41,7 +41,17 @@ Snapshot = dict[str, Record]  # relative path → record (folders are not entrie
 def snapshot(top: Path, skip: frozenset[str] = ALWAYS_SKIPPED) -> Snapshot:
     """Every entry under `top` but folders, without following links; folders whose relative path is
     in `skip` are not entered (a top-level name, or a mount point such as node_modules). Blocking."""
+    return walk(top, skip)[0]
+
+
+Folders = dict[str, int]  # relative path → permission bits
+
+
+def walk(top: Path, skip: frozenset[str] = frozenset()) -> tuple[Snapshot, Folders]:
+    """Every entry under `top`, and every folder with its permission bits, without following links
+    (see `snapshot`). For a tree nothing writes meanwhile: the sandbox that shaped it has ended. Blocking."""
     found: Snapshot = {}
+    folders: Folders = {}
     stack = [""]
     while stack:
         rel = stack.pop()
@@ -51,6 +61,7 @@ def snapshot(top: Path, skip: frozenset[str] = ALWAYS_SKIPPED) -> Snapshot:
                 info = entry.stat(follow_symlinks=False)
                 if stat.S_ISDIR(info.st_mode):
                     if path not in skip:
+                        folders[path] = stat.S_IMODE(info.st_mode)
                         stack.append(path)
                 elif stat.S_ISREG(info.st_mode):
                     found[path] = Record("file", (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns))
@@ -58,7 +69,7 @@ def snapshot(top: Path, skip: frozenset[str] = ALWAYS_SKIPPED) -> Snapshot:
                     found[path] = Record("link", tuple(os.readlink(entry.path).encode("utf-8", "surrogateescape")))
                 else:
                     found[path] = Record("other")  # a FIFO, socket or device the command made
-    return found
+    return found, folders
 
 
 @dataclass

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -172,6 +173,25 @@ def delete(root_fd: int, relpath: str) -> None:
         if err.errno in (errno.ELOOP, errno.ENOTDIR):
             raise UnsafeTreeError(err.errno, f"{relpath!r}: a folder on the way is a symbolic link") from None
         raise
+
+
+def remove_tree(root_fd: int, relpath: str) -> None:
+    """Remove a folder and everything in it under the root: the path is walked without following a
+    link, and shutil.rmtree works from descriptors (it never follows a link inside either)."""
+    parts = _parts(relpath)
+    with _parent(root_fd, parts) as parent:
+        shutil.rmtree(parts[-1], dir_fd=parent)
+
+
+def set_mode(root_fd: int, relpath: str, mode: int) -> None:
+    """Set a folder's permission bits, reached without following any link."""
+    parts = _parts(relpath)
+    with _parent(root_fd, parts) as parent:
+        fd = os.open(parts[-1], _DIR_FLAGS, dir_fd=parent)
+        try:
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
 
 
 def _entries(top: Path, skip: frozenset[str] = frozenset()) -> Iterator[tuple[str, os.DirEntry[str]]]:

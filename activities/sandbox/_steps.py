@@ -88,9 +88,10 @@ class Folders:
     host: Path  # console logs and the hosts file: never visible to a sandbox
 
     @classmethod
-    def make(cls, tmp: Path) -> Folders:
-        folders = cls(tmp / "workspace", tmp / "out", tmp / "host")
-        for folder in (folders.workspace, folders.out, folders.host):
+    def make(cls, tmp: Path, workspace: Path | None = None) -> Folders:
+        """The run's folders under `tmp`; the workspace there too, unless one is given."""
+        folders = cls(workspace or tmp / "workspace", tmp / "out", tmp / "host")
+        for folder in (folders.out, folders.host) if workspace else (folders.workspace, folders.out, folders.host):
             folder.mkdir(mode=0o700)
         (folders.host / "hosts").write_text(HOSTS_FILE)
         return folders

@@ -68,16 +68,16 @@ class CommandRun:
         self._config = config
         self._blobs: BlobStore = config.blobs
         trees_dir = config.trees_dir or config.cache_dir.parent / "sandbox-trees"
-        self._trees = PreparedTrees(trees_dir, config.trees, config.cache_max_bytes)
+        self._trees = PreparedTrees(trees_dir, config.trees, config.cache_max_bytes)  # one per worker process
 
     async def run(self, req: RunCommandInput) -> CommandResult:
         backend = select_backend(self._config.isolation)  # each run: an operator may install one meanwhile
         async with operation("sandbox", "run_command") as outcome:
             with tempfile.TemporaryDirectory(prefix="forgeflow-command-") as tmp:
-                folders = Folders.make(Path(tmp))
-                result = await _Command(self._config, self._blobs, Stepper(self._config, backend, folders), req).run(
-                    await self._trees.entry(req.tree, req.commit_sha), self._trees
-                )
+                async with self._trees.checkout(req.tree, req.commit_sha) as checkout:
+                    folders = Folders.make(Path(tmp), workspace=checkout.path)
+                    steps = Stepper(self._config, backend, folders)
+                    result = await _Command(self._config, self._blobs, steps, req).run(checkout.kept)
             outcome.ok = result.status != "not_run"
             outcome.attributes = {
                 "forgeflow.command.status": result.status,
@@ -94,10 +94,10 @@ class _Command:
         self.folders = steps.folders
         self.ws = Workspace(self.folders.workspace)
 
-    async def run(self, kept_tree: Path, trees: PreparedTrees) -> CommandResult:
+    async def run(self, kept_tree: Path) -> CommandResult:
+        """The command in the working copy (equal to the commit), with the agent's edits laid on it."""
         req = self.req
         limits = self.config.limits(req.timeout_seconds)
-        await trees.copy(kept_tree, self.folders.workspace)
         edited = await self.blobs.get_many_async(key for key in req.overlay.values() if key is not None)
         refused = await asyncio.to_thread(apply_overlay, self.folders.workspace, req.overlay, edited)
         if refused is not None:

@@ -5,6 +5,7 @@ What a command changes in the workspace comes back as edits (blob keys), and not
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ import structlog
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.testing import ActivityEnvironment
 
+from activities.sandbox._changes import walk
+from activities.sandbox._prepared import reset
 from activities.sandbox.run_tests import SandboxActivities
 from config.settings import Settings
 from contracts.commands import CommandResult, RunCommandInput
@@ -235,3 +238,86 @@ async def test_every_command_is_a_span_and_a_log_line_with_its_exit_code(
     assert attributes["forgeflow.command.seconds"] == result.duration_seconds
     (line,) = [entry for entry in logs if entry["event"] == "command"]
     assert (line["exit_code"], line["status"], line["seconds"]) == (3, "exited", result.duration_seconds)
+
+
+# --- working copies: reused, and put back the way the commit has them --------------------------
+
+FINGERPRINT = (
+    "find . -path ./node_modules -prune -o -printf '%y %m %p -> %l\\n' | LC_ALL=C sort; "
+    "find . -type f -exec md5sum {} + | LC_ALL=C sort"
+)
+NASTY = """
+echo changed >> a.txt
+printf 'same\\n' > same.txt
+rm b.txt
+echo new > new.txt
+mkdir -p newdir/deep && echo x > newdir/deep/f
+chmod 700 src && chmod 600 src/c.py && chmod +x a.txt
+rm -rf d && ln -s /etc d
+rm e.txt && mkdir e.txt && echo y > e.txt/inner
+ln -sfn b.txt lnk
+mkfifo fifo
+ln a.txt hard.txt
+git init -q . 2>/dev/null || mkdir -p .git/objects
+touch -d '2000-01-01' a.txt new.txt
+echo done
+"""
+COMMIT = {"a.txt": "a\n", "b.txt": "b\n", "same.txt": "same\n", "src/c.py": "C = 1\n", "d/f.txt": "f\n", "e.txt": "e\n"}
+
+
+def live_copies(sandbox: Sandbox, tree: str) -> list[Path]:
+    folder = sandbox.settings.sandbox_trees_dir / f"{tree}.live"
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
+async def test_a_working_copy_is_reused_and_put_back_exactly_as_the_commit_has_it(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    repo, sha = make_repo(tmp_path, COMMIT)
+    os.symlink("a.txt", repo / "lnk")
+    git(repo, "add", "lnk")
+    git(repo, "commit", "-qm", "a link")
+    sha = git(repo, "rev-parse", "HEAD")
+    tree = await upload_tree(object_store(sandbox.settings), repo, sha)
+    first = sandbox.text(await sandbox.run(repo, sha, tree, FINGERPRINT)).split("\n", 2)[2]
+    (copy,) = live_copies(sandbox, tree)
+    nasty = await sandbox.run(repo, sha, tree, NASTY)
+    assert "done" in sandbox.text(nasty) and nasty.status == "exited"
+    assert live_copies(sandbox, tree) == [copy]  # the same working copy, put back
+    again = sandbox.text(await sandbox.run(repo, sha, tree, FINGERPRINT)).split("\n", 2)[2]
+    assert again == first
+    assert live_copies(sandbox, tree) == [copy]
+
+
+async def test_a_cancelled_command_does_not_leave_its_working_copy_for_reuse(tmp_path: Path, sandbox: Sandbox) -> None:
+    repo, sha, tree = await sandbox.commit(tmp_path, {"a.txt": "a\n"})
+    await sandbox.run(repo, sha, tree, "true")
+    (copy,) = live_copies(sandbox, tree)
+    env = ActivityEnvironment()
+    request = RunCommandInput(repository=str(repo), commit_sha=sha, tree=tree, command="echo x >> a.txt; sleep 60")
+    task = asyncio.create_task(env.run(sandbox.acts.run_command, request))
+    for _ in range(100):  # until the command runs in the copy
+        if processes_matching("sleep 60") != "":
+            break
+        await asyncio.sleep(0.1)
+    env.cancel()
+    with pytest.raises(BaseException) as cancelled:
+        await task
+    assert "Cancel" in type(cancelled.value).__name__
+    assert not copy.exists() and live_copies(sandbox, tree) == []
+    after = await sandbox.run(repo, sha, tree, "cat a.txt")
+    assert sandbox.text(after).endswith("\na")  # a fresh copy of the commit
+
+
+def test_a_working_copy_that_cannot_be_put_back_is_refused(tmp_path: Path) -> None:
+    kept, live = tmp_path / "kept", tmp_path / "live"
+    for folder in (kept, live):
+        (folder / "src").mkdir(parents=True)
+        (folder / "src" / "a.py").write_text("A = 1\n")
+    clean = walk(live)
+    (live / "src" / "a.py").write_text("A = 2\n")
+    assert reset(live, kept, clean) is not None and (live / "src" / "a.py").read_text() == "A = 1\n"
+    clean = walk(live)
+    (live / "src" / "a.py").write_text("A = 3\n")
+    (kept / "src" / "a.py").unlink()  # the kept commit lost the file: the copy cannot be put back
+    assert reset(live, kept, clean) is None

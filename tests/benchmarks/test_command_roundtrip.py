@@ -57,7 +57,7 @@ def test_prints_each_row_against_its_floor_and_leaves_nothing(sample_repo: Path,
     ):
         assert re.search(rf"^{re.escape(row)}.* \d+\.\d+x\s*$", out, re.MULTILINE), (row, out)
     assert "cold: the worker's first run_command `true`" in out
-    for piece in ("copy the kept commit (cp -a)", "bubblewrap step (floor 2)", "remove the copy", "sum"):
+    for piece in ("take a working copy", "bubblewrap step (floor 2)", "give it back (reset to the commit)", "sum"):
         assert re.search(rf"^  {re.escape(piece)} +-?\d+\.\d", out, re.MULTILINE), (piece, out)
     assert GOAL_LINE.search(out), out
     assert list(tmp.iterdir()) == []
