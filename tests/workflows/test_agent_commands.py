@@ -47,16 +47,18 @@ async def run(
 async def test_what_the_coders_command_changes_is_committed_and_the_whole_suite_decides(
     time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path
 ) -> None:
-    command = (
-        f"rm notes.txt && printf '\\n\\n{SUBTRACT}' >> calc/__init__.py && printf '{NEW_TEST}' > tests/test_sub.py"
-    )
+    (sample_repo / "OLD.md").write_text("to be removed\n")
+    git(sample_repo, "add", "OLD.md")
+    git(sample_repo, "commit", "-qm", "a file the change removes")
+    add = f"printf '\\n\\n{SUBTRACT}' >> calc/__init__.py && printf '{NEW_TEST}' > tests/test_sub.py"
+    command = f"rm notes.txt OLD.md && {add}"
     coder = {
         "turns": [
             turn(tool("write_file", path="notes.txt", content="scratch\n")),
             turn(tool("run_command", command=command)),
             turn(
                 tool("run_tests", tests=["tests/test_sub.py"]),
-                expect=["The command changed 3 file(s)", "D notes.txt (a file you had created)"],
+                expect=["The command changed 4 file(s)", "D OLD.md", "D notes.txt (a file you had created)"],
             ),
             turn(
                 submit(summary="subtract", commit_message="Add subtract"), expect=["status: passed; total 1, passed 1"]
@@ -73,7 +75,8 @@ async def test_what_the_coders_command_changes_is_committed_and_the_whole_suite_
     assert report is not None and (report.status, report.total, report.passed) == ("passed", 2, 2)
     (branch,) = result.state.branches_created
     files = git(sample_repo, "ls-tree", "-r", "--name-only", branch).split()
-    assert sorted(files) == ["calc/__init__.py", "tests/test_calc.py", "tests/test_sub.py"]  # no notes.txt
+    # The committed file the command deleted is gone from the commit; the agent's own file never got in.
+    assert sorted(files) == ["calc/__init__.py", "tests/test_calc.py", "tests/test_sub.py"]
     assert git(sample_repo, "show", f"{branch}:calc/__init__.py").endswith("return a - b")
 
 
