@@ -2,7 +2,7 @@
 
 from contracts.agents import Plan
 from roles.spec import RoleSpec
-from roles.tools import RESEARCH
+from roles.tools import RESEARCH, RUN_COMMAND
 
 PLANNER = RoleSpec(
     name="planner",
@@ -21,6 +21,7 @@ PLANNER = RoleSpec(
     step="plan",
     stage="planning",
     max_turns=30,
+    command_tools=(RUN_COMMAND,),
     command_prompt=(
         "`run_command` runs a shell command in a sandbox on the repository (read-only: what it changes is "
         "discarded), for example to see how the code behaves today."

@@ -2,6 +2,7 @@
 
 from contracts.agents import Review
 from roles.spec import RoleSpec
+from roles.tools import RUN_COMMAND
 
 REVIEWER = RoleSpec(
     name="reviewer",
@@ -18,6 +19,7 @@ REVIEWER = RoleSpec(
     step="review",
     stage="reviewing",
     max_turns=30,
+    command_tools=(RUN_COMMAND,),
     command_prompt=(
         "`run_command` runs a shell command in a sandbox on the change (read-only: what it changes is "
         "discarded), for example to try the behaviour under review."

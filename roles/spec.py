@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from contracts.agents import DEFAULT_MAX_TURNS, Role
-from roles.tools import COMMAND_TOOLS, DEFINITIONS, RUN_COMMAND, ToolDef, submit_tool
+from roles.tools import DEFINITIONS, ToolDef, submit_tool
 
 # What the run does with a role's submission (workflows/_steps.py has one behaviour per kind):
 # record the plan, commit the change, commit the tests and judge the report, post the review.
@@ -30,8 +30,11 @@ class RoleSpec:
     tests_only: bool = False  # its write tools may only write test files (tests/…, test_*.py, *.test.js, …)
     max_turns: int = DEFAULT_MAX_TURNS  # the run's budgets.max_turns_per_agent caps it further
     model: str | None = None  # None: the run's model (IssueInput.model)
-    # Sandboxed commands (run_command): whether the role has them unless the run says otherwise, whether
-    # what they change is kept (else they run read-only), and what the prompt adds when the role has them.
+    # Sandboxed commands: the tools the role has only when the run lets it run commands (run_command; the
+    # coder's run_tests), whether it has them unless the run says otherwise, whether what they change is
+    # kept (else they run read-only), and what the prompt adds when the role has them. A run recorded
+    # before commands existed has them off (AgentInput.commands), so it replays with the tools it had.
+    command_tools: tuple[str, ...] = ()
     commands_by_default: bool = False
     keeps_command_changes: bool = False
     command_prompt: str = ""
@@ -39,7 +42,7 @@ class RoleSpec:
     def tools(self, commands: bool = False) -> list[ToolDef]:
         """Tool definitions in a fixed order, so the prompt prefix is byte-stable across turns; the
         command tools only when the run lets this role run commands."""
-        names = [*self.tool_names, RUN_COMMAND] if commands else self.tool_names
+        names = [*self.tool_names, *self.command_tools] if commands else self.tool_names
         defs = [DEFINITIONS[name] for name in names]
         return [*defs, submit_tool(self.result_model, self.submit_description)]
 
@@ -49,4 +52,4 @@ class RoleSpec:
         )
 
     def has_tool(self, name: str, commands: bool) -> bool:
-        return name in self.tool_names or (commands and name in COMMAND_TOOLS)
+        return name in self.tool_names or (commands and name in self.command_tools)

@@ -2,7 +2,7 @@
 
 from contracts.agents import TesterReport
 from roles.spec import RoleSpec
-from roles.tools import RUN_TESTS
+from roles.tools import RUN_COMMAND, RUN_TESTS
 
 TESTER = RoleSpec(
     name="tester",
@@ -22,6 +22,7 @@ TESTER = RoleSpec(
     max_turns=20,
     commands_by_default=True,
     keeps_command_changes=True,  # test files only (tests_only), as with its write tools
+    command_tools=(RUN_COMMAND,),
     command_prompt=(
         "`run_command` runs a shell command in the same sandbox (for example to run one test verbosely "
         "or inspect what a test produced); what it changes in test files becomes part of your edits."

@@ -12,7 +12,6 @@ SUBMIT = "submit"
 RUN_TESTS = "run_tests"
 RESEARCH = "research"
 RUN_COMMAND = "run_command"
-COMMAND_TOOLS = frozenset({RUN_COMMAND})  # the tools a run or a repository can turn off
 MAX_COMMAND_SECONDS = 600  # the longest timeout an agent may ask of one command
 
 _PATH = {"type": "string", "description": "Path relative to the repository root."}

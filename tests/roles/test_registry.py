@@ -21,7 +21,23 @@ def test_each_role_is_registered_under_its_own_name() -> None:
 
 
 def test_every_role_tool_is_defined() -> None:
-    assert all(name in DEFINITIONS for spec in ROLES.values() for name in spec.tool_names)
+    assert all(name in DEFINITIONS for spec in ROLES.values() for name in [*spec.tool_names, *spec.command_tools])
+
+
+def _names(role: str, commands: bool) -> list[str]:
+    return [tool["name"] for tool in ROLES[role].tools(commands)]  # type: ignore[index]
+
+
+def test_command_tools_come_only_with_commands() -> None:
+    """A run without commands (or recorded before them) has the tools it always had."""
+    assert "run_command" not in _names("coder", False) and "run_tests" not in _names("coder", False)
+    assert _names("coder", True)[-3:] == ["run_tests", "run_command", "submit"]
+    assert "run_tests" in _names("tester", False)  # the tester's own duty, whatever the run says of commands
+    assert all("run_command" in _names(role, True) for role in ROLES)
+    assert ROLES["coder"].system(True).endswith(ROLES["coder"].command_prompt)
+    assert "run_command" not in ROLES["coder"].system(False)
+    assert [role for role, spec in ROLES.items() if spec.commands_by_default] == ["coder", "tester"]
+    assert [role for role, spec in ROLES.items() if spec.keeps_command_changes] == ["coder", "tester"]
 
 
 def test_per_agent_models_accept_every_role_and_nothing_else() -> None:
