@@ -188,26 +188,18 @@ async def run_tests(
         install_command=commands.install_command,
         selection=selection or [],
     )
-    return await execute(
-        RUN_TESTS,
-        req,
-        TestReport,
-        sandbox_call(req.timeout_seconds),
-        summary=summary,
-        task_queue=sandbox_queue(workflow.info().task_queue),
-    )
+    return await _in_sandbox(RUN_TESTS, req, TestReport, req.timeout_seconds, summary)
 
 
 async def run_command(req: RunCommandInput, *, summary: str) -> CommandResult:
     """Run an agent's shell command in the sandbox, on its own task queue beside this workflow's."""
-    return await execute(
-        RUN_COMMAND,
-        req,
-        CommandResult,
-        sandbox_call(req.timeout_seconds),
-        summary=summary,
-        task_queue=sandbox_queue(workflow.info().task_queue),
-    )
+    return await _in_sandbox(RUN_COMMAND, req, CommandResult, req.timeout_seconds, summary)
+
+
+async def _in_sandbox(name: str, req: object, result_type: type[T], seconds: int, summary: str) -> T:
+    """A sandbox activity that may run `seconds`, on the sandbox queue beside this workflow's."""
+    queue = sandbox_queue(workflow.info().task_queue)
+    return await execute(name, req, result_type, sandbox_call(seconds), summary=summary, task_queue=queue)
 
 
 def innermost(err: BaseException) -> tuple[str, str | None]:

@@ -21,9 +21,10 @@ from typing import Literal
 
 import pathspec
 
+from activities.sandbox import _safefs
 from policy.paths import UnsafePathError, repo_path
 
-ALWAYS_SKIPPED = frozenset({".git"})  # git's own folder: never part of a change (git ignores it too)
+ALWAYS_SKIPPED = frozenset({".git"})  # git's own folders: never part of a change (git ignores them too)
 GITIGNORE = ".gitignore"
 
 
@@ -39,8 +40,8 @@ Snapshot = dict[str, Record]  # relative path → record (folders are not entrie
 
 
 def snapshot(top: Path, skip: frozenset[str] = ALWAYS_SKIPPED) -> Snapshot:
-    """Every entry under `top` but folders, without following links; folders whose relative path is
-    in `skip` are not entered (a top-level name, or a mount point such as node_modules). Blocking."""
+    """Every entry under `top` but folders, without following links; folders named in `skip` are not
+    entered (.git: git's own). Blocking."""
     return walk(top, skip)[0]
 
 
@@ -48,27 +49,21 @@ Folders = dict[str, int]  # relative path → permission bits
 
 
 def walk(top: Path, skip: frozenset[str] = frozenset()) -> tuple[Snapshot, Folders]:
-    """Every entry under `top`, and every folder with its permission bits, without following links
-    (see `snapshot`). For a tree nothing writes meanwhile: the sandbox that shaped it has ended. Blocking."""
+    """Every entry under `top`, and every folder with its permission bits, without following links;
+    folders named in `skip` are left out. For a tree nothing writes meanwhile: the sandbox that shaped
+    it has ended. Blocking."""
     found: Snapshot = {}
     folders: Folders = {}
-    stack = [""]
-    while stack:
-        rel = stack.pop()
-        with os.scandir(top / rel if rel else top) as entries:
-            for entry in entries:
-                path = f"{rel}/{entry.name}" if rel else entry.name
-                info = entry.stat(follow_symlinks=False)
-                if stat.S_ISDIR(info.st_mode):
-                    if path not in skip:
-                        folders[path] = stat.S_IMODE(info.st_mode)
-                        stack.append(path)
-                elif stat.S_ISREG(info.st_mode):
-                    found[path] = Record("file", (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns))
-                elif stat.S_ISLNK(info.st_mode):
-                    found[path] = Record("link", tuple(os.readlink(entry.path).encode("utf-8", "surrogateescape")))
-                else:
-                    found[path] = Record("other")  # a FIFO, socket or device the command made
+    for path, entry in _safefs.entries(top, skip, folders=True):
+        info = entry.stat(follow_symlinks=False)
+        if stat.S_ISDIR(info.st_mode):
+            folders[path] = stat.S_IMODE(info.st_mode)
+        elif stat.S_ISREG(info.st_mode):
+            found[path] = Record("file", (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns))
+        elif stat.S_ISLNK(info.st_mode):
+            found[path] = Record("link", tuple(os.readlink(entry.path).encode("utf-8", "surrogateescape")))
+        else:
+            found[path] = Record("other")  # a FIFO, socket or device the command made
     return found, folders
 
 

@@ -194,30 +194,35 @@ def set_mode(root_fd: int, relpath: str, mode: int) -> None:
             os.close(fd)
 
 
-def _entries(top: Path, skip: frozenset[str] = frozenset()) -> Iterator[tuple[str, os.DirEntry[str]]]:
-    """Every entry under `top` but folders, with its relative path; no link is followed, folders named
-    in `skip` are not entered. For a tree nothing writes meanwhile (before or after a sandbox ran)."""
+def entries(
+    top: Path, skip: frozenset[str] = frozenset(), *, folders: bool = False
+) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """Every entry under `top` but folders (and the folders too, with `folders`), with its relative
+    path; no link is followed, folders named in `skip` are neither entered nor listed. For a tree
+    nothing writes meanwhile (before or after a sandbox ran)."""
     stack = [""]
     while stack:
         rel = stack.pop()
-        with os.scandir(top / rel if rel else top) as entries:
-            for entry in entries:
+        with os.scandir(top / rel if rel else top) as found:
+            for entry in found:
                 path = f"{rel}/{entry.name}" if rel else entry.name
                 if entry.is_dir(follow_symlinks=False):
                     if entry.name not in skip:
                         stack.append(path)
+                        if folders:
+                            yield path, entry
                 else:
                     yield path, entry
 
 
 def regular_files(top: Path, *, skip: frozenset[str] = frozenset()) -> list[str]:
     """Every regular file under `top`, relative and sorted (links are neither followed nor listed)."""
-    return sorted(path for path, entry in _entries(top, skip) if entry.is_file(follow_symlinks=False))
+    return sorted(path for path, entry in entries(top, skip) if entry.is_file(follow_symlinks=False))
 
 
 def links(top: Path) -> dict[str, str]:
     """Every symbolic link under `top` (relative path → its target, as written), not followed."""
-    return {path: os.readlink(entry.path) for path, entry in _entries(top) if entry.is_symlink()}
+    return {path: os.readlink(entry.path) for path, entry in entries(top) if entry.is_symlink()}
 
 
 def create_private(path: Path) -> int:
