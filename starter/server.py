@@ -28,6 +28,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSe
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities._processes import alive
 from config.settings import Settings
 from contracts import search
 from starter.client import connect
@@ -127,27 +128,13 @@ def temporal_binary() -> str:
     return found
 
 
-def _alive(pid: int) -> bool:
-    """Running and not a zombie (a zombie still answers kill(pid, 0))."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    with contextlib.suppress(OSError):
-        return stat.read_text().rpartition(")")[2].split()[0] != "Z"
-    return True
-
-
 def _our_server(settings: Settings) -> tuple[int, list[str]] | None:
     """Pid and command line of the dev server this data directory started, if it still runs."""
     try:
         pid = int(_pid_file(settings).read_text().strip())
     except (OSError, ValueError):
         return None
-    if not _alive(pid):
+    if not alive(pid):
         return None
     try:  # Linux: make sure the pid was not reused by something else
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
@@ -238,7 +225,7 @@ async def ensure_server(settings: Settings) -> ServerHandle:
         running = _our_server(settings)
         if running is not None:  # ours but not answering (yet): never start a second one on its port
             hint = f" (pid {running[0]}; `forgeflow server --stop` stops it)"
-            await _wait_until_up(settings, lambda: None if _alive(running[0]) else -1, hint)
+            await _wait_until_up(settings, lambda: None if alive(running[0]) else -1, hint)
             return await _found(settings, await connect(settings))
         proc = _spawn(settings, temporal)
         try:
@@ -311,7 +298,7 @@ def _wait_gone(pid: int, timeout: float) -> bool:
         return child.poll() is not None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not alive(pid):
             return True
         time.sleep(0.1)
     return False

@@ -31,6 +31,7 @@ from pathlib import Path, PurePosixPath
 from temporalio.exceptions import ApplicationError
 
 from activities import _disk_cache
+from activities._processes import alive
 from activities.sandbox import _changes, _safefs
 from activities.sandbox._steps import damaged, fetch_tree
 from activities.sandbox._unpack import unpack_tree
@@ -200,15 +201,5 @@ def _remove_orphans(folder: Path) -> None:
     """Working copies whose worker process is gone (a crash, a restart): no one will reset them."""
     for copy in folder.iterdir():
         pid = copy.name.partition("-")[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
             shutil.rmtree(copy, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
