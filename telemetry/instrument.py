@@ -39,6 +39,14 @@ def _agent() -> str:
     return (agent_of(activity.info().workflow_id or "") if activity.in_activity() else None) or "run"
 
 
+def record_command(status: str, exit_code: int | None, seconds: float) -> None:
+    """One agent's sandboxed command: how long it ran, by agent, how it ended and its exit code."""
+    attrs = {"agent": _agent(), "status": status, "exit_code": "none" if exit_code is None else str(exit_code)}
+    _meter().create_histogram_float("forgeflow_command_seconds", "Agents' sandboxed commands", "s").record(
+        seconds, attrs
+    )
+
+
 def record_model_call(role: str, response: ModelResponse, seconds: float) -> None:
     attrs = {"agent": role, "model": response.model}
     meter = _meter()

@@ -41,7 +41,7 @@ from policy.command_report import Change, CommandEnd, command_preview, command_s
 from policy.paths import is_test_path
 from policy.redact import redact
 from policy.repo_config import RepoConfig, RepoConfigError, load_config
-from telemetry.instrument import operation
+from telemetry.instrument import operation, record_command
 
 HEAD_BYTES = 4_000  # of the output, shown from its start
 TAIL_BYTES = 8_000  # and from its end
@@ -278,6 +278,7 @@ class _Command:
         shown = redact(text)
         key = await self.blobs.put_async(shown.encode("utf-8", "surrogatepass"))
         result = CommandResult.model_validate({**fields, "preview": redact(preview)[:300], "content_key": key})
+        record_command(result.status, result.exit_code, result.duration_seconds)
         log.info(
             "command",
             status=result.status,

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import structlog
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.testing import ActivityEnvironment
 
 from activities.sandbox._changes import walk
@@ -24,6 +25,7 @@ from starter.workers import object_store, sandbox_config
 from testkit.tools import git
 from tests.activities.test_sandbox import host_listener, make_repo, processes_matching, small_limits
 from tests.blobs import settings_blobs, upload_tree
+from tests.telemetry.test_observability import _free_port, samples, scrape
 
 __all__ = ["host_listener"]  # a fixture, used by name below
 
@@ -225,12 +227,17 @@ async def test_a_file_changed_by_a_committed_link_is_refused_not_followed(tmp_pa
     assert sandbox.content(result.changes["escape"]) == "file\n"  # the link replaced by a file: an edit
 
 
-async def test_every_command_is_a_span_and_a_log_line_with_its_exit_code(
+async def test_every_command_is_a_span_a_metric_and_a_log_line_with_its_exit_code(
     tmp_path: Path, sandbox: Sandbox, spans: InMemorySpanExporter
 ) -> None:
     repo, sha, tree = await sandbox.commit(tmp_path, {"a.txt": "a\n"})
+    port = _free_port()
+    env = ActivityEnvironment()
+    runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(f"127.0.0.1:{port}")))  # serves while held
+    env.metric_meter = runtime.metric_meter
+    request = RunCommandInput(repository=str(repo), commit_sha=sha, tree=tree, command="echo x > b.txt; exit 3")
     with structlog.testing.capture_logs() as logs:
-        result = await sandbox.run(repo, sha, tree, "echo x > b.txt; exit 3")
+        result: CommandResult = await env.run(sandbox.acts.run_command, request)
     (span,) = [s for s in spans.get_finished_spans() if s.name == "sandbox run_command"]
     attributes = dict(span.attributes or {})
     assert attributes["forgeflow.command.exit_code"] == 3 and attributes["forgeflow.command.status"] == "exited"
@@ -238,6 +245,8 @@ async def test_every_command_is_a_span_and_a_log_line_with_its_exit_code(
     assert attributes["forgeflow.command.seconds"] == result.duration_seconds
     (line,) = [entry for entry in logs if entry["event"] == "command"]
     assert (line["exit_code"], line["status"], line["seconds"]) == (3, "exited", result.duration_seconds)
+    (counted,) = samples(scrape(port), "forgeflow_command_seconds_count")
+    assert counted[0] | {"exit_code": "3", "status": "exited"} == counted[0] and counted[1] == 1
 
 
 # --- working copies: reused, and put back the way the commit has them --------------------------
