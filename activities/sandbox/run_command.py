@@ -83,7 +83,7 @@ class CommandRun:
                 "forgeflow.command.status": result.status,
                 "forgeflow.command.exit_code": -1 if result.exit_code is None else result.exit_code,
                 "forgeflow.command.seconds": result.duration_seconds,
-                "forgeflow.command.changed_files": len(result.changes),
+                "forgeflow.command.changed_files": len(result.changes) + len(result.removed_edits),
             }
             return result
 
