@@ -54,16 +54,18 @@ def _open_log(path: Path) -> TextIO:
 async def run_demo(settings: Settings, *, stamp: str, log: Path | None, scenario: Scenario) -> int:
     """The demo playing `scenario`; its exit status. `log`: the file for the workers' log lines (None: this
     terminal)."""
-    from starter.workers import WorkerGroup, build_workers, checked_store  # the demo runs the workers itself
+    from starter.workers import WorkerGroup, build_workers, log_store, object_store  # the demo runs the workers
 
     try:  # as every worker does at start: a wrong FORGEFLOW_STORAGE_URL stops here, named, not a run later
-        store = await checked_store(settings)
+        store = object_store(settings)
+        await store.check()
     except StorageError as err:
         err_console.print(f"forgeflow demo cannot start: {err}", highlight=False, soft_wrap=True)
         return 2
     stream = None if log is None else _open_log(log)
     if stream is not None:
         configure_logging(json=True, stream=stream)
+    log_store(store)  # into the log file: the terminal shows progress only
     server = await ensure_server(settings)
     where = "started the embedded Temporal dev server" if server.started_by_us else "using the Temporal server"
     console.print(f"[bold]forgeflow demo[/bold] — {where} at {server.address}")

@@ -146,8 +146,13 @@ async def checked_store(settings: Settings) -> ObjectStore:
     URL, never credentials: a wrong endpoint, bucket or key stops the worker at start, not a run later."""
     store = object_store(settings)
     await store.check()
-    log.info("object store", kind=store.kind, url=store.url)
+    log_store(store)
     return store
+
+
+def log_store(store: ObjectStore) -> None:
+    """The line a worker logs at start about its store: its kind and URL, never credentials."""
+    log.info("object store", kind=store.kind, url=store.url)
 
 
 def role_prompts() -> dict[Role, RolePrompt]:

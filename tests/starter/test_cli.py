@@ -60,9 +60,16 @@ def forgeflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[st
     )
 
 
+CONSOLE_LOG_LINE = re.compile(r"\[(debug|info|warning|error|critical)\s*\]")  # structlog's console rendering
+
+
 def _log_lines(text: str) -> list[str]:
-    """Lines of `text` that are worker log lines (JSON, or structlog's console rendering)."""
-    return [line for line in text.splitlines() if line.lstrip().startswith("{") or "activity_type=" in line]
+    """Lines of `text` that are worker log lines (JSON, or structlog's or the SDK's console rendering)."""
+    return [
+        line
+        for line in text.splitlines()
+        if line.lstrip().startswith("{") or "activity_type=" in line or CONSOLE_LOG_LINE.search(line)
+    ]
 
 
 @pytest.mark.e2e
@@ -83,7 +90,7 @@ def test_demo_on_the_embedded_default(embedded_env: dict[str, str]) -> None:
     assert log.parent == Path(embedded_env["FORGEFLOW_DATA_DIR"], "logs")
     entries = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     events = {e["event"] for e in entries}
-    assert {"model turn", "tool call", "sandbox call"} <= events  # "sandbox call": the child's
+    assert {"object store", "model turn", "tool call", "sandbox call"} <= events  # "sandbox call": the child's
     assert any("serving ['forgeflow-sandbox']" in line for line in log.read_text().splitlines())  # its stdout
     assert "started the embedded Temporal dev server" in out
     assert "scripted replay (no API calls)" in out
