@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from contracts.eval import TestOutcome
 from contracts.versioning import DURABLE
 
 
@@ -63,6 +64,9 @@ class TestReport(BaseModel):
     errors: int = 0
     skipped: int = 0
     failures: list[TestFailure] = Field(default_factory=list)
+    outcomes: dict[str, TestOutcome] = Field(
+        default_factory=dict, description="The outcome of each test the request watched (grading), by id."
+    )
     failures_omitted: int = Field(
         default=0, description="Failed or errored tests beyond those listed in `failures` (the counts are exact)."
     )
@@ -108,5 +112,8 @@ class RunTestsInput(BaseModel):
     )
     selection: list[str] = Field(
         default_factory=list, description="Only these tests (files or ids in the runner's naming); empty: all."
+    )
+    watch: list[str] = Field(
+        default_factory=list, description="Tests whose outcome the report gives one by one (test ids), for grading."
     )
     timeout_seconds: int = 300

@@ -20,6 +20,7 @@ import defusedxml.ElementTree as DefusedET
 from defusedxml import DefusedXmlException
 
 from activities.sandbox._layout import WORKSPACE
+from contracts.eval import TestOutcome
 from contracts.testing import TestFailure
 
 MAX_DETAIL = 2000  # characters of one failure's message, and of its details
@@ -36,6 +37,12 @@ class JUnitCounts:
     skipped: int = 0
     failures: list[TestFailure] = field(default_factory=list)
     failures_omitted: int = 0  # failed or errored tests past MAX_FAILURES, counted but not listed
+    watch: frozenset[str] = frozenset()  # tests whose outcome is kept one by one (grading)
+    outcomes: dict[str, TestOutcome] = field(default_factory=dict)  # of the watched tests that ran
+
+    def saw(self, name: str, outcome: TestOutcome) -> None:
+        if name in self.watch:
+            self.outcomes[name] = outcome
 
     def add_failure(self, failure: TestFailure) -> None:
         if len(self.failures) < MAX_FAILURES:
@@ -98,11 +105,12 @@ def _is_case(path: list[str]) -> bool:
     return len(path) >= 2 and path[-1] == "testcase" and all(tag == "testsuite" for tag in path[1:-1])
 
 
-def parse_junit(xml: str | bytes, name_of: Namer) -> JUnitCounts:
+def parse_junit(xml: str | bytes, name_of: Namer, watch: frozenset[str] = frozenset()) -> JUnitCounts:
     """Counts and failures of a JUnit XML report, parsed as a stream: no DTD entities, no
-    recursion, any depth and size (the caller bounds the bytes)."""
+    recursion, any depth and size (the caller bounds the bytes); and the outcome of each test named
+    in `watch`."""
     data = xml.encode() if isinstance(xml, str) else xml
-    counts = JUnitCounts()
+    counts = JUnitCounts(watch=watch)
     path: list[str] = []  # tags of the open elements, root first
     suites: list[str] = []  # names of the open testsuites below the root
     for event, element in DefusedET.iterparse(io.BytesIO(data), events=("start", "end")):
@@ -126,15 +134,20 @@ def parse_junit(xml: str | bytes, name_of: Namer) -> JUnitCounts:
 
 def _count(counts: JUnitCounts, case: ET.Element, name: str) -> None:
     counts.total += 1
-    failure, error = case.find("failure"), case.find("error")
-    if case.find("skipped") is not None:  # node's todo tests carry a failure too, but don't fail
+    failure, error, skipped = case.find("failure"), case.find("error"), case.find("skipped")
+    if skipped is not None:  # node's todo tests carry a failure too, but don't fail
         counts.skipped += 1
+        counts.saw(name, "xfailed" if skipped.get("type") == "pytest.xfail" else "skipped")
     elif failure is not None:
         counts.failed += 1
         counts.add_failure(_failure(name, "failure", failure))
+        counts.saw(name, "failed")
     elif error is not None:
         counts.errors += 1
         counts.add_failure(_failure(name, "error", error))
+        counts.saw(name, "error")
+    else:
+        counts.saw(name, "passed")
 
 
 def _bounded_name(name: str) -> str:
@@ -180,14 +193,14 @@ def _first_line(text: str) -> str:
     return lines[0][:MAX_DETAIL] if lines else ""
 
 
-def parse_jest(json_text: str | bytes, workspace: str) -> JUnitCounts:
+def parse_jest(json_text: str | bytes, workspace: str, watch: frozenset[str] = frozenset()) -> JUnitCounts:
     """jest's `--json` report. A test file that failed to run counts as one errored test (as pytest
     counts a module that failed to collect); todo and skipped tests count as skipped. A report of
     another shape is a ValueError."""
     report = json.loads(json_text)
     if not isinstance(report, dict) or not isinstance(report.get("testResults", []), list):
         raise ValueError("not a jest --json report")
-    counts = JUnitCounts()
+    counts = JUnitCounts(watch=watch)
     for suite in report.get("testResults", []):
         if not isinstance(suite, dict):
             raise ValueError("not a jest --json report")
@@ -202,6 +215,7 @@ def parse_jest(json_text: str | bytes, workspace: str) -> JUnitCounts:
                     name=_bounded_name(path), kind="error", message=_first_line(message), output=_bounded(message)
                 )
             )
+            counts.saw(_bounded_name(path), "error")
         for case in cases:
             _count_jest(counts, path, case)
     return counts
@@ -216,11 +230,15 @@ def _count_jest(counts: JUnitCounts, path: str, case: dict[str, Any]) -> None:
     status = case.get("status")
     if status in _JEST_SKIPPED:
         counts.skipped += 1
+        counts.saw(name, "skipped")
     elif status == "failed":
         counts.failed += 1
         messages = _list(case.get("failureMessages"))
         detail = "\n".join(str(m) for m in messages)
         counts.add_failure(TestFailure(name=name, message=_first_line(detail), output=_bounded(detail)))
+        counts.saw(name, "failed")
+    else:
+        counts.saw(name, "passed")
 
 
 def _list(value: Any) -> list[Any]:

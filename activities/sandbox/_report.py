@@ -38,6 +38,7 @@ class RunFiles:
     known_files: frozenset[str]
     out_dir: Path
     log: Path
+    watch: frozenset[str] = frozenset()  # tests whose outcome the report gives one by one
 
 
 def _namer(runner: str, known_files: frozenset[str]) -> _junit.Namer:
@@ -64,8 +65,8 @@ def read_counts(plan: RunnerPlan, files: RunFiles, limit: int) -> _junit.JUnitCo
         return None
     try:
         if jest is not None:
-            return _junit.parse_jest(jest.data, WORKSPACE)
-        return _junit.parse_junit(found.data, _namer(plan.runner, files.known_files))
+            return _junit.parse_jest(jest.data, WORKSPACE, files.watch)
+        return _junit.parse_junit(found.data, _namer(plan.runner, files.known_files), files.watch)
     except (ValueError, ET.ParseError, DefusedXmlException, RecursionError):
         return None
 
@@ -174,4 +175,5 @@ def build_report(
         skipped=counts.skipped if counts else 0,
         failures=counts.failures if counts else [],
         failures_omitted=counts.failures_omitted if counts else 0,
+        outcomes={test: (counts.outcomes if counts else {}).get(test, "missing") for test in sorted(files.watch)},
     )

@@ -142,7 +142,7 @@ class _Run:
             plan,
             finished,
             limits,
-            RunFiles(known_files=frozenset(paths), out_dir=self.out_dir, log=log),
+            RunFiles(known_files=frozenset(paths), out_dir=self.out_dir, log=log, watch=frozenset(self.req.watch)),
             seconds=time.monotonic() - started,
             install=prepared.report,
             unsandboxed=not self.backend.isolates,

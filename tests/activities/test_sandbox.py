@@ -393,3 +393,22 @@ async def test_a_selection_runs_only_those_tests_and_counts_as_pytest_does(tmp_p
     assert (report.status, report.total, report.passed, report.failed) == ("failed", 4, 2, 2)
     assert report.command[-2:] == chosen
     assert pytest_summary(repo, *chosen) == "2 failed, 2 passed"
+
+
+async def test_watched_tests_get_their_own_outcomes_for_grading(tmp_path: Path) -> None:
+    suite = MIXED + "\n@pytest.mark.xfail(reason='known')\ndef test_expected_failure():\n    assert False\n"
+    repo, sha = make_repo(tmp_path, {"tests/test_mixed.py": suite})
+    node = "tests/test_mixed.py::"
+    watched = [f"{node}{name}" for name in ("test_ok", "test_fails", "test_errors", "test_skipped")]
+    watched += [f"{node}test_expected_failure", f"{node}TestGroup::test_method", f"{node}test_not_there"]
+    report = await run(repo, sha, watch=watched)
+    assert report.outcomes == {
+        f"{node}test_ok": "passed",
+        f"{node}test_fails": "failed",
+        f"{node}test_errors": "error",
+        f"{node}test_skipped": "skipped",
+        f"{node}test_expected_failure": "xfailed",
+        f"{node}TestGroup::test_method": "passed",
+        f"{node}test_not_there": "missing",  # never reported: it cannot pass for a fix
+    }
+    assert report.total == 9  # the whole suite ran; only the watched tests are named one by one

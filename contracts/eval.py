@@ -1,0 +1,65 @@
+"""An evaluation suite's task instances, in SWE-bench's format, and how one instance is graded."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# How one listed test ended in a grading run; `missing`: the run did not report it at all (not
+# collected, a typo in the suite, or a run that stopped early).
+TestOutcome = Literal["passed", "xfailed", "failed", "error", "skipped", "missing"]
+PASSING: frozenset[str] = frozenset({"passed", "xfailed"})  # SWE-bench counts an expected failure as passing
+
+
+class EvalInstance(BaseModel):
+    """One line of a suite (SWE-bench's fields). Fields this does not know are ignored: SWE-bench's
+    datasets carry more (hints_text, created_at, version, …) than a run needs."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    instance_id: str = Field(min_length=1, max_length=200)
+    repo: str = Field(min_length=1, description="owner/name on GitHub, or a local repository's path.")
+    base_commit: str = Field(pattern=r"^[0-9a-f]{7,64}$")
+    problem_statement: str = Field(min_length=1)
+    FAIL_TO_PASS: list[str] = Field(min_length=1, description="Tests the change must make pass.")
+    PASS_TO_PASS: list[str] = Field(default_factory=list, description="Tests that must still pass.")
+    test_patch: str | None = Field(default=None, description="Tests added for grading only; never shown to agents.")
+    install_command: list[str] | None = None
+    test_command: list[str] | None = None
+    environment_setup_commit: str | None = None
+
+    @field_validator("FAIL_TO_PASS", "PASS_TO_PASS", mode="before")
+    @classmethod
+    def _json_list(cls, value: Any) -> Any:
+        """SWE-bench's datasets hold these lists as JSON text (`"[\\"tests/test_x.py::test_y\\"]"`)."""
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError:
+                raise ValueError("must be a list of test ids, or that list as JSON text") from None
+        return value
+
+    @field_validator("install_command", "test_command", mode="before")
+    @classmethod
+    def _argv(cls, value: Any) -> Any:
+        return shlex.split(value) if isinstance(value, str) else value
+
+
+class Grade(BaseModel):
+    """One instance graded: each listed test's outcome on the final commit plus the test patch."""
+
+    resolved: bool
+    fail_to_pass: dict[str, TestOutcome]
+    pass_to_pass: dict[str, TestOutcome]
+
+    @property
+    def fixed(self) -> int:
+        return sum(outcome in PASSING for outcome in self.fail_to_pass.values())
+
+    @property
+    def broken(self) -> list[str]:
+        """PASS_TO_PASS tests that no longer pass."""
+        return [test for test, outcome in self.pass_to_pass.items() if outcome not in PASSING]
