@@ -113,6 +113,11 @@ class RunTestsInput(BaseModel):
     selection: list[str] = Field(
         default_factory=list, description="Only these tests (files or ids in the runner's naming); empty: all."
     )
+    patch_key: str | None = Field(
+        default=None,
+        description="Blob key of a patch applied before the tests (an evaluation's hidden test_patch): by key, "
+        "so its text is never in history.",
+    )
     watch: list[str] = Field(
         default_factory=list, description="Tests whose outcome the report gives one by one (test ids), for grading."
     )

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 WORKSPACE = "/workspace"
 OUT = "/forgeflow-out"
 ENV_DIR = "/forgeflow-env"  # the install step's virtualenv (cached per manifest hash)
+INBOX = "/forgeflow-in"  # files the worker hands a step, read-only (an evaluation's test patch)
 JUNIT = f"{OUT}/junit.xml"
 COVERAGE = f"{OUT}/coverage.xml"
 HOSTS_FILE = "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"

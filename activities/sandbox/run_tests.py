@@ -22,10 +22,13 @@ import time
 from pathlib import Path
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities._heartbeat import heartbeats
+from activities.blobstore import BlobNotFoundError
 from activities.sandbox import _install, _runners
-from activities.sandbox._report import RunFiles, build_report, error_report
+from activities.sandbox._layout import INBOX, Mount
+from activities.sandbox._report import RunFiles, build_report, error_report, tail
 from activities.sandbox._steps import (
     Folders,
     SandboxConfig,
@@ -46,6 +49,7 @@ from policy.repo_config import RepoConfigError, load_config
 from telemetry.instrument import operation
 
 __all__ = ["SandboxActivities", "SandboxConfig"]
+PATCH_SECONDS = 60
 
 
 class SandboxActivities:
@@ -101,6 +105,10 @@ class _Run:
         self.steps = Stepper(config, backend, folders)
 
     async def run(self, limits: SandboxLimits) -> TestReport:
+        if self.req.patch_key is not None:
+            refused = await self._apply_patch(self.req.patch_key)
+            if refused is not None:
+                return error_report(self.req.commit_sha, limits, refused)
         try:
             config = load_config(self.ws.config_text())
         except RepoConfigError as err:
@@ -147,3 +155,26 @@ class _Run:
             install=prepared.report,
             unsandboxed=not self.backend.isolates,
         )
+
+    async def _apply_patch(self, key: str) -> str | None:
+        """The patch applied to the workspace by `git apply` in the sandbox (it refuses to write beyond a
+        link); why it did not apply, or None."""
+        try:
+            patch = await self.config.blobs.get_async(key)
+        except BlobNotFoundError as err:  # retryable: another worker may share the store
+            raise ApplicationError(str(err), type="BlobNotFound") from err
+        inbox = self.host_dir.parent / "in"
+        inbox.mkdir(mode=0o700)
+        (inbox / "test.patch").write_bytes(patch)
+        log = self.host_dir / "patch.log"
+        finished = await self.steps.step(
+            ["git", "apply", "--whitespace=nowarn", f"{INBOX}/test.patch"],
+            [Mount(source=str(inbox), target=INBOX)],
+            {},
+            log,
+            self.config.limits(PATCH_SECONDS),
+            what="test patch",
+        )
+        if finished.exit_code == 0:
+            return None
+        return f"the test patch does not apply (git apply: exit code {finished.exit_code}):\n{tail(log)}"
