@@ -71,6 +71,8 @@ class PreparedTrees:
         """A working copy equal to the commit, this command's alone until the block ends."""
         kept = await self.entry(tree, commit_sha)
         free = self._free.setdefault(tree, [])
+        while free and not free[-1].path.is_dir():  # evicted with its tree (unused for an hour): forget it
+            free.pop()
         copy = free.pop() if free else await self._new_copy(tree, kept)
         try:
             yield Checkout(copy.path, kept)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -330,3 +331,13 @@ def test_a_working_copy_that_cannot_be_put_back_is_refused(tmp_path: Path) -> No
     (live / "src" / "a.py").write_text("A = 3\n")
     (kept / "src" / "a.py").unlink()  # the kept commit lost the file: the copy cannot be put back
     assert reset(live, kept, clean) is None
+
+
+async def test_a_working_copy_evicted_with_its_tree_is_not_used(tmp_path: Path, sandbox: Sandbox) -> None:
+    repo, sha, tree = await sandbox.commit(tmp_path, {"a.txt": "a\n"})
+    await sandbox.run(repo, sha, tree, "true")
+    (copy,) = live_copies(sandbox, tree)
+    shutil.rmtree(copy)  # as the cache's trim does to a tree nobody used for an hour
+    result = await sandbox.run(repo, sha, tree, "cat a.txt")
+    assert result.status == "exited" and sandbox.text(result).endswith("\na")
+    assert len(live_copies(sandbox, tree)) == 1
