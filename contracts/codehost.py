@@ -118,3 +118,18 @@ class PostCommentInput(BaseModel):
 
 class PostedResult(BaseModel):
     location: str
+
+
+class SnapshotInput(BaseModel):
+    """A commit an evaluation grades: its tree for the sandbox, and its change since `base_sha`."""
+
+    model_config = DURABLE
+
+    repo: Repo
+    base_sha: str
+    sha: str
+
+
+class CommitSnapshot(BaseModel):
+    tree: str = Field(description="The commit's git tree id; its files are on the object store under it.")
+    patch: str = Field(description="base_sha → sha as a unified diff (git diff, a/ and b/ prefixes).")

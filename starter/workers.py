@@ -36,6 +36,7 @@ from activities.codehost._commit_cache import CommitCache
 from activities.codehost.github import GitHubHost
 from activities.codehost.host import CodeHostActivities, CodeHosts
 from activities.codehost.local import LocalGitHost
+from activities.eval import EvalActivities
 from activities.model.anthropic_provider import AnthropicProvider
 from activities.model.providers import ModelProvider
 from activities.model.scripted import ScriptedProvider
@@ -52,6 +53,7 @@ from roles import ROLES
 from starter.sandbox_process import SandboxProcess, SandboxWorkerExited, sandbox_refusal
 from storage.store import ObjectStore, StorageError
 from workflows.agent import AgentWorkflow
+from workflows.eval import EvalWorkflow
 from workflows.issue import IssueWorkflow
 
 if TYPE_CHECKING:
@@ -106,11 +108,12 @@ def build_workers(
             CodeHostActivities(hosts, TreeArchives(store)),
         )
         research = research_activities(settings, store)
+        evals = EvalActivities(blobs)
         workers.append(
             Worker(
                 client,
                 task_queue=settings.task_queue,
-                workflows=[IssueWorkflow, AgentWorkflow],
+                workflows=[IssueWorkflow, AgentWorkflow, EvalWorkflow],
                 activities=[
                     model.model_turn,
                     tools.run_tool,
@@ -119,7 +122,9 @@ def build_workers(
                     host.publish_change,
                     host.post_review,
                     host.post_comment,
+                    host.commit_snapshot,
                     research.research,
+                    evals.load_suite,
                 ],
                 sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
                 workflow_runner=workflow_runner,

@@ -43,6 +43,8 @@ LAND_CHANGES = "land_changes"
 PUBLISH_CHANGE = "publish_change"
 POST_REVIEW = "post_review"
 POST_COMMENT = "post_comment"
+LOAD_SUITE = "load_suite"
+COMMIT_SNAPSHOT = "commit_snapshot"
 
 # Errors a retry cannot fix; activities raise ApplicationError(non_retryable=True) for their own.
 _NON_RETRYABLE = ["InvalidInput", "ScriptDiverged", "UnsafePath", "BranchMoved", "CommitNotFound"]
@@ -176,9 +178,12 @@ async def run_tests(
     summary: str,
     overlay: dict[str, str | None] | None = None,
     selection: list[str] | None = None,
+    patch_key: str | None = None,
+    watch: list[str] | None = None,
 ) -> TestReport:
     """Run the suite (or the `selection` of its tests) at `commit_sha` (its files: `tree` on the object
-    store; plus `overlay`, when given) in the sandbox, on its own task queue beside this workflow's."""
+    store; plus `overlay`, when given; then the patch under `patch_key`) in the sandbox, on its own task
+    queue beside this workflow's; the report names the outcome of each test in `watch`."""
     req = RunTestsInput(
         repository=repository,
         commit_sha=commit_sha,
@@ -187,6 +192,8 @@ async def run_tests(
         test_command=commands.test_command,
         install_command=commands.install_command,
         selection=selection or [],
+        patch_key=patch_key,
+        watch=watch or [],
     )
     return await _in_sandbox(RUN_TESTS, req, TestReport, req.timeout_seconds, summary)
 

@@ -13,6 +13,7 @@ from activities.codehost._git import Blob, TreeEntry
 from activities.codehost._snapshot import publish_tree
 from activities.trees import TreeArchives
 from contracts.codehost import (
+    CommitSnapshot,
     FetchTaskInput,
     LandChangesInput,
     LandChangesResult,
@@ -21,6 +22,7 @@ from contracts.codehost import (
     PostReviewInput,
     PublishInput,
     PublishResult,
+    SnapshotInput,
     TaskSpec,
 )
 from contracts.repo import KINDS, RepoRef
@@ -129,6 +131,19 @@ class CodeHostActivities:
     @heartbeats
     async def post_comment(self, req: PostCommentInput) -> PostedResult:
         return await self._on_host("post_comment", req.repo, lambda host: host.post_comment(req))
+
+    @activity.defn
+    @heartbeats
+    async def commit_snapshot(self, req: SnapshotInput) -> CommitSnapshot:
+        """A commit's tree on the object store (for the sandbox) and its diff from `base_sha`."""
+
+        async def snapshot(host: CodeHost) -> CommitSnapshot:
+            tree = await publish_tree(host, self._archives, req.repo, req.sha)
+            patch = await host.diff(req.repo, req.base_sha, req.sha)
+            # The hosts give git's output without its last newline, which a patch file needs.
+            return CommitSnapshot(tree=tree, patch=patch + "\n" if patch and not patch.endswith("\n") else patch)
+
+        return await self._on_host("commit_snapshot", req.repo, snapshot)
 
     async def _fetch_task(self, host: CodeHost, req: FetchTaskInput) -> TaskSpec:
         task = await host.fetch_task(req)
