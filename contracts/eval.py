@@ -141,3 +141,4 @@ class EvalResult(BaseModel):
 
     results: list[InstanceResult]
     problems: list[str] = Field(default_factory=list)
+    planned: int = Field(default=0, description="Instances x variants the eval runs (results: those done).")

@@ -27,6 +27,7 @@ from temporalio.service import RPCError
 from config.settings import get_settings
 from contracts import api
 from contracts.agents import DEFAULT_MODEL
+from contracts.eval import EVAL_WORKFLOW_TYPE
 from contracts.repo import RepoRef, RepoRefError, parse_repo
 from contracts.run import DEFAULT_MAX_RETRIES, DEFAULT_MODE, Decision, GateDecision, IssueInput, Outcome
 from starter.client import connect
@@ -213,6 +214,55 @@ def run(inp: IssueInput, workflow_id: str | None) -> None:
     raise typer.Exit(_run(go()))
 
 
+@app.command("eval")
+def eval_(
+    suite: Annotated[Path | None, typer.Argument(help="Instances in SWE-bench's JSONL format.", exists=True)] = None,
+    out: Annotated[Path, typer.Option(help="Where the results go.")] = Path("eval-results"),
+    concurrency: Annotated[int, typer.Option(help="Instances running at once.", min=1, max=64)] = 4,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(help="name=JSON overrides of each run's input (repeatable), e.g. fast='{\"max_retries\": 0}'."),
+    ] = None,
+    resume: Annotated[
+        str | None, typer.Option(help="Follow an eval started earlier, by id, and write its results.")
+    ] = None,
+    sample: Annotated[
+        bool, typer.Option("--sample", help="The bundled offline suite, on a fresh copy of the sample repository.")
+    ] = False,
+) -> None:
+    """Run a suite of task instances through forgeflow and grade each: resolve rate and cost per resolved instance."""
+    from starter import eval_command  # the eval's modules load only for this command
+
+    async def go() -> int:
+        client = await _client()
+        settings = get_settings()
+        chosen = suite
+        if sample and resume is None:
+            from starter.demo import new_stamp
+            from starter.eval_sample import write_sample_suite
+
+            chosen = write_sample_suite(settings.data_dir / "eval" / f"sample-{new_stamp()}")
+            console.print(f"the bundled suite (scripted replays, no API calls): {chosen}", highlight=False)
+        try:
+            eval_id = resume or await eval_command.start(client, settings, _needed(chosen), concurrency, variant or [])
+        except eval_command.EvalInputError as err:
+            err_console.print(f"[red]{err}[/red]", highlight=False)
+            return 2
+        result = await eval_command.follow(client, eval_id)
+        eval_command.report(result, eval_id, out)
+        return 0
+
+    raise typer.Exit(_run(go()))
+
+
+def _needed(suite: Path | None) -> Path:
+    if suite is None:
+        from starter.eval_command import EvalInputError
+
+        raise EvalInputError("give a suite file (SUITE.jsonl), or --resume ID to follow an eval started earlier")
+    return suite
+
+
 @app.command()
 def watch(workflow_id: str) -> None:
     """Follow a run until it ends, printing each stage and gate."""
@@ -226,7 +276,10 @@ def status(
     """Show a run's live state: stage, retries, gate, tests, review, usage."""
 
     async def go() -> int:
-        state = await query_state((await _client()).get_workflow_handle(workflow_id))
+        handle = (await _client()).get_workflow_handle(workflow_id)
+        if (await handle.describe()).workflow_type == EVAL_WORKFLOW_TYPE:
+            return await _eval_status(handle, json)
+        state = await query_state(handle)
         if state is None:
             err_console.print(f"[red]no state for {workflow_id} yet: is a worker running? (forgeflow worker)[/red]")
             return 1
@@ -237,6 +290,22 @@ def status(
         return 0
 
     raise typer.Exit(_run(go()))
+
+
+async def _eval_status(handle: Any, raw: bool) -> int:
+    from starter import eval_command, eval_results
+
+    progress = await eval_command.progress_of(handle)
+    if progress is None:
+        err_console.print(f"[red]no progress for {handle.id} yet: is a worker running? (forgeflow worker)[/red]")
+        return 1
+    if raw:
+        sys.stdout.write(progress.model_dump_json(indent=2) + "\n")
+        return 0
+    console.print(f"{handle.id}: graded {len(progress.results)} of {progress.planned}", highlight=False)
+    for s in eval_results.summaries(progress):
+        console.print(f"  {s.variant}: resolved {s.resolved} of {s.instances} so far", highlight=False)
+    return 0
 
 
 def _decide(workflow_id: str, decision: Decision, comment: str, signal: bool) -> None:

@@ -48,7 +48,8 @@ class EvalWorkflow:
     @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> EvalResult:
         """The instances graded so far, and the suite's bad lines."""
-        return EvalResult(results=[self._done[k] for k in self._planned if k in self._done], problems=self._problems)
+        done = [self._done[k] for k in self._planned if k in self._done]
+        return EvalResult(results=done, problems=self._problems, planned=len(self._planned))
 
     @workflow.run
     async def run(self, inp: EvalInput) -> EvalResult:

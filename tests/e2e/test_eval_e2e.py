@@ -1,0 +1,70 @@
+"""`forgeflow eval --sample` on the real dev server with real worker processes: the bundled suite's
+two instances run from the recorded replay and are graded in the bubblewrap sandbox, one resolved
+and one not, and the results are written as files SWE-bench's harness reads."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from starter.eval_sample import HIDDEN
+from testkit.tools import git
+from tests.e2e.conftest import WorkerProcess, start_worker
+
+pytestmark = pytest.mark.e2e
+PREDICTION_FIELDS = {"instance_id", "model_name_or_path", "model_patch"}  # SWE-bench's harness reads these
+
+
+async def test_the_bundled_suite_is_graded_both_ways_and_written_as_swe_bench_predictions(
+    dev_env: WorkflowEnvironment, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    start_worker(workers, dev_env, tmp_path)  # the workflow worker, and the sandbox worker as its child
+    out = tmp_path / "out"
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+        "FORGEFLOW_DATA_DIR": str(tmp_path / "data"),  # the workers' own: the suite goes to their store
+    }
+    command = [sys.executable, "-m", "starter", "eval", "--sample", "--out", str(out), "--concurrency", "2"]
+    done = await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "default: resolved 1 of 2 (50%)" in " ".join(done.stdout.split())
+
+    (summary,) = json.loads((out / "summary.json").read_text())
+    assert (summary["instances"], summary["resolved"], summary["graded"]) == (2, 1, 2)
+    results = {p.name: json.loads(p.read_text()) for p in (out / "instances").iterdir()}
+    resolved = results["default.textkit__slugify-max-length.json"]
+    refused = results["default.textkit__slugify-max-length-zero.json"]
+    assert resolved["resolved"] and resolved["outcome"] == "approved" and resolved["rounds"] == 1
+    assert not refused["resolved"]
+    assert refused["grade"]["fail_to_pass"] == {"tests/test_hidden_zero.py::test_a_zero_length_is_refused": "failed"}
+    assert set(refused["grade"]["pass_to_pass"].values()) == {"passed"}
+
+    predictions = [json.loads(line) for line in (out / "predictions.default.jsonl").read_text().splitlines()]
+    assert [set(p) for p in predictions] == [PREDICTION_FIELDS, PREDICTION_FIELDS]
+    (repo,) = (tmp_path / "data" / "eval").glob("sample-*/textkit")
+    check = tmp_path / "check"
+    git(tmp_path, "clone", "-q", str(repo), str(check))
+    for number, prediction in enumerate(predictions):
+        (check / f"{number}.patch").write_text(prediction["model_patch"])
+        git(check, "apply", "--check", f"{number}.patch")  # a unified diff git applies on base_commit
+    assert "| default | 1 of 2 | 50% |" in (out / "report.md").read_text()
+
+    # The hidden tests are in no history (the eval's, its 2 runs' and their 8 agents') and in no model
+    # request (the transcripts in the store): only the suite file, the suite's blob and the patches' own.
+    eval_id = (out / "report.md").read_text().splitlines()[0].split("`")[1]
+    histories = []
+    async for run in dev_env.client.list_workflows(f'WorkflowId STARTS_WITH "{eval_id}"'):
+        histories.append((await dev_env.client.get_workflow_handle(run.id).fetch_history()).to_json())
+    assert len(histories) == 1 + 2 * 5
+    assert not [h for h in histories if HIDDEN in h]
+    holding = [p for p in (tmp_path / "data").rglob("*") if p.is_file() and HIDDEN.encode() in p.read_bytes()]
+    kinds = sorted("patch" if p.read_bytes().startswith(b"diff --git") else p.suffix or "suite" for p in holding)
+    assert kinds == [".jsonl", "patch", "patch", "suite"], holding
