@@ -12,6 +12,7 @@ import json
 import statistics
 from pathlib import Path
 
+import pygal  # type: ignore[import-untyped]  # pygal ships no type information
 from pydantic import BaseModel
 
 from contracts.eval import EvalResult, InstanceResult
@@ -62,8 +63,9 @@ def predictions(result: EvalResult, variant: str) -> list[dict[str, str]]:
 
 
 def markdown(result: EvalResult, eval_id: str) -> str:
-    lines = [f"# forgeflow eval `{eval_id}`", "", "| variant | resolved | rate | cost | cost per resolved |"
-             " median turns | median cost |", "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines = [f"# forgeflow eval `{eval_id}`", "", "![cost against resolution](chart.svg)", "",
+             "| variant | resolved | rate | cost | cost per resolved | median turns | median cost |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for s in summaries(result):
         per = "-" if s.cost_per_resolved_usd is None else f"${s.cost_per_resolved_usd:.4f}"
         lines.append(
@@ -94,6 +96,25 @@ def _why_unresolved(r: InstanceResult) -> str:
     return "; ".join(parts)
 
 
+def chart(result: EvalResult) -> bytes:
+    """An SVG of cost against resolution: each variant one point, its mean cost per instance across and
+    its resolve rate up (pygal, rendered without its online scripts: the file stands alone)."""
+    plot = pygal.XY(
+        stroke=False,
+        js=[],
+        dots_size=6,
+        title="cost against resolution",
+        x_title="cost per instance (USD)",
+        y_title="resolved (%)",
+        range=(0, 100),
+        include_x_axis=True,
+    )
+    for s in summaries(result):
+        plot.add(s.variant, [(round(s.cost_usd / s.instances, 6) if s.instances else 0.0, 100 * s.resolve_rate)])
+    rendered: bytes = plot.render()
+    return rendered
+
+
 def write(result: EvalResult, eval_id: str, out: Path) -> list[Path]:
     """The files under `out` (made if needed): what was written."""
     out.mkdir(parents=True, exist_ok=True)
@@ -111,6 +132,9 @@ def write(result: EvalResult, eval_id: str, out: Path) -> list[Path]:
         path = out / f"predictions.{variant}.jsonl"
         path.write_text("".join(json.dumps(p) + "\n" for p in predictions(result, variant)))
         written.append(path)
+    drawn = out / "chart.svg"
+    drawn.write_bytes(chart(result))
+    written.append(drawn)
     report = out / "report.md"
     report.write_text(markdown(result, eval_id))
     written.append(report)

@@ -87,6 +87,7 @@ async def test_the_bundled_suite_is_graded_both_ways_and_written_as_swe_bench_pr
         (check / f"{number}.patch").write_text(prediction["model_patch"])
         git(check, "apply", "--check", f"{number}.patch")  # a unified diff git applies on base_commit
     assert "| default | 1 of 2 | 50% |" in (out / "report.md").read_text()
+    assert (out / "chart.svg").read_bytes().startswith(b"<?xml")  # the report's chart of cost against resolution
 
     # Each instance was run once and graded once, whatever the killed worker had been doing.
     events = list((await dev_env.client.get_workflow_handle(eval_id).fetch_history()).events)

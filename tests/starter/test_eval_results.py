@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
 from contracts.eval import EvalResult, Grade, InstanceResult
 from starter.eval_command import EvalInputError, variants
-from starter.eval_results import markdown, predictions, summaries, write
+from starter.eval_results import chart, markdown, predictions, summaries, write
 
 
 def result(instance: str, variant: str, resolved: bool, cost: float, turns: int) -> InstanceResult:
@@ -57,7 +58,7 @@ def test_the_report_and_the_files(tmp_path: Path) -> None:
     assert text.endswith("- line 4: not JSON\n")
     written = write(RESULT, "eval-1", tmp_path / "out")
     assert [p.name for p in written] == [
-        "instances", "summary.json", "predictions.fast.jsonl", "predictions.careful.jsonl", "report.md"
+        "instances", "summary.json", "predictions.fast.jsonl", "predictions.careful.jsonl", "chart.svg", "report.md"
     ]  # fmt: skip
     assert len(list((tmp_path / "out" / "instances").iterdir())) == 5
     lines = (tmp_path / "out" / "predictions.fast.jsonl").read_text().splitlines()
@@ -81,3 +82,11 @@ def test_variants_are_named_json_objects() -> None:
 def test_a_bad_variant_is_named(options: list[str], message: str) -> None:
     with pytest.raises(EvalInputError, match=message):
         variants(options)
+
+
+def test_the_chart_is_a_standalone_svg_with_a_point_per_variant() -> None:
+    svg = ElementTree.fromstring(chart(RESULT))
+    assert svg.tag == "{http://www.w3.org/2000/svg}svg"
+    text = " ".join(svg.itertext())
+    assert "fast" in text and "careful" in text and "cost against resolution" in text
+    assert not [e for e in svg.iter() if e.tag.endswith("script") and e.get("{http://www.w3.org/1999/xlink}href")]
