@@ -79,10 +79,10 @@ async def follow(client: Client, eval_id: str) -> EvalResult:
     said = -1
     while not result_task.done():
         progress = await progress_of(handle)
-        if progress is not None and len(progress.results) != said:
+        if progress is not None and progress.planned and len(progress.results) != said:  # planned: the suite is loaded
             said = len(progress.results)
             resolved = sum(r.resolved for r in progress.results)
-            console.print(f"  graded {said} of {progress.planned or '?'} · {resolved} resolved", highlight=False)
+            console.print(f"  graded {said} of {progress.planned} · {resolved} resolved", highlight=False)
         await asyncio.wait([result_task], timeout=POLL_SECONDS)
     result: EvalResult = result_task.result()
     return result
