@@ -114,8 +114,7 @@ async def pieces(
 ) -> Pieces:
     """Seconds of each piece of a run_command call with `overlay`, over `rounds` calls on working
     copies taken and given back as run_command does (the first a new copy, the rest reused)."""
-    trees_dir = config.trees_dir or config.cache_dir.parent / "sandbox-trees"  # as run_command finds it
-    trees = PreparedTrees(trees_dir, config.trees, config.cache_max_bytes)
+    trees = PreparedTrees(config.trees_dir, config.trees, config.cache_max_bytes)  # as run_command has it
     kept = await trees.entry(tree, commit_sha)
     timed: dict[str, list[float]] = {name: [] for name in (TAKE, OVERLAY, WALKS, LISTING, STEP, PUT, GIVE_BACK)}
     for _ in range(rounds):

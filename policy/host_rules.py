@@ -26,6 +26,14 @@ from dataclasses import dataclass
 from contracts.agents import ReviewComment
 
 BRANCH_PREFIX = "forgeflow/"
+
+
+def slug(text: str) -> str:
+    """`text` as a name part: letters, digits, `-_.`; anything else a dash; at most 80 characters."""
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "-" for c in text)
+    return cleaned.strip("-.")[:80] or "run"
+
+
 TITLE_MAX = 120
 LINK_MODE = "120000"
 EXECUTABLE_MODE = "100755"

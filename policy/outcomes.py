@@ -9,13 +9,23 @@ failure is an ApplicationError of the type named here, with the final IssueResul
 
 from __future__ import annotations
 
-from contracts.run import Outcome
+from temporalio.exceptions import ApplicationError
+
+from contracts.run import IssueResult, Outcome
 
 FAILURE_TYPES: dict[Outcome, str] = {
     Outcome.FAILED: "RunFailed",
     Outcome.ESCALATED: "RunEscalated",
     Outcome.GATE_TIMED_OUT: "GateTimedOut",
 }
+
+
+def final_result(cause: BaseException | None) -> IssueResult | None:
+    """The final result a run that ended without an answer carries in its failure (`cause`: the
+    failed workflow's error), or None for any other failure."""
+    if isinstance(cause, ApplicationError) and cause.type in FAILURE_TYPES.values() and cause.details:
+        return IssueResult.model_validate(cause.details[0])
+    return None
 
 
 def failure_type(outcome: Outcome) -> str | None:

@@ -60,12 +60,11 @@ async def start(client: Client, settings: Settings, suite: Path, concurrency: in
         err_console.print(f"[yellow]{suite.name}: {problem} (skipped)[/yellow]", highlight=False, soft_wrap=True)
     if not parsed.instances:
         raise EvalInputError(f"{suite} has no instance to run")
-    inp = EvalInput(suite_key="-", variants=variants(named), concurrency=concurrency)
+    chosen = variants(named)  # a bad --variant is named before the suite is stored
     key = await BlobStore(object_store(settings)).put_async(text.encode())
+    inp = EvalInput(suite_key=key, variants=chosen, concurrency=concurrency)
     eval_id = f"forgeflow-eval-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    await client.start_workflow(
-        EVAL_WORKFLOW_TYPE, inp.model_copy(update={"suite_key": key}), id=eval_id, task_queue=settings.task_queue
-    )
+    await client.start_workflow(EVAL_WORKFLOW_TYPE, inp, id=eval_id, task_queue=settings.task_queue)
     runs = len(parsed.instances) * len(inp.variants)
     console.print(f"started [bold]{eval_id}[/bold]: {runs} run(s)\n{ui_link(settings, eval_id)}", soft_wrap=True)
     console.print(f"follow it again with: forgeflow eval --resume {eval_id}", highlight=False)

@@ -7,12 +7,11 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle, WorkflowQueryFailedError
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from contracts.api import QUERY_STATE
 from contracts.run import IssueResult, OrchestrationState
-from policy.outcomes import FAILURE_TYPES
+from policy.outcomes import final_result
 from starter.render import console, state_line
 
 POLL_SECONDS = 0.5
@@ -44,10 +43,7 @@ async def run_result(handle: WorkflowHandle[Any, Any]) -> IssueResult | None:
 
 
 def result_of_failure(err: WorkflowFailureError) -> IssueResult | None:
-    cause = err.cause
-    if isinstance(cause, ApplicationError) and cause.type in FAILURE_TYPES.values() and cause.details:
-        return IssueResult.model_validate(cause.details[0])
-    return None
+    return final_result(err.cause)
 
 
 async def follow(handle: WorkflowHandle[Any, Any]) -> tuple[OrchestrationState | None, WorkflowExecutionStatus | None]:

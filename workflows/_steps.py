@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.run import IssueInput, OrchestrationState
     from policy.budgets import tokens_left
     from policy.commands import command_access
-    from policy.host_rules import BRANCH_PREFIX
+    from policy.host_rules import BRANCH_PREFIX, slug
     from policy.routing import StepOutcome
     from roles import ROLES, RoleSpec, briefs
     from roles.spec import StepKind
@@ -67,7 +67,7 @@ class Steps:
         self.task = task
         self.st = state
         self.model = model
-        self.branch = BRANCH_PREFIX + _slug(workflow.info().workflow_id)
+        self.branch = BRANCH_PREFIX + slug(workflow.info().workflow_id)
         self.head_sha: str | None = task.head_sha if inp.reviews_existing_pr else None
         self.branch_sha: str | None = None  # where our branch points; None until the first commit
         # Each known commit's tree id: the key its files are on the object store under, for the sandbox.
@@ -384,8 +384,3 @@ def _plan_text(plan: Plan | None) -> str:
         return ""
     tasks = "\n".join(f"{i}. {t.title}" for i, t in enumerate(plan.tasks, 1))
     return f"{plan.summary}\n\n{tasks}"
-
-
-def _slug(text: str) -> str:
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "-" for c in text)
-    return cleaned.strip("-.")[:80] or "run"

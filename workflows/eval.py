@@ -14,7 +14,7 @@ import asyncio
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -32,7 +32,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.run import IssueInput, IssueResult
     from policy.grading import grade
-    from policy.outcomes import FAILURE_TYPES
+    from policy.host_rules import slug
+    from policy.outcomes import final_result
     from workflows import activity_calls as acts
 
 PROGRESS_QUERY = "progress"
@@ -74,7 +75,7 @@ class _Instance:
 
     def __init__(self, variant: str, overrides: dict[str, Any], task: EvalTask) -> None:
         self.variant, self.overrides, self.task = variant, overrides, task
-        self.child_id = f"{workflow.info().workflow_id}.{_slug(variant)}.{_slug(task.instance_id)}"
+        self.child_id = f"{workflow.info().workflow_id}.{slug(variant)}.{slug(task.instance_id)}"
 
     async def run(self) -> InstanceResult:
         started = workflow.now()
@@ -87,9 +88,9 @@ class _Instance:
                 api.WORKFLOW_TYPE, inp, id=self.child_id, result_type=IssueResult, static_summary=self.child_id
             )
         except ChildWorkflowError as err:
-            ended = _failed_run(err)
+            ended = final_result(err.cause)  # a run with no answer (escalated, …) still carries its result
             if ended is None:
-                return self._result(outcome="failed", error=f"the run failed: {_innermost(err)}")
+                return self._result(outcome="failed", error=f"the run failed: {acts.innermost(err)[0]}")
             ran = ended
         seconds = (workflow.now() - started).total_seconds()
         usage = self._usage(ran, seconds)
@@ -149,22 +150,3 @@ class _Instance:
 
     def _result(self, **fields: Any) -> InstanceResult:
         return InstanceResult(instance_id=self.task.instance_id, variant=self.variant, **fields)
-
-
-def _failed_run(err: ChildWorkflowError) -> IssueResult | None:
-    """A run that ended without an answer (escalated, failed, a gate nobody answered) still carries its
-    final result (policy.outcomes)."""
-    cause = err.cause
-    if isinstance(cause, ApplicationError) and cause.type in FAILURE_TYPES.values() and cause.details:
-        return IssueResult.model_validate(cause.details[0])
-    return None
-
-
-def _innermost(err: BaseException) -> str:
-    while err.__cause__ is not None:
-        err = err.__cause__
-    return str(err)
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text)[:100] or "instance"

@@ -18,7 +18,7 @@ from pathlib import Path
 from temporalio.exceptions import ApplicationError
 
 from activities.blobstore import BlobStore
-from activities.sandbox import _safefs
+from activities.sandbox import _install, _runners, _safefs
 from activities.sandbox._layout import HOSTS_FILE, OUT, Mount
 from activities.sandbox._limited import Finished, WeakLimitsError, run_limited
 from activities.sandbox._report import first_line
@@ -49,7 +49,7 @@ class SandboxConfig:
     registries: tuple[str, ...]
     cgroup_root: Path
     weak_limits: bool
-    trees_dir: Path | None = None  # unpacked commits kept for commands (activities.sandbox._prepared)
+    trees_dir: Path  # commits kept unpacked, and their working copies, for commands (activities.sandbox._prepared)
 
 
 class Workspace:
@@ -185,6 +185,24 @@ class Stepper:
             )
         except WeakLimitsError as err:
             raise ApplicationError(str(err), type="SandboxUnavailable", non_retryable=True) from None
+
+    async def install(
+        self, workspace: Workspace, command: list[str] | None, paths: list[str], runner: str, repository: str
+    ) -> _install.Prepared:
+        """The install step's environment for `workspace` (its files: `paths`), from the cache run_tests and
+        run_command share: one key per repository, command, manifests and toolchain, so a commit
+        installs once whichever asks first."""
+        return await _install.prepare(
+            command=command,
+            workspace=workspace.root,
+            cache_dir=self.config.cache_dir,
+            key=_install.cache_key(command or [], paths, workspace.read, _install.toolchain(), repository=repository),
+            python_env=runner not in _runners.JS_RUNNERS,
+            network=self.config.install_network,
+            run_step=self.install_step,
+            log_dir=self.folders.host,
+            max_bytes=self.config.cache_max_bytes,
+        )
 
     async def install_step(
         self, command: list[str], mounts: list[Mount], env: dict[str, str], log: Path, network: bool

@@ -67,8 +67,7 @@ class CommandRun:
     def __init__(self, config: SandboxConfig) -> None:
         self._config = config
         self._blobs: BlobStore = config.blobs
-        trees_dir = config.trees_dir or config.cache_dir.parent / "sandbox-trees"
-        self._trees = PreparedTrees(trees_dir, config.trees, config.cache_max_bytes)  # one per worker process
+        self._trees = PreparedTrees(config.trees_dir, config.trees, config.cache_max_bytes)  # one per worker process
 
     async def run(self, req: RunCommandInput) -> CommandResult:
         backend = select_backend(self._config.isolation)  # each run: an operator may install one meanwhile
@@ -107,7 +106,7 @@ class _Command:
         except RepoConfigError as err:
             return await self._not_run(str(err), limits)
         before_install = await asyncio.to_thread(_changes.snapshot, self.folders.workspace)
-        prepared = await self._install(req.install_command or repo_config.test.install, repo_config)
+        prepared = await self._prepare_install(req.install_command or repo_config.test.install, repo_config)
         if prepared.failed:
             return await self._not_run("the install step failed", limits, prepared.report)
         installed = prepared.report is not None and not prepared.report.cached
@@ -155,26 +154,13 @@ class _Command:
             },
         )
 
-    async def _install(self, command: list[str] | None, repo_config: RepoConfig) -> _install.Prepared:
-        """The install step's environment for this workspace, from the cache that run_tests shares: the
-        same key, so a command and a test run of one commit install once."""
+    async def _prepare_install(self, command: list[str] | None, repo_config: RepoConfig) -> _install.Prepared:
+        """The install step's environment; the runner only decides which kind (virtualenv or node_modules)."""
         paths = self.ws.paths()
         plan = _runners.choose(
             run_command=None, config=repo_config, paths=paths, read=self.ws.read, python=sys.executable, coverage=False
         )
-        return await _install.prepare(
-            command=command,
-            workspace=self.ws.root,
-            cache_dir=self.config.cache_dir,
-            key=_install.cache_key(
-                command or [], paths, self.ws.read, _install.toolchain(), repository=self.req.repository
-            ),
-            python_env=plan.runner not in _runners.JS_RUNNERS,
-            network=self.config.install_network,
-            run_step=self.steps.install_step,
-            log_dir=self.folders.host,
-            max_bytes=self.config.cache_max_bytes,
-        )
+        return await self.steps.install(self.ws, command, paths, plan.runner, self.req.repository)
 
     async def _what_changed(
         self,

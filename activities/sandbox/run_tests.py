@@ -26,7 +26,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities._heartbeat import heartbeats
 from activities.blobstore import BlobNotFoundError
-from activities.sandbox import _install, _runners
+from activities.sandbox import _runners
 from activities.sandbox._layout import INBOX, Mount
 from activities.sandbox._report import RunFiles, build_report, error_report, tail
 from activities.sandbox._steps import (
@@ -127,19 +127,7 @@ class _Run:
             plan = _runners.with_selection(plan, self.req.selection)
         except _runners.SelectionError as err:
             return error_report(self.req.commit_sha, limits, str(err))
-        prepared = await _install.prepare(
-            command=install_command,
-            workspace=self.ws.root,
-            cache_dir=self.config.cache_dir,
-            key=_install.cache_key(
-                install_command or [], paths, self.ws.read, _install.toolchain(), repository=self.req.repository
-            ),
-            python_env=plan.runner not in _runners.JS_RUNNERS,
-            network=self.config.install_network,
-            run_step=self.steps.install_step,
-            log_dir=self.host_dir,
-            max_bytes=self.config.cache_max_bytes,
-        )
+        prepared = await self.steps.install(self.ws, install_command, paths, plan.runner, self.req.repository)
         if prepared.failed:
             return error_report(self.req.commit_sha, limits, "the install step failed", prepared.report)
         started = time.monotonic()
