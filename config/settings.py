@@ -28,6 +28,7 @@ SECRET_VARIABLES = (
     "GITHUB_APP_PRIVATE_KEY",
     "FORGEFLOW_CODEC_KEYS",
     "FORGEFLOW_CODEC_TOKEN",
+    "GITHUB_WEBHOOK_SECRET",
 )
 # Besides every sandbox_* field: what a sandbox worker reads (see Settings.sandbox_worker_env).
 SANDBOX_WORKER_FIELDS = (
@@ -85,6 +86,27 @@ class Settings(BaseSettings):
         default=None, alias="GITHUB_APP_PRIVATE_KEY", description="The App's PEM key, or a path to it."
     )
     github_api_url: str = Field(default="https://api.github.com", alias="GITHUB_API_URL")
+    github_webhook_secret: SecretStr | None = Field(
+        default=None,
+        alias="GITHUB_WEBHOOK_SECRET",
+        description="The secret GitHub signs webhook deliveries with (forgeflow webhook refuses to start without).",
+    )
+    trigger_label: str = Field(
+        default="forgeflow",
+        min_length=1,
+        alias="FORGEFLOW_TRIGGER_LABEL",
+        description="The label that starts an autonomous run on the issue it is added to.",
+    )
+    run_options: dict[str, Any] = Field(
+        default_factory=dict,
+        alias="FORGEFLOW_RUN_OPTIONS",
+        description='IssueWorkflow options (JSON) for runs started from GitHub, e.g. {"max_retries": 2}.',
+    )
+    ui_url: str | None = Field(
+        default=None,
+        alias="FORGEFLOW_UI_URL",
+        description="The Temporal UI's address as people reach it: replies on GitHub link runs there.",
+    )
     context_tokens: int = Field(
         default=150_000, alias="FORGEFLOW_CONTEXT_TOKENS", description="Compact a conversation past this size."
     )

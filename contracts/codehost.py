@@ -30,6 +30,7 @@ class TaskSpec(BaseModel):
     base_branch: str
     head_sha: str | None = Field(default=None, description="For a PR under review: its head commit.")
     pr_ref: str | None = Field(default=None, description="For a PR under review: where its review goes.")
+    head_branch: str | None = Field(default=None, description="For a pull request: the branch its head is on.")
     base_tree: str | None = Field(
         default=None, description="base_sha's git tree id: its files are on the object store under that key."
     )

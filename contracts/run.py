@@ -22,7 +22,7 @@ from contracts.agents import (
 )
 from contracts.repo import Repo
 from contracts.usage import UsageTotals
-from contracts.versioning import STRICT
+from contracts.versioning import DURABLE, STRICT
 
 Mode = Literal["autonomous", "plan", "review"]
 DEFAULT_MODE: Mode = "autonomous"
@@ -42,6 +42,26 @@ class RunBudgets(BaseModel):
         description="Tokens across the run as billed: a cache read counts 0.1 of an input token, a cache write 1.25.",
     )
     max_usd: float = Field(default=25.0, gt=0, description="Estimated spend across the run, in USD.")
+
+
+class HumanReviewComment(BaseModel):
+    """One line comment of a person's review: where, and what they asked."""
+
+    path: str
+    line: int | None = None
+    body: str
+
+
+class HumanReview(BaseModel):
+    """A person's review of forgeflow's pull request: the coder's context for its next round."""
+
+    model_config = DURABLE
+
+    reviewer: str = Field(description="The reviewer's GitHub login.")
+    state: Literal["changes_requested", "commented"]
+    body: str = ""
+    comments: list[HumanReviewComment] = Field(default_factory=list)
+    url: str | None = None
 
 
 class IssueInput(BaseModel):
@@ -98,6 +118,12 @@ class IssueInput(BaseModel):
         "is discarded). A repository's .forgeflow.yml can narrow this, never widen it.",
     )
 
+    human_review: HumanReview | None = Field(
+        default=None,
+        description="A person's review of forgeflow's pull request `pr_number`: the run continues that pull "
+        "request's branch, starting with the coder, the review's comments as its context.",
+    )
+
     @field_validator("spec_content")
     @classmethod
     def _spec_not_blank(cls, value: str | None) -> str | None:
@@ -110,9 +136,20 @@ class IssueInput(BaseModel):
         if self.mode == "review":
             if self.pr_number is None and self.issue_number is None and self.spec_content is None:
                 raise ValueError("review mode needs pr_number (or an issue_number/spec_content to implement)")
-        elif self.issue_number is None and self.spec_content is None:
+        elif self.issue_number is None and self.spec_content is None and self.human_review is None:
             raise ValueError("give issue_number or spec_content: there is no task to work on")
         return self
+
+    @model_validator(mode="after")
+    def _review_continues_a_pull_request(self) -> IssueInput:
+        if self.human_review is not None and (self.pr_number is None or self.mode != "autonomous"):
+            raise ValueError("human_review continues a pull request: give pr_number, in autonomous mode")
+        return self
+
+    @property
+    def continues_pr(self) -> bool:
+        """The run answers a person's review of forgeflow's pull request, on that pull request's branch."""
+        return self.human_review is not None
 
     @property
     def reviews_existing_pr(self) -> bool:
@@ -193,6 +230,9 @@ class OrchestrationState(BaseModel):
     error: str | None = None
     pending_gate: PendingGate | None = None
     human_feedback: list[str] = Field(default_factory=list)
+    human_reviews: list[HumanReview] = Field(
+        default_factory=list, description="People's reviews of the run's pull request, for the coder's rounds."
+    )
     usage: UsageTotals = Field(default_factory=UsageTotals)
     outcome: Outcome | None = None
     scripted_replay: bool = False

@@ -1,6 +1,7 @@
 """The seed's state machine as a table: where a run goes after each agent. Pure; no Temporal imports.
 
-    start:          an existing pull request → REVIEWER; otherwise → PLANNER
+    start:          an existing pull request → REVIEWER; a person's review of forgeflow's pull
+                    request → CODER (on that pull request's branch); otherwise → PLANNER
     after planner:  plan mode → END; otherwise → CODER
     after coder:    review mode → REVIEWER; otherwise → TESTER
     after tester:   passed → REVIEWER; failed, retries left → CODER; failed, none left → END (escalate)
@@ -47,15 +48,17 @@ class Row:
     outcome: StepOutcome | None = None
     retries_left: bool | None = None  # True: at least one retry left; False: none
     existing_pr: bool | None = None  # the run only reviews an existing pull request
+    human_review: bool | None = None  # the run answers a person's review of forgeflow's pull request
     escalate: bool = False  # stop for a human first (feedback goes on at AFTER_FEEDBACK)
     uses_retry: bool = False
 
-    def matches(self, mode: Mode, outcome: StepOutcome | None, left: int, existing_pr: bool) -> bool:
+    def matches(self, mode: Mode, outcome: StepOutcome | None, left: int, existing_pr: bool, review: bool) -> bool:
         return (
             (self.mode is None or self.mode == mode)
             and (self.outcome is None or self.outcome == outcome)
             and (self.retries_left is None or self.retries_left == (left > 0))
             and (self.existing_pr is None or self.existing_pr == existing_pr)
+            and (self.human_review is None or self.human_review == review)
         )
 
 
@@ -63,6 +66,7 @@ _PASSED, _APPROVED = StepOutcome.PASSED, StepOutcome.APPROVED
 
 TABLE: tuple[Row, ...] = (
     Row(START, "reviewer", "review of an existing pull request", existing_pr=True),
+    Row(START, "coder", "a person reviewed forgeflow's pull request", human_review=True),
     Row(START, "planner", "run started"),
     Row("planner", END, "plan mode: planning only", mode="plan"),
     Row("planner", "coder", "plan ready"),
@@ -96,18 +100,26 @@ def route(
     outcome: StepOutcome | None,
     retries_left: int,
     reviews_existing_pr: bool = False,
+    answers_human_review: bool = False,
     table: tuple[Row, ...] = TABLE,
 ) -> Route:
     """The next step after `after` finished with `outcome`: the first row of `table` that matches."""
     for row in table:
-        if row.after == after and row.matches(mode, outcome, retries_left, reviews_existing_pr):
+        if row.after == after and row.matches(mode, outcome, retries_left, reviews_existing_pr, answers_human_review):
             return Route(next=row.next, reason=row.reason, escalate=row.escalate, uses_retry=row.uses_retry)
     raise ValueError(f"no routing row after {after!r} for mode {mode}, outcome {outcome}")
 
 
-def first_step(mode: Mode, *, reviews_existing_pr: bool) -> str:
+def first_step(mode: Mode, *, reviews_existing_pr: bool, answers_human_review: bool = False) -> str:
     """The role a run starts with."""
-    return route(START, mode=mode, outcome=None, retries_left=0, reviews_existing_pr=reviews_existing_pr).next
+    return route(
+        START,
+        mode=mode,
+        outcome=None,
+        retries_left=0,
+        reviews_existing_pr=reviews_existing_pr,
+        answers_human_review=answers_human_review,
+    ).next
 
 
 def successors(table: tuple[Row, ...] = TABLE) -> dict[str, set[str]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from contracts.agents import Plan, Review, TestReport
 from contracts.codehost import TaskSpec
+from contracts.run import HumanReview
 from policy.untrusted import bound, fence
 
 
@@ -61,6 +62,21 @@ def _review(review: Review) -> str:
     return "\n".join(lines)
 
 
+def _human_review(review: HumanReview) -> str:
+    """A maintainer's review of the pull request: what they asked, where. Their words are untrusted text."""
+    asked = "requested changes" if review.state == "changes_requested" else "commented"
+    lines = [
+        f"A maintainer (@{review.reviewer}) reviewed the pull request and {asked}. The change so far is "
+        "committed on its branch, and your edits go on top of it: address every point."
+    ]
+    if review.body.strip():
+        lines.append(fence("review", review.body))
+    for c in review.comments:
+        where = f"{c.path}:{c.line}" if c.line else c.path
+        lines.append(f"- {where} {fence('comment', c.body)}")
+    return "\n".join(lines)
+
+
 def planner_brief(task: TaskSpec) -> str:
     return f"{_task(task)}\n\nExplore the repository and submit a plan."
 
@@ -73,6 +89,7 @@ def coder_brief(
     failed_tests: TestReport | None,
     review: Review | None,
     human_feedback: list[str],
+    human_reviews: list[HumanReview] | None = None,
 ) -> str:
     parts = [_task(task)]
     if plan is not None:
@@ -85,6 +102,8 @@ def coder_brief(
         parts.append(_review(review))
     for note in human_feedback:
         parts.append(f"Guidance from a human maintainer:\n{fence('feedback', note)}")
+    for human in human_reviews or []:
+        parts.append(_human_review(human))
     parts.append("Implement the change, then submit.")
     return "\n\n".join(parts)
 

@@ -1,4 +1,4 @@
-"""The `forgeflow` command: demo, run, start, status, watch, approve/reject/feedback, server, worker.
+"""The `forgeflow` command: demo, run, start, status, watch, approve/reject/feedback, server, worker, webhook.
 
 Every command works with zero configuration: it uses the server at TEMPORAL_ADDRESS or starts
 the embedded one. Runs started here are ordinary Temporal workflows: `temporal workflow ...`
@@ -421,6 +421,42 @@ def codec_server(
         server.serve_forever()
     except KeyboardInterrupt:
         server.server_close()
+
+
+@app.command()
+def webhook(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    host: Annotated[str, typer.Option(help="Address to listen on (behind a reverse proxy: 127.0.0.1).")] = "127.0.0.1",
+) -> None:
+    """Receive GitHub's webhook deliveries at POST /webhook (GET /health answers too): labelled issues and
+    `/forgeflow` comments start runs, `/approve|/reject|/feedback` answer gates, reviews start rounds."""
+    import uvicorn
+
+    from starter.webhook import WebhookConfigError, checked_run_options, create_app
+
+    settings = get_settings()
+    configure_logging(json=False)
+    secret = settings.github_webhook_secret.get_secret_value() if settings.github_webhook_secret else ""
+
+    async def connected() -> Client:
+        await ensure_server(settings)
+        return await connect(settings, interceptors=client_interceptors("forgeflow-webhook"))
+
+    try:
+        options = checked_run_options(settings.run_options, settings.ui_url)
+        asgi = create_app(
+            None,
+            secret=secret,
+            task_queue=settings.task_queue,
+            trigger_label=settings.trigger_label,
+            run_options=options,
+            connect=connected,
+        )
+    except WebhookConfigError as err:
+        err_console.print(f"[red]{err}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    console.print(f"forgeflow webhook on http://{host}:{port}/webhook", soft_wrap=True)
+    uvicorn.run(asgi, host=host, port=port, log_level="warning", proxy_headers=True)
 
 
 @app.command("codec-key")

@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
+from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities._processes import alive
@@ -98,8 +99,15 @@ def dev_server_args(settings: Settings, temporal: str = "temporal") -> list[str]
     for pragma, value in SQLITE_PRAGMAS.items():
         args += ["--sqlite-pragma", f"{pragma}={value}"]
     for attr in search.ALL:
-        args += ["--search-attribute", f"{attr.name}=Keyword"]
+        args += ["--search-attribute", f"{attr.name}={_CLI_TYPES[attr.indexed_value_type]}"]
     return args
+
+
+# How `temporal server start-dev --search-attribute` names each type.
+_CLI_TYPES = {
+    SearchAttributeIndexedValueType.KEYWORD: "Keyword",
+    SearchAttributeIndexedValueType.KEYWORD_LIST: "KeywordList",
+}
 
 
 def db_file(settings: Settings) -> Path:
@@ -160,8 +168,8 @@ async def _probe(settings: Settings, wait_seconds: float = PROBE_TIMEOUT) -> Cli
 
 async def register_search_attributes(client: Client) -> None:
     """Add whichever of the run's search attributes the namespace lacks; idempotent."""
-    keyword = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-    names = sorted(k.name for k in search.ALL)
+    types = {key.name: IndexedValueType.ValueType(key.indexed_value_type.value) for key in search.ALL}
+    names = sorted(types)
     try:
         have = await client.operator_service.list_search_attributes(
             ListSearchAttributesRequest(namespace=client.namespace)
@@ -176,7 +184,7 @@ async def register_search_attributes(client: Client) -> None:
         return
     try:
         await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=dict.fromkeys(missing, keyword))
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes={n: types[n] for n in missing})
         )
     except RPCError as err:
         if err.status != RPCStatusCode.ALREADY_EXISTS:  # ALREADY_EXISTS: another process won the race

@@ -37,6 +37,7 @@ from activities.codehost.github import GitHubHost
 from activities.codehost.host import CodeHostActivities, CodeHosts
 from activities.codehost.local import LocalGitHost
 from activities.eval import EvalActivities
+from activities.github_events import GitHubEventActivities
 from activities.model.anthropic_provider import AnthropicProvider
 from activities.model.providers import ModelProvider
 from activities.model.scripted import ScriptedProvider
@@ -54,6 +55,7 @@ from starter.sandbox_process import SandboxProcess, SandboxWorkerExited, sandbox
 from storage.store import ObjectStore, StorageError
 from workflows.agent import AgentWorkflow
 from workflows.eval import EvalWorkflow
+from workflows.github_event import GitHubEventWorkflow
 from workflows.issue import IssueWorkflow
 
 if TYPE_CHECKING:
@@ -98,7 +100,9 @@ def build_workers(
     blobs = BlobStore(store)
     if settings.task_queue in wanted:
         # One entry per kind of repository reference (contracts/repo.py); None: not configured here.
-        hosts = CodeHosts({"local": LocalGitHost(blobs), "github": github_host(settings, blobs)})
+        github = github_host(settings, blobs)
+        hosts = CodeHosts({"local": LocalGitHost(blobs), "github": github})
+        events = GitHubEventActivities(github)
         providers = model_providers(settings)
         model, tools, host = (
             ModelActivities(
@@ -113,7 +117,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=settings.task_queue,
-                workflows=[IssueWorkflow, AgentWorkflow, EvalWorkflow],
+                workflows=[IssueWorkflow, AgentWorkflow, EvalWorkflow, GitHubEventWorkflow],
                 activities=[
                     model.model_turn,
                     tools.run_tool,
@@ -125,6 +129,11 @@ def build_workers(
                     host.commit_snapshot,
                     research.research,
                     evals.load_suite,
+                    events.check_access,
+                    events.react,
+                    events.review_comments,
+                    events.find_run,
+                    events.answer_gate,
                 ],
                 sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
                 workflow_runner=workflow_runner,

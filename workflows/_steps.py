@@ -70,6 +70,10 @@ class Steps:
         self.branch = BRANCH_PREFIX + slug(workflow.info().workflow_id)
         self.head_sha: str | None = task.head_sha if inp.reviews_existing_pr else None
         self.branch_sha: str | None = None  # where our branch points; None until the first commit
+        if inp.continues_pr:  # a person reviewed forgeflow's pull request: go on on its branch
+            self.branch, self.head_sha, self.branch_sha = _continued_branch(task)
+            state.branches_created.append(self.branch)
+            state.prs_created.append(task.pr_ref or self.branch)
         # Each known commit's tree id: the key its files are on the object store under, for the sandbox.
         self.trees: dict[str, str] = {
             sha: tree
@@ -79,6 +83,7 @@ class Steps:
         self.last_failed_tests: TestReport | None = None
         self.last_review: Review | None = None
         self.feedback_used = 0
+        self.reviews_used = 0  # of st.human_reviews, given to the coder so far
         self.invocations: dict[str, int] = {}
         self.conversations: dict[str, AgentResult] = {}
         self.budgets = inp.budgets  # raised when a human chooses to go on past a spent budget
@@ -105,6 +110,8 @@ class Steps:
     async def code(self, role: Role) -> StepOutcome:
         new_feedback = self.st.human_feedback[self.feedback_used :]
         self.feedback_used = len(self.st.human_feedback)
+        new_reviews = self.st.human_reviews[self.reviews_used :]
+        self.reviews_used = len(self.st.human_reviews)
         brief = briefs.coder_brief(
             self.task,
             self.st.plan,
@@ -112,6 +119,7 @@ class Steps:
             failed_tests=self.last_failed_tests,
             review=self.last_review,
             human_feedback=new_feedback,
+            human_reviews=new_reviews,
         )
         self.st.round += 1
         result = await self._agent(role, brief)
@@ -352,6 +360,19 @@ class Steps:
 
     def _commit_under_work(self) -> str:
         return self.head_sha or self.task.base_sha
+
+
+def _continued_branch(task: TaskSpec) -> tuple[str, str, str]:
+    """(branch, head, branch head) of the pull request a person reviewed: only forgeflow's own branch."""
+    branch, head = task.head_branch, task.head_sha
+    if branch is None or head is None or not branch.startswith(BRANCH_PREFIX):
+        raise ApplicationError(
+            f"{task.source} is not forgeflow's pull request (branch {branch!r}): forgeflow continues only its "
+            f"own branches ({BRANCH_PREFIX}…)",
+            type="InvalidInput",
+            non_retryable=True,
+        )
+    return branch, head, head
 
 
 def _link_changes(err: ActivityError) -> list[str] | None:

@@ -19,11 +19,13 @@ with workflow.unsafe.imports_passed_through():
     from contracts import api, search
     from contracts.agents import ModelSpec
     from contracts.codehost import FetchTaskInput, TaskSpec
+    from contracts.github_events import SIGNAL_HUMAN_REVIEW
     from contracts.run import (
         ALLOWED_DECISIONS,
         Decision,
         GateDecision,
         GateKind,
+        HumanReview,
         IssueInput,
         IssueResult,
         OrchestrationState,
@@ -65,6 +67,8 @@ class IssueWorkflow:
         self._decision: GateDecision | None = None
         self._gate_timeout = 0
         self._protected_patterns: list[str] = []
+        self._human_reviews: list[HumanReview] = []  # signalled before the state exists, or any time
+        self._threads: set[str] = set()
 
     # --- messages ---------------------------------------------------------------------------
 
@@ -98,6 +102,11 @@ class IssueWorkflow:
         if error is not None:
             raise ValueError(error)
 
+    @workflow.signal(name=SIGNAL_HUMAN_REVIEW)
+    def human_review(self, review: HumanReview) -> None:
+        """A person reviewed the run's pull request: the coder's next round takes it (see _after_route)."""
+        self._human_reviews.append(review)
+
     def _pending(self) -> PendingGate | None:
         return self._state.pending_gate if self._state else None
 
@@ -123,13 +132,16 @@ class IssueWorkflow:
             mode=inp.mode,
             max_retries=inp.max_retries,
             scripted_replay=inp.model_script is not None,
+            human_reviews=[inp.human_review] if inp.human_review else [],
         )
+        self._human_reviews = st.human_reviews = [*st.human_reviews, *self._human_reviews]
+        self._threads = _threads(inp)
         workflow.upsert_search_attributes([search.REPO.value_set(str(inp.repo)), search.MODE.value_set(inp.mode)])
         self._set_stage(Stage.STARTING, f"run started in {inp.mode} mode")
         task = await self._fetch_task(inp)
         self._protected_patterns = [*inp.protected_paths, *task.protected_paths]  # the repository's only add
         steps = Steps(inp, task, st, self._model_spec(inp), self._guard)
-        step = first_step(inp.mode, reviews_existing_pr=inp.reviews_existing_pr)
+        step = first_step(inp.mode, reviews_existing_pr=inp.reviews_existing_pr, answers_human_review=inp.continues_pr)
         while step != END:
             if not await self._within_budget(steps, inp):
                 break
@@ -143,6 +155,7 @@ class IssueWorkflow:
                 if not await self._recover(step, steps, inp, err):
                     break
                 continue  # the same step again, after a human's feedback
+            decision = self._after_route(decision, steps)
             if decision.uses_retry:
                 st.retry_count += 1
                 _metrics.retried(step)
@@ -151,6 +164,21 @@ class IssueWorkflow:
                 break
             step = AFTER_FEEDBACK if decision.escalate else decision.next
         return self._finish()
+
+    def _after_route(self, decision: Route, steps: Steps) -> Route:
+        """A person's review of the run's pull request that came while the run worked: where the run
+        would end, it gets the coder's next round instead, while retries last."""
+        st = self._require_state()
+        waiting = len(st.human_reviews) - steps.reviews_used
+        if decision.next != END or decision.escalate or waiting <= 0 or not st.prs_created:
+            return decision
+        if st.outcome in (Outcome.REJECTED, Outcome.GATE_TIMED_OUT):
+            return decision
+        if retries_left(st.retry_count, st.max_retries) == 0:
+            self._note(f"{waiting} review(s) by a person not taken: no retries left")
+            return decision
+        st.outcome = None
+        return Route(next="coder", reason=f"{waiting} review(s) by a person on the pull request", uses_retry=True)
 
     async def _within_budget(self, steps: Steps, inp: IssueInput) -> bool:
         """True to go on; a spent budget waits for a human, whose feedback grants it once more."""
@@ -192,6 +220,7 @@ class IssueWorkflow:
             outcome=outcome,
             retries_left=left,
             reviews_existing_pr=inp.reviews_existing_pr,
+            answers_human_review=inp.continues_pr,
         )
         if role.step == "review" and decision.next == END:
             st.outcome = _review_outcome(st.review_verdict, inp.reviews_existing_pr)
@@ -325,7 +354,8 @@ class IssueWorkflow:
         st.stage = stage
         self._note(line)
         workflow.logger.info("stage: %s", line, extra={"stage": stage, "round": st.round})  # not on replay
-        workflow.upsert_search_attributes([search.STAGE.value_set(stage)])
+        threads = sorted(self._threads | {t for ref in st.prs_created if (t := _pull_thread(ref))})
+        workflow.upsert_search_attributes([search.STAGE.value_set(stage), search.THREADS.value_set(threads)])
         retries = f"retries {st.retry_count}/{st.max_retries}"
         workflow.set_current_details(f"**{stage}** — round {max(st.round, 1)}, {retries}\n\n{line}")
 
@@ -363,6 +393,17 @@ _GATE_STAGES = {
     "escalation": Stage.AWAITING_ESCALATION,
     "protected_paths": Stage.AWAITING_CHANGE_APPROVAL,
 }
+
+
+def _threads(inp: IssueInput) -> set[str]:
+    """The issue and pull request the run was started on, as kept in the THREADS search attribute."""
+    return {search.thread(n) for n in (inp.issue_number, inp.pr_number) if n is not None and inp.repo.kind == "github"}
+
+
+def _pull_thread(ref: str) -> str | None:
+    """A pull request's thread from its URL (…/pull/12); None for a local branch."""
+    head, _, number = ref.rstrip("/").rpartition("/")
+    return search.thread(int(number)) if head.endswith("/pull") and number.isdigit() else None
 
 
 def _extend(current: RunBudgets, original: RunBudgets) -> RunBudgets:

@@ -35,11 +35,14 @@ from contracts.codehost import (
     PublishResult,
     TaskSpec,
 )
+from contracts.github_events import Reaction
 from contracts.repo import RepoRef
+from contracts.run import HumanReviewComment
 from policy import host_rules as rules
 from policy.host_rules import mapping_ref
 from policy.paths import UnsafePathError, repo_path
 from policy.retry import classify_github
+from policy.untrusted import bound
 
 WRITE_PERMISSIONS = ("admin", "maintain", "write")
 
@@ -108,6 +111,7 @@ class GitHubHost:
             base_branch=str(pull["base"]["ref"]),
             head_sha=head_sha,
             pr_ref=str(pull["html_url"]),
+            head_branch=str(pull["head"]["ref"]),
         )
 
     async def _task_text(
@@ -133,15 +137,46 @@ class GitHubHost:
 
     async def _check_author(self, repo: RepoRef, login: str, number: int) -> None:
         """Issue text steers the agents: act only on issues from people who could push the change themselves."""
-        owner, name = repo.owner, repo.name
-        found = await call(self._gh.rest.repos.async_get_collaborator_permission_level(owner, name, login), f"@{login}")
-        if found.get("permission") not in WRITE_PERMISSIONS:
+        permission = await self.permission(repo, login)
+        if permission not in WRITE_PERMISSIONS:
             raise ApplicationError(
-                f"issue #{number} in {repo} was opened by @{login}, who has {found.get('permission')} access; "
+                f"issue #{number} in {repo} was opened by @{login}, who has {permission} access; "
                 "forgeflow acts on issues from users with write access (set trust_any_author to override)",
                 type="IssueAuthorNotTrusted",
                 non_retryable=True,
             )
+
+    async def permission(self, repo: RepoRef, login: str) -> str:
+        """GitHub's word for `login`'s access to `repo`: admin, maintain, write, triage, read or none."""
+        request = self._gh.rest.repos.async_get_collaborator_permission_level(repo.owner, repo.name, login)
+        try:
+            found = (await request).json()
+        except RequestFailed as err:
+            if err.response.status_code == 404:  # not a collaborator: no access of their own
+                return "none"
+            raise to_error(err, f"@{login}'s access to {repo}") from None
+        return str(found.get("permission") or "none")
+
+    async def react(self, repo: RepoRef, comment_id: int, content: Reaction) -> None:
+        """A reaction to an issue or pull request comment; GitHub keeps one per user and content, so a
+        retry adds nothing."""
+        request = self._gh.rest.reactions.async_create_for_issue_comment(
+            repo.owner, repo.name, comment_id, content=content
+        )
+        await call(request, f"comment {comment_id} in {repo}")
+
+    async def review_comments(self, repo: RepoRef, pr_number: int, review_id: int) -> list[HumanReviewComment]:
+        """The line comments of one review of a pull request (path, line, body)."""
+        request = self._gh.rest.pulls.async_list_comments_for_review(
+            repo.owner, repo.name, pr_number, review_id, per_page=100
+        )
+        found = await call(request, f"review {review_id} of pull request #{pr_number} in {repo}")
+        return [
+            HumanReviewComment(
+                path=str(c["path"]), line=c.get("line") or c.get("original_line"), body=bound(str(c.get("body") or ""))
+            )
+            for c in found
+        ]
 
     def _cached(self, repo: RepoRef) -> Path:
         """The worker's bare repository holding the commits of `repo` downloaded so far."""

@@ -82,6 +82,7 @@ class LocalGitHost:
             base_branch=base_branch,
             head_sha=pr.head_sha if pr else None,
             pr_ref=pr.branch if pr else None,
+            head_branch=pr.branch if pr else None,
         )
 
     async def read_file(self, repo: RepoRef, sha: str, path: str) -> bytes | None:

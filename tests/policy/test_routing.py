@@ -56,22 +56,32 @@ def test_route(
 
 
 @pytest.mark.parametrize(
-    ("mode", "existing_pr", "expected"),
+    ("mode", "existing_pr", "human_review", "expected"),
     [
-        ("autonomous", False, "planner"),
-        ("plan", False, "planner"),
-        ("review", False, "planner"),
-        ("review", True, "reviewer"),
+        ("autonomous", False, False, "planner"),
+        ("plan", False, False, "planner"),
+        ("review", False, False, "planner"),
+        ("review", True, False, "reviewer"),
+        ("autonomous", False, True, "coder"),  # a person's review of forgeflow's pull request
     ],
 )
-def test_first_step(mode: Mode, existing_pr: bool, expected: str) -> None:
-    assert first_step(mode, reviews_existing_pr=existing_pr) == expected
+def test_first_step(mode: Mode, existing_pr: bool, human_review: bool, expected: str) -> None:
+    assert first_step(mode, reviews_existing_pr=existing_pr, answers_human_review=human_review) == expected
+
+
+def test_after_a_human_reviews_round_the_run_goes_on_as_usual() -> None:
+    """The coder's round for a person's review is followed by the tester and the reviewer, under the budget."""
+    after_coder = route("coder", mode="autonomous", outcome=DONE, retries_left=3, answers_human_review=True)
+    assert after_coder.next == "tester"
+    failed = route("tester", mode="autonomous", outcome=FAILED, retries_left=0, answers_human_review=True)
+    assert (failed.next, failed.escalate) == (END, True)
 
 
 def test_every_step_has_a_row_that_always_matches() -> None:
     """The last row of each `after` has no condition, so routing never runs out of rows."""
     last = {row.after: row for row in TABLE}
-    unconditioned = [r for r in last.values() if (r.mode, r.outcome, r.retries_left, r.existing_pr) == (None,) * 4]
+    conditions = [(r.mode, r.outcome, r.retries_left, r.existing_pr, r.human_review) for r in last.values()]
+    unconditioned = [c for c in conditions if c == (None,) * 5]
     assert len(unconditioned) == len(last)
 
 

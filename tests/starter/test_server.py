@@ -11,7 +11,6 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from typer.testing import CliRunner
 
@@ -130,7 +129,7 @@ async def test_embedded_server_starts_is_reused_and_stops(tmp_path: Path) -> Non
         client = await connect(settings)
         listed = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace="default"))
         for key in search.ALL:
-            assert listed.custom_attributes.get(key.name) == IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+            assert listed.custom_attributes.get(key.name) == key.indexed_value_type.value
 
         again = await ensure_server(settings)
         assert not again.started_by_us and again.kind == "embedded"
