@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from contracts.agents import Review
@@ -119,6 +121,25 @@ class PostCommentInput(BaseModel):
 
 class PostedResult(BaseModel):
     location: str
+
+
+CheckStatus = Literal["queued", "in_progress", "completed"]
+CheckConclusion = Literal["success", "failure", "neutral", "cancelled"]
+
+
+class ReportStageInput(BaseModel):
+    """The run's stage on a commit of its pull request: a check run (GitHub App) or a commit status
+    (token). One check run per run and commit, updated in place; a repeated report changes nothing."""
+
+    model_config = DURABLE
+
+    repo: Repo
+    run_id: str
+    head_sha: str
+    status: CheckStatus
+    conclusion: CheckConclusion | None = Field(default=None, description="Set when status is completed.")
+    summary: str = Field(description="One line: the stage, or the outcome.")
+    details_url: str | None = Field(default=None, description="The run in the Temporal UI.")
 
 
 class SnapshotInput(BaseModel):

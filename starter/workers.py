@@ -127,6 +127,7 @@ def build_workers(
                     host.post_review,
                     host.post_comment,
                     host.commit_snapshot,
+                    host.report_stage,
                     research.research,
                     evals.load_suite,
                     events.check_access,
@@ -239,7 +240,7 @@ def github_host(settings: Settings, blobs: BlobStore | None = None) -> GitHubHos
     client: GitHub[Any] = GitHub(auth, base_url=settings.github_api_url, auto_retry=False, http_cache=False)
     store = blobs or BlobStore(object_store(settings))
     cache = CommitCache(settings.data_dir / "repos", max_bytes=settings.cache_max_mb * 1024**2)
-    return GitHubHost(client, cache, store)
+    return GitHubHost(client, cache, store, as_app=isinstance(auth, AppInstallationAuthStrategy))
 
 
 def github_auth(settings: Settings) -> AppInstallationAuthStrategy | str | None:

@@ -45,6 +45,7 @@ POST_REVIEW = "post_review"
 POST_COMMENT = "post_comment"
 LOAD_SUITE = "load_suite"
 COMMIT_SNAPSHOT = "commit_snapshot"
+REPORT_STAGE = "report_stage"
 
 # Errors a retry cannot fix; activities raise ApplicationError(non_retryable=True) for their own.
 _NON_RETRYABLE = ["InvalidInput", "ScriptDiverged", "UnsafePath", "BranchMoved", "CommitNotFound"]

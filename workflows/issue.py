@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
     from roles import RoleSpec, spec_of
     from workflows import _metrics
     from workflows import activity_calls as acts
+    from workflows._checks import StageChecks
     from workflows._steps import Steps
 
 
@@ -69,6 +70,7 @@ class IssueWorkflow:
         self._protected_patterns: list[str] = []
         self._human_reviews: list[HumanReview] = []  # signalled before the state exists, or any time
         self._threads: set[str] = set()
+        self._steps: Steps | None = None
 
     # --- messages ---------------------------------------------------------------------------
 
@@ -140,7 +142,8 @@ class IssueWorkflow:
         self._set_stage(Stage.STARTING, f"run started in {inp.mode} mode")
         task = await self._fetch_task(inp)
         self._protected_patterns = [*inp.protected_paths, *task.protected_paths]  # the repository's only add
-        steps = Steps(inp, task, st, self._model_spec(inp), self._guard)
+        steps = self._steps = Steps(inp, task, st, self._model_spec(inp), self._guard)
+        self._checks = StageChecks(inp)
         step = first_step(inp.mode, reviews_existing_pr=inp.reviews_existing_pr, answers_human_review=inp.continues_pr)
         while step != END:
             if not await self._within_budget(steps, inp):
@@ -163,6 +166,8 @@ class IssueWorkflow:
             if decision.escalate and not await self._escalate(steps, decision.reason):
                 break
             step = AFTER_FEEDBACK if decision.escalate else decision.next
+        outcome = self._final_outcome()
+        await self._checks.finished(steps.head_sha, outcome, f"run finished: {outcome.value}")
         return self._finish()
 
     def _after_route(self, decision: Route, steps: Steps) -> Route:
@@ -211,7 +216,9 @@ class IssueWorkflow:
         left = retries_left(st.retry_count, st.max_retries)
         role = spec_of(step)
         self._set_stage(role.stage, _started(role, st.round))
+        await self._checks.working(steps.head_sha, f"{role.stage}: {_started(role, st.round)}")
         outcome = await steps.run(role)
+        await self._checks.landed(steps.head_sha)
         if role.step == "plan" and (stop := await self._after_plan(steps, inp)) is not None:
             return stop
         decision = route(
@@ -311,6 +318,8 @@ class IssueWorkflow:
         )
         stage, opened = _GATE_STAGES[kind], workflow.now()
         self._set_stage(stage, f"waiting for a human at the {kind} gate: {reason}")
+        if self._steps is not None:
+            await self._checks.working(self._steps.head_sha, f"waiting for a human at the {kind} gate")
         self._decision = None
         try:
             await workflow.wait_condition(lambda: self._decision is not None, timeout=timedelta(seconds=timeout))
@@ -362,10 +371,16 @@ class IssueWorkflow:
     def _note(self, line: str) -> None:
         self._require_state().log.append(f"[{workflow.now().strftime('%H:%M:%S')}] {line}")
 
+    def _final_outcome(self) -> Outcome:
+        """The run's outcome as it ends: the one set, else escalated (a human was asked) or failed."""
+        st = self._require_state()
+        if st.outcome is not None:
+            return st.outcome
+        return Outcome.ESCALATED if st.approval_status == "escalated" else Outcome.FAILED
+
     def _finish(self) -> IssueResult:
         st = self._require_state()
-        if st.outcome is None:
-            st.outcome = Outcome.ESCALATED if st.approval_status == "escalated" else Outcome.FAILED
+        st.outcome = self._final_outcome()
         st.stage = Stage.DONE
         self._note(f"run finished: {st.outcome.value}")
         workflow.upsert_search_attributes(

@@ -33,11 +33,13 @@ from contracts.codehost import (
     PostReviewInput,
     PublishInput,
     PublishResult,
+    ReportStageInput,
     TaskSpec,
 )
 from contracts.github_events import Reaction
 from contracts.repo import RepoRef
 from contracts.run import HumanReviewComment
+from policy import checks as checks_policy
 from policy import host_rules as rules
 from policy.host_rules import mapping_ref
 from policy.paths import UnsafePathError, repo_path
@@ -68,8 +70,10 @@ async def call(request: Awaitable[Response[Any]], what: str) -> Any:
 
 
 class GitHubHost:
-    def __init__(self, github: GitHub[Any], cache: CommitCache, blobs: BlobStore) -> None:
+    def __init__(self, github: GitHub[Any], cache: CommitCache, blobs: BlobStore, *, as_app: bool = False) -> None:
+        """`as_app`: the client acts as a GitHub App installation, which alone may write check runs."""
         self._gh = github
+        self._as_app = as_app
         self._cache = cache
         self._blobs = blobs
         self._reader = GitReader()  # the read tools' listings and objects, without a process per call
@@ -406,6 +410,60 @@ class GitHubHost:
             )
             posted = await call(retry, what)
         return PostedResult(location=str(posted.get("html_url") or posted["id"]))
+
+    async def report_stage(self, req: ReportStageInput) -> PostedResult:
+        """The run's stage on `head_sha`: its check run created or updated in place (an App), else a
+        commit status, posted only when it differs from the run's latest one there."""
+        if self._as_app:
+            return await self._check_run(req)
+        return await self._commit_status(req)
+
+    async def _check_run(self, req: ReportStageInput) -> PostedResult:
+        owner, name = req.repo.owner, req.repo.name
+        what = f"check runs of {req.head_sha[:12]} in {req.repo}"
+        listed = await call(
+            self._gh.rest.checks.async_list_for_ref(
+                owner, name, req.head_sha, check_name=checks_policy.CHECK_NAME, filter_="all", per_page=100
+            ),
+            what,
+        )
+        found = [run for run in listed.get("check_runs") or [] if run.get("external_id") == req.run_id]
+        fields: dict[str, Any] = {
+            "status": req.status,
+            "output": {"title": req.summary[:100], "summary": req.summary},
+            **({"details_url": req.details_url} if req.details_url else {}),
+            **({"conclusion": req.conclusion} if req.status == "completed" and req.conclusion else {}),
+        }
+        if found:
+            number = int(found[0]["id"])
+            await call(self._gh.rest.checks.async_update(owner, name, number, data=cast(Any, fields)), what)
+            return PostedResult(location=str(found[0].get("html_url") or number))
+        body = {"name": checks_policy.CHECK_NAME, "head_sha": req.head_sha, "external_id": req.run_id, **fields}
+        created = await call(self._gh.rest.checks.async_create(owner, name, data=cast(Any, body)), what)
+        return PostedResult(location=str(created.get("html_url") or created["id"]))
+
+    async def _commit_status(self, req: ReportStageInput) -> PostedResult:
+        owner, name = req.repo.owner, req.repo.name
+        what = f"statuses of {req.head_sha[:12]} in {req.repo}"
+        state = checks_policy.status_state(req.status, req.conclusion)
+        text = checks_policy.description(req.summary)
+        listed = await call(self._gh.rest.repos.async_list_commit_statuses_for_ref(owner, name, req.head_sha), what)
+        ours = [s for s in listed if s.get("context") == checks_policy.CONTEXT]  # newest first
+        if ours and (ours[0].get("state"), ours[0].get("description")) == (state, text):
+            return PostedResult(location=str(ours[0].get("url") or ours[0].get("id")))  # a retry: already there
+        posted = await call(
+            self._gh.rest.repos.async_create_commit_status(
+                owner,
+                name,
+                req.head_sha,
+                state=state,
+                description=text,
+                context=checks_policy.CONTEXT,
+                target_url=req.details_url,
+            ),
+            what,
+        )
+        return PostedResult(location=str(posted.get("url") or posted.get("id")))
 
 
 def _depth(directory: str) -> tuple[int, str]:

@@ -22,6 +22,7 @@ from contracts.codehost import (
     PostReviewInput,
     PublishInput,
     PublishResult,
+    ReportStageInput,
     SnapshotInput,
     TaskSpec,
 )
@@ -64,6 +65,9 @@ class CodeHost(Protocol):
     async def publish_change(self, req: PublishInput) -> PublishResult: ...
     async def post_review(self, req: PostReviewInput) -> PostedResult: ...
     async def post_comment(self, req: PostCommentInput) -> PostedResult: ...
+    async def report_stage(self, req: ReportStageInput) -> PostedResult:
+        """The run's stage on a commit of its pull request, where the host shows such things."""
+        ...
 
 
 class CodeHosts:
@@ -131,6 +135,11 @@ class CodeHostActivities:
     @heartbeats
     async def post_comment(self, req: PostCommentInput) -> PostedResult:
         return await self._on_host("post_comment", req.repo, lambda host: host.post_comment(req))
+
+    @activity.defn
+    @heartbeats
+    async def report_stage(self, req: ReportStageInput) -> PostedResult:
+        return await self._on_host("report_stage", req.repo, lambda host: host.report_stage(req))
 
     @activity.defn
     @heartbeats

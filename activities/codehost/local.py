@@ -50,6 +50,7 @@ from contracts.codehost import (
     PostReviewInput,
     PublishInput,
     PublishResult,
+    ReportStageInput,
     TaskSpec,
 )
 from contracts.repo import RepoRef
@@ -163,6 +164,10 @@ class LocalGitHost:
         await asyncio.to_thread(records.write_atomic, target, report)
         await asyncio.to_thread(records.write_atomic, folder / "latest.md", report)
         return PostedResult(location=str(target))
+
+    async def report_stage(self, req: ReportStageInput) -> PostedResult:
+        """A local repository shows no checks: the run's stage is in its state and the Temporal UI."""
+        return PostedResult(location="not reported: a local repository has no checks")
 
     async def post_comment(self, req: PostCommentInput) -> PostedResult:
         repo = await self._reader.repo(req.repo.path)
