@@ -307,6 +307,20 @@ async def test_a_second_round_updates_the_same_branch_and_pull_request(
     assert [f"review-{n}" in r["body"] for n, r in enumerate(github.reviews[number], 1)] == [True, True]
     assert "request changes" in github.reviews[number][0]["body"] and "approve" in github.reviews[number][1]["body"]
 
+    # With a token, the run's stage shows as commit statuses: the first commit superseded, the second approved.
+    first, second = result.state.commits
+    seen = {sha: [(s["state"], s["description"]) for s in github.statuses[sha]] for sha in (first, second)}
+    assert all(s["context"] == "forgeflow" for sha in (first, second) for s in github.statuses[sha])
+    assert seen[first] == [
+        ("pending", "waiting for the next step"),
+        ("pending", "testing: tester started"),
+        ("pending", "reviewing: reviewer started"),
+        ("pending", "coding: coder round 2 started"),
+        ("success", f"superseded by {second[:12]}"),
+    ]
+    assert seen[second][0] == ("pending", "waiting for the next step")
+    assert seen[second][-1] == ("success", "run finished: approved")
+
 
 async def test_review_mode_on_an_existing_pull_request(
     time_skipping_env: WorkflowEnvironment, tmp_path: Path, github: GitHubLoopback, sample_repo: Path
