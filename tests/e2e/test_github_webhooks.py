@@ -38,7 +38,7 @@ from testkit.loopback.github_api import GitHubLoopback, Issue
 from testkit.loopback.webhooks import WebhookSender
 from testkit.scripts import coder_run, planner_run, reviewer_run, submit, tester_run, tool, turn, write_script
 from testkit.tools import git
-from tests.e2e.conftest import ROOT, WorkerProcess, start_worker, wait_until
+from tests.e2e.conftest import E2E_GITHUB_TOKEN, ROOT, WorkerProcess, start_worker, wait_until
 from tests.e2e.recovery import Hold, running_on
 
 pytestmark = pytest.mark.e2e
@@ -245,3 +245,65 @@ def _answering_coder(*, expect: list[str]) -> dict[str, Any]:
             turn(submit(summary="documented subtract", commit_message="Document subtract")),
         ]
     }
+
+
+async def test_commands_that_start_refuse_or_explain_each_answer_once(
+    dev_env: WorkflowEnvironment,
+    workers: list[WorkerProcess],
+    github: GitHubLoopback,
+    sample_repo: Path,
+    tmp_path: Path,
+) -> None:
+    """With a token: `/forgeflow plan` posts a plan, a second trigger is refused while a run works, a gate
+    refuses what it does not take (the reply says why), `/forgeflow review` reviews a pull request,
+    unknown commands are explained, and a command with no run to answer says so."""
+    gh = github
+    gh.issues[8] = Issue(title="Add multiply", body="Please add calc.multiply(a, b).")
+    git(sample_repo, "checkout", "-qb", "feature/divide")
+    (sample_repo / "calc" / "__init__.py").write_text(FIXED + "\n\ndef divide(a, b):\n    return a / b\n")
+    git(sample_repo, "commit", "-qam", "Add divide")
+    git(sample_repo, "checkout", "-q", "main")
+    gh.pulls[50] = {"title": "Add divide", "body": "", "state": "open", "draft": False,
+                    "head": {"ref": "feature/divide"}, "base": {"ref": "main"}}  # fmt: skip
+    env = {"GITHUB_TOKEN": E2E_GITHUB_TOKEN, "GITHUB_API_URL": gh.base_url}
+    start_worker(workers, dev_env, tmp_path, **env)
+    script = write_script(tmp_path / "s.json", {"planner": [planner_run()], "reviewer": [reviewer_run()]})
+    hook = Webhook(dev_env, tmp_path, {"model_script": script, "require_plan_approval": True})
+
+    async def said(number: int, body: str, sender: str = "octocat") -> EventOutcome:
+        answer = hook.sender.deliver("issue_comment", gh.comment(number, sender, body))
+        assert answer.status_code == 202, answer.text
+        return await _event(dev_env, answer.json()["workflow_id"].removeprefix("github-delivery-"))
+
+    planned = await said(8, "/forgeflow plan")
+    assert planned.done == "started" and planned.run_id
+    plan_run = await dev_env.client.get_workflow_handle(planned.run_id, result_type=IssueResult).result()
+    assert plan_run.outcome == Outcome.PLANNED
+    assert (await said(8, "/approve")).done == "refused"  # the plan run has ended: nothing waits here
+
+    gated = await said(7, "/forgeflow run")
+    assert gated.done == "started" and gated.run_id
+    run = dev_env.client.get_workflow_handle(gated.run_id, result_type=IssueResult)
+    await _until(lambda: _at_gate(run), seconds=60, what="the plan gate")
+    again = await said(7, "/forgeflow run")
+    assert again.done == "refused" and again.run_id == gated.run_id and "already working" in again.message
+    empty = await said(7, "/feedback")
+    assert empty.done == "refused" and "feedback needs a comment" in empty.message
+    rejected = await said(7, "/reject not now", sender="maintainer")
+    assert rejected.done == "answered"
+    assert (await run.result()).outcome == Outcome.REJECTED
+
+    explained = await said(7, "/forgeflow deploy")
+    assert explained.done == "explained" and "/forgeflow review" in explained.message
+    reviewed = await said(50, "/forgeflow review")
+    assert reviewed.done == "started" and reviewed.run_id
+    review_run = await dev_env.client.get_workflow_handle(reviewed.run_id, result_type=IssueResult).result()
+    assert review_run.outcome == Outcome.REVIEWED and len(gh.reviews[50]) == 1
+    hook.stop()
+
+    # One reply per delivery, each linking the run it is about; one reaction per acted-on comment.
+    replies = {n: [c["body"] for c in gh.issues[n].comments if "<!-- forgeflow:github-delivery-" in c["body"]]
+               for n in (7, 8)}  # fmt: skip
+    assert len(replies[8]) == 2 and len(replies[7]) == 5
+    assert f"http://ui.test/namespaces/default/workflows/{gated.run_id}" in replies[7][0]
+    assert sum(len(found) for (kind, _), found in gh.reactions.items() if kind == "comment") == 8
