@@ -2,7 +2,8 @@
 
 Each test parses the compose file (and the configs it mounts) and checks one promise of deploy/README.md:
 forgeflow's services set only variables forgeflow reads, the workers share no disk, the sandbox worker
-holds no secret, every worker uses the same S3 store on MinIO, and the observability profile is whole.
+holds no secret, every worker uses the same S3 store on MinIO, the webhook holds only its own secret and
+listens on loopback for a reverse proxy, and the observability profile is whole.
 What forgeflow reads comes from the code (the settings' aliases, the store's AWS variables, the
 OpenTelemetry SDK's variables), so a renamed setting fails here rather than in a deployment.
 """
@@ -31,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 OBSERVABILITY = "observability"
 OBSERVABILITY_SERVICES = {"otel-collector", "jaeger", "prometheus"}
+WEBHOOK_SECRET = "GITHUB_WEBHOOK_SECRET"
 
 Service = dict[str, Any]
 
@@ -93,6 +95,11 @@ def workers() -> dict[str, Service]:
 
 def sandbox_workers() -> dict[str, Service]:
     return {name: s for name, s in workers().items() if name == "sandbox" or SANDBOX_TASK_QUEUE in queues(s)}
+
+
+def webhooks() -> dict[str, Service]:
+    """Services that run `forgeflow webhook`."""
+    return {name: s for name, s in forgeflow_services().items() if ("forgeflow", "webhook") in pairwise(command(s))}
 
 
 def mounts(service: Service) -> Iterator[tuple[str, bool]]:
@@ -187,11 +194,75 @@ def test_the_sandbox_worker_holds_no_secret_and_serves_only_the_sandbox(name: st
     held = sorted(set(environment(service)) & set(SECRET_VARIABLES))
     assert not held, f"sandbox worker {name} sets {held}; it refuses to start with a secret in its environment"
     assert queues(service) == [SANDBOX_TASK_QUEUE], f"sandbox worker {name} serves {queues(service)}"
+    assert_key_ring_is_a_secret(name, service)
+
+
+def assert_key_ring_is_a_secret(name: str, service: Service) -> None:
+    """A key ring the service reads from a file comes as a docker secret, never as a host path."""
     ring = environment(service).get("FORGEFLOW_CODEC_KEYS_FILE")
     if ring:
         secret = ring.removeprefix("/run/secrets/")
         assert secret in (service.get("secrets") or []), f"{name} reads the key ring from {ring}, not a secret"
         assert secret in (compose().get("secrets") or {}), f"secret {secret} is not defined"
+
+
+def test_the_file_describes_a_webhook_that_is_no_worker() -> None:
+    assert webhooks(), "no service runs forgeflow webhook"
+    both = sorted(set(webhooks()) & set(workers()))
+    assert not both, f"{both} run the webhook and a worker in one service"
+
+
+@pytest.mark.parametrize("name", sorted(webhooks()))
+def test_the_webhook_holds_its_own_secret_and_nothing_else(name: str) -> None:
+    # The webhook faces the internet: it verifies deliveries and starts workflows, and the workers do the work.
+    service = webhooks()[name]
+    env = environment(service)
+    held = sorted(set(env) & set(SECRET_VARIABLES) - {WEBHOOK_SECRET})
+    assert not held, f"webhook {name} sets {held}; only the workers hold those"
+    github = sorted(key for key in env if key.startswith("GITHUB_") and key != WEBHOOK_SECRET)
+    assert not github, f"webhook {name} sets {github}; it never calls GitHub"
+    store = sorted(set(env) & set(STORAGE_VARIABLES))
+    assert not store, f"webhook {name} sets the store's {store}; it reads and writes no run content"
+    # Passed from the shell or .env, never written here (forgeflow webhook refuses to start without it).
+    assert WEBHOOK_SECRET in env and env[WEBHOOK_SECRET] is None, f"webhook {name} must take {WEBHOOK_SECRET} as is"
+    # Opt-in: a stack that does not use GitHub's webhooks needs neither the service nor its secret.
+    assert service.get("profiles"), f"webhook {name} runs in every stack; give it a profile"
+    assert_key_ring_is_a_secret(name, service)
+
+
+def published(service: Service) -> Iterator[tuple[str, str]]:
+    """(host address, port) of each port a service publishes; no address means every interface."""
+    for port in service.get("ports") or []:
+        if isinstance(port, dict):
+            yield str(port.get("host_ip") or ""), str(port.get("published") or port.get("target"))
+            continue
+        parts = str(port).rsplit(":", 2)
+        yield (parts[0] if len(parts) == 3 else ""), parts[-2] if len(parts) > 1 else parts[-1]
+
+
+@pytest.mark.parametrize(
+    ("ports", "expected"),
+    [
+        (["127.0.0.1:8080:8080"], [("127.0.0.1", "8080")]),
+        (["8080:8080", "9000"], [("", "8080"), ("", "9000")]),
+        ([{"target": 8080, "published": 80, "host_ip": "127.0.0.1"}], [("127.0.0.1", "80")]),
+    ],
+)
+def test_published_reads_every_form(ports: list[Any], expected: list[tuple[str, str]]) -> None:
+    assert list(published({"ports": ports})) == expected
+
+
+@pytest.mark.parametrize("name", sorted(webhooks()))
+def test_the_webhook_listens_on_loopback_for_a_reverse_proxy(name: str) -> None:
+    # TLS belongs to the proxy in front; plain HTTP on every interface would carry deliveries in the clear.
+    exposed = [(host, port) for host, port in published(webhooks()[name]) if host != "127.0.0.1"]
+    assert not exposed, f"webhook {name} publishes {exposed} beyond this host's loopback"
+
+
+@pytest.mark.parametrize("variable", ["TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "FORGEFLOW_TASK_QUEUE"])
+def test_the_webhook_starts_work_where_the_workers_serve(variable: str) -> None:
+    found = {name: environment(s).get(variable) for name, s in {**workers(), **webhooks()}.items()}
+    assert len(set(found.values())) == 1, f"{variable} differs between the webhook and the workers: {found}"
 
 
 def test_every_worker_uses_the_same_s3_store() -> None:
