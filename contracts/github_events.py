@@ -19,10 +19,8 @@ from contracts.run import Decision, Mode
 from contracts.versioning import DURABLE
 
 EVENT_WORKFLOW_TYPE = "GitHubEventWorkflow"
-SIGNAL_HUMAN_REVIEW = "human_review"
-Reaction = Literal[
-    "+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"
-]  # a person's review of the run's pull request, for its next coder round
+SIGNAL_HUMAN_REVIEW = "human_review"  # a person's review of the run's pull request, for its next coder round
+Reaction = Literal["+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"]
 
 
 class StartRun(BaseModel):

@@ -33,6 +33,9 @@ COMMAND_HELP = (
     "- `/forgeflow review` (on a pull request): review it\n"
     "- `/approve`, `/reject`, `/feedback <what to change>`: answer the gate a run here waits at"
 )
+# The most of a comment or review a delivery carries (characters): well inside the workflow start's
+# payload, which a bigger one would send to the webhook's own external storage, out of workers' reach.
+TEXT_MAX = 20_000
 _GATES: dict[str, Decision] = {"/approve": "approve", "/reject": "reject", "/feedback": "feedback"}
 _MARKER = "<!-- forgeflow:"  # the first line of everything forgeflow posts (policy.host_rules.marker)
 Command = StartRun | AnswerGate | Explain
@@ -61,7 +64,7 @@ def parse_command(body: str, *, on_pull_request: bool) -> Command | None:
     argument = "\n".join(part for part in (argument.strip(), rest.strip()) if part)
     word = word.lower()
     if word in _GATES:
-        return AnswerGate(decision=_GATES[word], comment=bound(argument))
+        return AnswerGate(decision=_GATES[word], comment=bound(argument, TEXT_MAX))
     if word != "/forgeflow":
         return None
     sub = argument.split()[0].lower() if argument else ""
@@ -156,7 +159,9 @@ def _pull_request_review(payload: dict[str, Any], trigger_label: str) -> _Read |
     state = _REVISABLE.get(review.state.lower())
     if state is None:
         return Ignored(f"a review in state {review.state.lower()!r} asks for no change")
-    action = ReviseFromReview(review_id=review.id, state=state, body=bound(review.body or ""), url=review.html_url)
+    action = ReviseFromReview(
+        review_id=review.id, state=state, body=bound(review.body or "", TEXT_MAX), url=review.html_url
+    )
     return found, found.pull_request.number, True, None, action
 
 

@@ -164,8 +164,12 @@ class GitHubEventWorkflow:
     async def _start(self, fields: dict[str, Any]) -> str:
         """Start the run as a child that outlives this workflow, its id derived from the delivery's."""
         ev = self._event
+        # A person with write access asked for this run: they vouch for the issue whoever opened it (its
+        # text stays untrusted data to the agents, fenced as ever). The webhook's options can say otherwise.
         try:
-            inp = IssueInput.model_validate({**ev.run_options, "repo": str(ev.repo), **fields})
+            inp = IssueInput.model_validate(
+                {"trust_any_author": True, **ev.run_options, "repo": str(ev.repo), **fields}
+            )
         except ValidationError as err:
             raise ApplicationError(
                 f"the webhook's run options are invalid: {err}", type="InvalidInput", non_retryable=True

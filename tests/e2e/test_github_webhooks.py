@@ -191,8 +191,17 @@ async def test_labels_comments_and_reviews_drive_runs_with_every_write_once(
         },
     )
     hook = Webhook(dev_env, tmp_path, {"model_script": second_script})
+    # The worker posting the reply ("On it: run …") is killed after GitHub stored it: the round was
+    # started once, and the retried reply finds the one GitHub has.
+    hold = gh.hold = Hold("POST", rf"/issues/{number}/comments")
     reviewed = gh.review(number, "maintainer", "changes_requested", "Nearly there.", [("calc/__init__.py", 5, ASK)])
     round_delivery = hook.sender.deliver("pull_request_review", reviewed).json()["workflow_id"]
+    assert await asyncio.to_thread(hold.reached.wait, 60)
+    pid = await running_on(dev_env.client, round_delivery, "post_comment", attempt=1, within=30)
+    (victim,) = [w for w in alive if w.proc.pid == pid]
+    victim.kill9()
+    alive.append(start_worker(workers, dev_env, tmp_path, **env, log_name="worker-3.log"))
+    hold.release.set()
     next_round = await _event(dev_env, round_delivery.removeprefix("github-delivery-"))
     assert next_round.done == "started" and next_round.run_id
     second = await dev_env.client.get_workflow_handle(next_round.run_id, result_type=IssueResult).result()
@@ -214,6 +223,9 @@ async def test_labels_comments_and_reviews_drive_runs_with_every_write_once(
     ]
     assert len(replies) == 3  # the label's run, the stranger's refusal, the maintainer's answer
     assert len([c for c in gh.pulls[number].get("comments", []) if "github-delivery-" in c["body"]]) == 1
+    assert len([p for m, p in gh.requests if m == "POST" and p.endswith(f"/issues/{number}/comments")]) == 1
+    started_runs = [w.id async for w in dev_env.client.list_workflows(f"WorkflowId = '{next_round.run_id}'")]
+    assert len(started_runs) == 1
     reacted = [p for m, p in gh.requests if m == "POST" and p.endswith("/reactions")]
     assert len(reacted) == 2  # asked again after the kill...
     assert sum(len(found) for (kind, _), found in gh.reactions.items() if kind == "comment") == 1  # ...and kept once
@@ -258,7 +270,8 @@ async def test_commands_that_start_refuse_or_explain_each_answer_once(
     refuses what it does not take (the reply says why), `/forgeflow review` reviews a pull request,
     unknown commands are explained, and a command with no run to answer says so."""
     gh = github
-    gh.issues[8] = Issue(title="Add multiply", body="Please add calc.multiply(a, b).")
+    # Opened by someone without write access: a maintainer's command vouches for it.
+    gh.issues[8] = Issue(title="Add multiply", body="Please add calc.multiply(a, b).", author="outsider")
     git(sample_repo, "checkout", "-qb", "feature/divide")
     (sample_repo / "calc" / "__init__.py").write_text(FIXED + "\n\ndef divide(a, b):\n    return a / b\n")
     git(sample_repo, "commit", "-qam", "Add divide")
