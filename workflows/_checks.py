@@ -6,11 +6,17 @@ repository shows no checks, and its runs send nothing.
     a step starts, a gate opens        → in progress, the stage in the summary
     the run ends                       → completed, the outcome as the conclusion (policy.checks)
     the run moves on to a newer commit → the older commit's check completed as neutral ("superseded")
+
+Reports never stop a run: one that fails (say, an App without the Checks permission) is noted in the
+run's log, and the run reports no more.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from temporalio import workflow
+from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from contracts.codehost import CheckConclusion, CheckStatus, PostedResult, ReportStageInput
@@ -23,8 +29,10 @@ CHECKS_PATCH = "report-stage-checks"
 
 
 class StageChecks:
-    def __init__(self, inp: IssueInput) -> None:
+    def __init__(self, inp: IssueInput, note: Callable[[str], None]) -> None:
+        """`note` adds a line to the run's log."""
         self._inp = inp
+        self._note = note
         self._on: bool | None = None  # decided by the first report, through CHECKS_PATCH
         self._head: str | None = None  # the commit the run's check is on
 
@@ -72,6 +80,12 @@ class StageChecks:
             summary=summary,
             details_url=details,
         )
-        await acts.execute(
-            acts.REPORT_STAGE, req, PostedResult, acts.HOST_CALL, summary=f"check {status} on {head[:12]}"
-        )
+        try:
+            await acts.execute(
+                acts.REPORT_STAGE, req, PostedResult, acts.HOST_CALL, summary=f"check {status} on {head[:12]}"
+            )
+        except ActivityError as err:
+            if is_cancelled_exception(err):
+                raise
+            self._on = False
+            self._note(f"the run's stage is no longer reported on its commits: {acts.innermost(err)[0]}")

@@ -143,7 +143,7 @@ class IssueWorkflow:
         task = await self._fetch_task(inp)
         self._protected_patterns = [*inp.protected_paths, *task.protected_paths]  # the repository's only add
         steps = self._steps = Steps(inp, task, st, self._model_spec(inp), self._guard)
-        self._checks = StageChecks(inp)
+        self._checks = StageChecks(inp, self._note)
         step = first_step(inp.mode, reviews_existing_pr=inp.reviews_existing_pr, answers_human_review=inp.continues_pr)
         while step != END:
             if not await self._within_budget(steps, inp):
@@ -364,7 +364,8 @@ class IssueWorkflow:
         self._note(line)
         workflow.logger.info("stage: %s", line, extra={"stage": stage, "round": st.round})  # not on replay
         threads = sorted(self._threads | {t for ref in st.prs_created if (t := _pull_thread(ref))})
-        workflow.upsert_search_attributes([search.STAGE.value_set(stage), search.THREADS.value_set(threads)])
+        found = [search.THREADS.value_set(threads)] if threads else []  # a local run has none
+        workflow.upsert_search_attributes([search.STAGE.value_set(stage), *found])
         retries = f"retries {st.retry_count}/{st.max_retries}"
         workflow.set_current_details(f"**{stage}** — round {max(st.round, 1)}, {retries}\n\n{line}")
 

@@ -92,6 +92,7 @@ class GitHubLoopback(LoopbackServer):
         self.requests: list[tuple[str, str]] = []
         self.rate_limit_next: int = 0  # answer this many requests with a secondary rate limit first
         self.primary_limit_next = 0  # answer this many requests as out of the hourly quota (reset in 120 s)
+        self.denied: set[Handler] = set()  # endpoints answered 403, as to an App lacking their permission
         self.forbidden = False  # answer everything with 403 "Resource not accessible" (a missing permission)
         # (method, path) of each request answered with success, called before the reply is sent: a crash
         # test holds a reply here until it has killed the client that is waiting for it.
@@ -182,6 +183,8 @@ class GitHubLoopback(LoopbackServer):
             if verb == method and match:
                 if handler in APP_ONLY and not installation:
                     raise ApiError(403, "Resource not accessible by personal access token")
+                if handler in self.denied:  # an App installed without the permission this needs
+                    raise ApiError(403, "Resource not accessible by integration")
                 if method == "GET" and query:
                     body = {key: values[-1] for key, values in parse_qs(query).items()}
                 return handler(self, match, body)

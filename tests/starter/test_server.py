@@ -60,6 +60,7 @@ def test_dev_server_args(tmp_path: Path) -> None:
         "ForgeflowOutcome=Keyword",
         "ForgeflowRepo=Keyword",
         "ForgeflowStage=Keyword",
+        "ForgeflowThreads=KeywordList",
     ]
     assert "--namespace" not in args  # `default` always exists
 

@@ -28,7 +28,7 @@ from contracts.agents import Review
 from contracts.codehost import FetchTaskInput, LandChangesInput, PostCommentInput, PostReviewInput, PublishInput
 from contracts.run import GateDecision, IssueResult, OrchestrationState, Outcome
 from starter.workers import build_workers, github_host
-from testkit.loopback.github_api import GitHubLoopback, Issue
+from testkit.loopback.github_api import GitHubLoopback, Issue, create_check_run, list_check_runs, update_check_run
 from testkit.scripts import coder_run, planner_run, reviewer_run, submit, tester_run, tool, turn, write_script
 from testkit.tools import git
 from tests.blobs import settings_blobs
@@ -467,3 +467,45 @@ async def test_primary_rate_limit_waits_until_the_reset(
     assert result.outcome == Outcome.PLANNED
     attempt, waited = await first_activity_retries(time_skipping_env, workflow_id)
     assert attempt == 2 and waited >= 110  # until the quota's reset, not the default backoff
+
+
+async def test_a_run_goes_on_when_its_stage_cannot_be_reported(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path, sample_repo: Path
+) -> None:
+    """An App installed without the Checks permission: the run still ends approved, and its log says why
+    its commits show no stage."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "app.pem").write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    public_pem = key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+    roles = {"planner": planner_run(), "coder": coder_run(FIXED), "tester": tester_run(), "reviewer": reviewer_run()}
+    script = write_script(tmp_path / "s.json", {role: [run] for role, run in roles.items()})
+    queue = f"gh-app-{uuid.uuid4().hex[:6]}"
+    with GitHubLoopback("acme", "calc", sample_repo, "no-personal-token", app=(4242, 99, public_pem)) as github:
+        github.issues[7] = Issue(title="Add subtract", body="Please add it.")
+        github.denied = {create_check_run, update_check_run, list_check_runs}
+        settings = Settings.model_validate(
+            {
+                "FORGEFLOW_DATA_DIR": str(tmp_path / "data"),
+                "FORGEFLOW_TASK_QUEUE": queue,
+                "GITHUB_APP_ID": "4242",
+                "GITHUB_APP_INSTALLATION_ID": "99",
+                "GITHUB_APP_PRIVATE_KEY": str(tmp_path / "app.pem"),
+                "GITHUB_API_URL": github.base_url,
+            }
+        )
+        async with contextlib.AsyncExitStack() as stack:
+            for w in build_workers(time_skipping_env.client, settings):
+                await stack.enter_async_context(w)
+            result = await time_skipping_env.client.execute_workflow(
+                "IssueWorkflow",
+                {"repo": "acme/calc", "issue_number": 7, "model_script": script},
+                id=f"gh-checks-{uuid.uuid4().hex[:6]}",
+                task_queue=queue,
+                result_type=IssueResult,
+            )
+    assert result.outcome == Outcome.APPROVED and len(github.pulls) == 1
+    noted = [line for line in result.state.log if "no longer reported" in line]
+    assert len(noted) == 1 and "lacks a permission" in noted[0] and "check runs" in noted[0]
+    assert not github.check_runs
+    asked = [p for m, p in github.requests if "/check-runs" in p]
+    assert len(asked) == 1  # asked once, then never again
