@@ -23,10 +23,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import anthropic
 import httpx
 import structlog
 from githubkit import AppInstallationAuthStrategy, GitHub
+from githubkit.cache import MemCacheStrategy
 from temporalio.client import Client
 from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -38,7 +38,6 @@ from activities.codehost.host import CodeHostActivities, CodeHosts
 from activities.codehost.local import LocalGitHost
 from activities.eval import EvalActivities
 from activities.github_events import GitHubEventActivities
-from activities.model.anthropic_provider import AnthropicProvider
 from activities.model.providers import ModelProvider
 from activities.model.scripted import ScriptedProvider
 from activities.model.turns import ModelActivities, RolePrompt
@@ -217,6 +216,12 @@ def model_providers(settings: Settings) -> dict[str, ModelProvider]:
         "scripted": ScriptedProvider(settings.script_delay_seconds, settings.script_ledger)
     }
     if settings.anthropic_api_key is not None:
+        # Imported only here: the SDK's types are thousands of modules (2.8 s of CPU to import), which a
+        # worker that only replays scripts (the demo, the tests, a sandbox worker) never needs.
+        import anthropic
+
+        from activities.model.anthropic_provider import AnthropicProvider
+
         client = anthropic.AsyncAnthropic(
             api_key=settings.anthropic_api_key.get_secret_value(),
             base_url=settings.anthropic_base_url,
@@ -237,7 +242,11 @@ def github_host(settings: Settings, blobs: BlobStore | None = None) -> GitHubHos
     auth = github_auth(settings)
     if auth is None:
         return None
-    client: GitHub[Any] = GitHub(auth, base_url=settings.github_api_url, auto_retry=False, http_cache=False)
+    # Its own cache of installation tokens: githubkit's default is one per process, keyed by app and
+    # installation but not by API URL, so two clients (two GitHub servers, or two tests) would share tokens.
+    client: GitHub[Any] = GitHub(
+        auth, base_url=settings.github_api_url, auto_retry=False, http_cache=False, cache_strategy=MemCacheStrategy()
+    )
     store = blobs or BlobStore(object_store(settings))
     cache = CommitCache(settings.data_dir / "repos", max_bytes=settings.cache_max_mb * 1024**2)
     return GitHubHost(client, cache, store, as_app=isinstance(auth, AppInstallationAuthStrategy))
