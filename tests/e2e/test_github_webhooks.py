@@ -43,6 +43,7 @@ from tests.e2e.recovery import Hold, running_on
 
 pytestmark = pytest.mark.e2e
 SECRET = "e2e-webhook-secret"
+RECORD_TO = os.environ.get("FORGEFLOW_RECORD_HISTORY")  # see tests/replay/test_replay.py
 APP_ID, INSTALLATION = 4242, 99
 FIXED = "def add(a, b):\n    return a + b\n\n\ndef subtract(a, b):\n    return a - b\n"
 DOCUMENTED = 'def add(a, b):\n    return a + b\n\n\ndef subtract(a, b):\n    """a minus b."""\n    return a - b\n'
@@ -230,6 +231,12 @@ async def test_labels_comments_and_reviews_drive_runs_with_every_write_once(
     assert len(reacted) == 2  # asked again after the kill...
     assert sum(len(found) for (kind, _), found in gh.reactions.items() if kind == "comment") == 1  # ...and kept once
     assert all(d.elapsed < 10 for d in hook.sender.deliveries)  # within GitHub's limit
+
+    if RECORD_TO:  # for tests/replay: the event workflows of each kind, and both runs
+        deliveries = [event_workflow_id(delivery), approval_id, round_delivery]
+        for workflow_id in [*deliveries, started.run_id, next_round.run_id]:
+            history = await dev_env.client.get_workflow_handle(workflow_id).fetch_history()
+            (Path(RECORD_TO) / f"{workflow_id}.json").write_text(history.to_json())
 
 
 async def _at_gate(run: WorkflowHandle[Any, Any]) -> bool:

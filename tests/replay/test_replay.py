@@ -4,6 +4,11 @@ Recorded by `FORGEFLOW_RECORD_HISTORY=tests/replay/histories pytest tests/e2e -k
 (the demo run on the dev server): the IssueWorkflow's history and each AgentWorkflow child's. Older
 recordings stay: they replay the paths their `workflow.patched` markers do not name (e2e-demo-781cb487:
 workspace tools as activities; e2e-demo-05ce9680: as local activities).
+
+GitHub-native runs, by `FORGEFLOW_RECORD_HISTORY=tests/replay/histories pytest tests/e2e -k labels_comments`:
+GitHubEventWorkflow histories (`github-delivery-*`: a label that starts a run, a maintainer's
+`/approve`, a review that starts a round) and the two GitHub runs they started (`forgeflow-calc-*`:
+checks, ForgeflowThreads, and a run that continues a pull request).
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from workflows.agent import AgentWorkflow
+from workflows.github_event import GitHubEventWorkflow
 from workflows.issue import IssueWorkflow
+
+WORKFLOWS = [IssueWorkflow, AgentWorkflow, GitHubEventWorkflow]
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 LOADED = {p.stem: WorkflowHistory.from_json(p.stem, p.read_text()) for p in HISTORIES}
@@ -27,12 +35,14 @@ def test_histories_are_checked_in() -> None:
     names = {p.stem for p in HISTORIES}
     assert any("." not in n for n in names), "the demo run's IssueWorkflow history is missing"
     assert any(".coder-" in n for n in names) and any(".reviewer-" in n for n in names)
+    assert any(n.startswith("github-delivery-") for n in names), "no GitHubEventWorkflow history"
+    assert any(n.startswith("forgeflow-calc-") for n in names), "no GitHub run's history"
 
 
 @pytest.mark.parametrize("name", sorted(LOADED))
 async def test_replay(name: str) -> None:
     history = LOADED[name]
-    replayer = Replayer(workflows=[IssueWorkflow, AgentWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{name} no longer replays: {result.replay_failure}"
 
@@ -40,7 +50,7 @@ async def test_replay(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(n for n in LOADED if "." not in n))
 async def test_replay_writes_no_log_lines(name: str, caplog: pytest.LogCaptureFixture) -> None:
     """The run's own history, replayed: the workflow's stage lines were written when it ran, not again."""
-    replayer = Replayer(workflows=[IssueWorkflow, AgentWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
     with caplog.at_level(logging.INFO, logger="temporalio.workflow"):
         await replayer.replay_workflow(LOADED[name])
     assert [r.getMessage() for r in caplog.records if r.name == "temporalio.workflow"] == []
