@@ -140,6 +140,15 @@ class AgentInput(BaseModel):
     carry_blocks: list[dict[str, Any]] = Field(
         default_factory=list, description="tool_result blocks owed to the earlier conversation's last turn."
     )
+    instructions: str | None = Field(
+        default=None, description="The repository's guidance for this agent (.forgeflow.yml), added to its prompt."
+    )
+    tools: list[str] | None = Field(
+        default=None, description="The subset of the role's tools the repository allows; None: all of them."
+    )
+    agent: str | None = Field(
+        default=None, description="An extra reviewer's name (e.g. security); None for the role's own agent."
+    )
 
 
 class AgentResult(BaseModel):

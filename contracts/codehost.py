@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from contracts.agents import Review
 from contracts.repo import Repo
+from contracts.team import TeamSettings
 from contracts.versioning import DURABLE
 
 
@@ -44,6 +45,10 @@ class TaskSpec(BaseModel):
     command_roles: list[str] | None = Field(
         default=None,
         description="The agents the repository's .forgeflow.yml lets run commands ([]: none); None: it sets no limit.",
+    )
+    team: TeamSettings = Field(
+        default_factory=TeamSettings,
+        description="The repository's agent settings and extra reviewers (its .forgeflow.yml at base_sha).",
     )
 
 

@@ -49,6 +49,9 @@ class ModelTurnInput(BaseModel):
     transcript_key: str | None = None
     new_messages: list[Message]
     commands: bool = Field(default=False, description="The role may run commands: its prompt and tools say so.")
+    instructions: str | None = Field(default=None, description="The repository's guidance, added to the prompt.")
+    tools: list[str] | None = Field(default=None, description="The subset of the role's tools offered; None: all.")
+    agent: str | None = Field(default=None, description="An extra reviewer's name; None for the role's own agent.")
 
 
 class ModelTurnResult(BaseModel):
@@ -78,6 +81,7 @@ class ModelRequest(BaseModel):
     system: str
     tools: list[dict[str, Any]]
     messages: list[Message]
+    agent: str | None = Field(default=None, description="An extra reviewer's name; None for the role's own agent.")
 
 
 class ModelResponse(BaseModel):

@@ -2,9 +2,10 @@
 
 The file is the repository's, so it is read only from the commit a run starts from (or the commit
 under test) and it can only narrow what forgeflow does: it chooses the sandbox's install and test
-commands (which run in the sandbox anyway), adds protected paths and can turn agents' sandboxed
-commands off; it can never widen a role's tools, give network or reach a secret. Unknown keys are
-an error that names them.
+commands (which run in the sandbox anyway), adds protected paths, can turn agents' sandboxed
+commands off, and shapes the agents (guidance, model, turn cap, a subset of tools, extra reviewers:
+contracts/team.py); it can never widen a role's tools, give network or reach a secret. Unknown keys
+are an error that names them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from contracts.agents import Role
+from contracts.team import MAX_REVIEWERS, AgentSettings, ReviewerSettings, TeamSettings
 
 CONFIG_FILE = ".forgeflow.yml"
 MAX_PATTERNS = 200
@@ -56,6 +58,28 @@ class RepoConfig(BaseModel):
         max_length=MAX_PATTERNS,
         description="More path patterns whose changes wait for a maintainer's approval (`*` spans folders).",
     )
+
+    agents: dict[Role, AgentSettings] = Field(
+        default_factory=dict,
+        description="Per built-in role: instructions (added to its prompt), model, max_turns, a subset of its tools.",
+    )
+    reviewers: list[ReviewerSettings] = Field(
+        default_factory=list,
+        max_length=MAX_REVIEWERS,
+        description="Extra reviewers, run beside the main one; any of them can request changes.",
+    )
+
+    @field_validator("reviewers")
+    @classmethod
+    def _distinct_reviewers(cls, value: list[ReviewerSettings]) -> list[ReviewerSettings]:
+        names = [r.name for r in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"reviewer names must differ: {names}")
+        return value
+
+    @property
+    def team(self) -> TeamSettings:
+        return TeamSettings(agents=dict(self.agents), reviewers=list(self.reviewers))
 
     @property
     def command_roles(self) -> list[str] | None:

@@ -51,5 +51,10 @@ class RoleSpec:
             f"{self.system_prompt}\n{self.command_prompt}" if commands and self.command_prompt else self.system_prompt
         )
 
+    @property
+    def all_tools(self) -> tuple[str, ...]:
+        """Every tool the role can have: its own, and its command tools (when a run allows commands)."""
+        return (*self.tool_names, *self.command_tools)
+
     def has_tool(self, name: str, commands: bool) -> bool:
         return name in self.tool_names or (commands and name in self.command_tools)

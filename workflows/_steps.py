@@ -8,6 +8,7 @@ feedback, the agent's own earlier conversation) is kept here.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -38,9 +39,11 @@ with workflow.unsafe.imports_passed_through():
         TaskSpec,
     )
     from contracts.run import IssueInput, OrchestrationState
+    from policy.agent_settings import Resolved, resolve, turn_cap
     from policy.budgets import tokens_left
     from policy.commands import command_access
     from policy.host_rules import BRANCH_PREFIX, slug
+    from policy.reviews import merged
     from policy.routing import StepOutcome
     from roles import ROLES, RoleSpec, briefs
     from roles.spec import StepKind
@@ -88,6 +91,17 @@ class Steps:
         self.conversations: dict[str, AgentResult] = {}
         self.budgets = inp.budgets  # raised when a human chooses to go on past a spent budget
         self.change_summary = ""
+        # The repository's agent settings, narrowed (policy.agent_settings); what it may not do is refused.
+        team = task.team
+        self.settings: dict[str, Resolved] = {
+            name: resolve(f"agents.{name}", name, spec.all_tools, team.agents.get(name)) for name, spec in ROLES.items()
+        }
+        self.extra_reviewers: dict[str, Resolved] = {
+            r.name: resolve(f"reviewers.{r.name}", "reviewer", ROLES["reviewer"].all_tools, r) for r in team.reviewers
+        }
+        self.refused = [
+            line for found in [*self.settings.values(), *self.extra_reviewers.values()] for line in found.refused
+        ]
 
     # --- agents -----------------------------------------------------------------------------
 
@@ -153,10 +167,17 @@ class Steps:
         return StepOutcome.FAILED
 
     async def review(self, role: Role) -> StepOutcome:
+        """The role's review and, in parallel, each extra reviewer's (.forgeflow.yml `reviewers:`), posted
+        as one: any of them can request changes."""
         commit = self._commit_under_work()
         brief = briefs.reviewer_brief(self.task, self.st.plan, commit, self.st.test_results)
-        result = await self._agent(role, brief, commit_sha=commit)
-        review = Review.model_validate(result.submission)
+        names = list(self.extra_reviewers)
+        results = await asyncio.gather(
+            self._agent(role, brief, commit_sha=commit),
+            *(self._agent(role, brief, commit_sha=commit, agent=name) for name in names),
+        )
+        extras = [(name, Review.model_validate(r.submission)) for name, r in zip(names, results[1:], strict=True)]
+        review = merged(Review.model_validate(results[0].submission), extras)
         self.st.review_verdict = review.verdict
         self.st.review_comments = review.comments
         posted = review.model_copy(update={"summary": self._labelled(review.summary)})
@@ -180,26 +201,39 @@ class Steps:
         self.last_review = review
         return StepOutcome.CHANGES_REQUESTED
 
-    async def _agent(self, role: Role, brief: str, *, commit_sha: str | None = None) -> AgentResult:
-        n = self.invocations.get(role, 0)
-        self.invocations[role] = n + 1
-        earlier = self.conversations.get(role)
+    async def _agent(
+        self, role: Role, brief: str, *, commit_sha: str | None = None, agent: str | None = None
+    ) -> AgentResult:
+        """Run `role`'s agent (an extra reviewer's when `agent` names one); its usage counts under
+        `role`, or `role:agent` for an extra reviewer."""
+        who = f"{role}:{agent}" if agent else role
+        n = self.invocations.get(who, 0)
+        self.invocations[who] = n + 1
+        earlier = self.conversations.get(who)
         base = self.head_sha or self.task.base_sha
         started = workflow.now()
         try:
-            result = await self._run_agent(role, n, brief, base, earlier, commit_sha)
+            result = await self._run_agent(role, n, brief, base, earlier, commit_sha, agent)
         except BaseException:
             _metrics.agent_finished(started, role, ok=False)
             raise
         _metrics.agent_finished(started, role, ok=True)
-        self.conversations[role] = result
-        self.st.usage.add(role, result.usage, round_no=self.st.round)
+        self.conversations[who] = result
+        self.st.usage.add(who, result.usage, round_no=self.st.round)
         return result
 
     async def _run_agent(
-        self, role: Role, n: int, brief: str, base: str, earlier: AgentResult | None, commit_sha: str | None
+        self,
+        role: Role,
+        n: int,
+        brief: str,
+        base: str,
+        earlier: AgentResult | None,
+        commit_sha: str | None,
+        agent: str | None = None,
     ) -> AgentResult:
         spec = ROLES[role]
+        shaped = self.extra_reviewers[agent] if agent else self.settings[role]
         # Every agent works on a commit: the one under test or review, else the one its edits start from.
         commit_sha = commit_sha or base
         result: AgentResult = await workflow.execute_child_workflow(
@@ -221,16 +255,19 @@ class Steps:
                     run_roles=self.inp.commands,
                     repo_roles=self.task.command_roles,
                 ),
-                model=self._model_for(role),
-                max_turns=min(spec.max_turns, self.inp.budgets.max_turns_per_agent),
+                model=self._model_for(role, shaped.model),
+                max_turns=turn_cap(spec.max_turns, self.inp.budgets.max_turns_per_agent, shaped.max_turns),
                 tokens_left=tokens_left(self.st.usage, self.budgets),
                 usd_left=max(0.0, self.budgets.max_usd - self.st.usage.total_cost_usd),
                 transcript_key=earlier.transcript_key if earlier else None,
                 carry_blocks=earlier.carry_blocks if earlier else [],
+                instructions=shaped.instructions,
+                tools=shaped.tools,
+                agent=agent,
             ),
-            id=f"{workflow.info().workflow_id}.{role}-{n + 1}",
+            id=f"{workflow.info().workflow_id}.{role}-{agent + '-' if agent else ''}{n + 1}",
             result_type=AgentResult,
-            static_summary=f"{role} (run {n + 1})",
+            static_summary=f"{agent + ' ' if agent else ''}{role} (run {n + 1})",
         )
         return result
 
@@ -339,11 +376,12 @@ class Steps:
     async def _host(self, activity: str, arg: object, result_type: type[T], summary: str) -> T:
         return await acts.execute(activity, arg, result_type, acts.HOST_CALL, summary=summary)
 
-    def _model_for(self, role: Role) -> ModelSpec:
-        """The run's override for this agent, else the role's own default, else the run's model."""
+    def _model_for(self, role: Role, repository_choice: str | None = None) -> ModelSpec:
+        """The run's override for this agent, else the repository's choice, else the role's own default,
+        else the run's model."""
         if self.model.provider != "anthropic":
             return self.model
-        chosen = self.inp.models.get(role) or ROLES[role].model or self.model.model
+        chosen = self.inp.models.get(role) or repository_choice or ROLES[role].model or self.model.model
         return self.model.model_copy(update={"model": chosen})
 
     def _labelled(self, text: str) -> str:

@@ -133,6 +133,9 @@ class _AgentLoop:
                 transcript_key=self.transcript_key,
                 new_messages=pending,
                 commands=self.commands,
+                instructions=self.inp.instructions,
+                tools=self.inp.tools,
+                agent=self.inp.agent,
             ),
             ModelTurnResult,
             acts.MODEL_CALL,
@@ -180,8 +183,8 @@ class _AgentLoop:
     async def _run_tool(self, use: Block) -> Block:
         name, use_id = str(use.get("name")), str(use.get("id"))
         tool_input: dict[str, Any] = use.get("input") or {}
-        if not self.spec.has_tool(name, self.commands):
-            available = [tool["name"] for tool in self.spec.tools(self.commands)]
+        if not self._has_tool(name):
+            available = [tool["name"] for tool in self.spec.tools(self.commands) if self._has_tool(tool["name"])]
             return tool_result(use_id, f"Unknown tool {name!r}; available: {', '.join(available)}", is_error=True)
         if name == RUN_TESTS:
             return await self._run_tests(use_id, tool_input)
@@ -196,6 +199,11 @@ class _AgentLoop:
                 raise  # the run was cancelled: end, don't tell the model
             # The tool failed after its retries: the model reads why and works around it.
             return tool_result(use_id, f"{name} failed: {acts.innermost(err)[0]}", is_error=True)
+
+    def _has_tool(self, name: str) -> bool:
+        """The role has it, the run lets it (commands), and the repository did not narrow it away."""
+        allowed = self.inp.tools is None or name in self.inp.tools or name == SUBMIT
+        return allowed and (self.spec.has_tool(name, self.commands) or name == SUBMIT)
 
     async def _research(self, use_id: str, tool_input: dict[str, Any]) -> Block:
         answer = await acts.execute(

@@ -143,6 +143,8 @@ class IssueWorkflow:
         task = await self._fetch_task(inp)
         self._protected_patterns = [*inp.protected_paths, *task.protected_paths]  # the repository's only add
         steps = self._steps = Steps(inp, task, st, self._model_spec(inp), self._guard)
+        for refused in steps.refused:  # what the repository's .forgeflow.yml may not do, by key
+            self._note(refused)
         self._checks = StageChecks(inp, self._note)
         step = first_step(inp.mode, reviews_existing_pr=inp.reviews_existing_pr, answers_human_review=inp.continues_pr)
         while step != END:

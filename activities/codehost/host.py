@@ -165,6 +165,7 @@ class CodeHostActivities:
                 "body": bound(task.body),
                 "protected_paths": settings.protected_paths,
                 "command_roles": settings.command_roles,
+                "team": settings.team,
                 "base_tree": base_tree,
                 "head_tree": head_tree,
             }

@@ -58,14 +58,17 @@ def load_script(path: str) -> Script:
 
 
 def pick_turn(script: Script, req: ModelRequest) -> ScriptTurn:
-    runs = script.agents.get(req.role, [])
+    """The turn recorded for this request: by agent (`reviewer:security` for an extra reviewer, else the
+    role), its run in this workflow run, and the turn."""
+    who = f"{req.role}:{req.agent}" if req.agent else req.role
+    runs = script.agents.get(who, [])
     if req.invocation >= len(runs):
         raise _fail(
-            f"the script has no run {req.invocation + 1} for the {req.role}; the run went further than the recording"
+            f"the script has no run {req.invocation + 1} for the {who}; the run went further than the recording"
         )
     turns = runs[req.invocation].turns
     if req.turn >= len(turns):
-        raise _fail(f"the script's {req.role} run {req.invocation + 1} has no turn {req.turn + 1}")
+        raise _fail(f"the script's {who} run {req.invocation + 1} has no turn {req.turn + 1}")
     return turns[req.turn]
 
 
