@@ -29,6 +29,7 @@ SECRET_VARIABLES = (
     "FORGEFLOW_CODEC_KEYS",
     "FORGEFLOW_CODEC_TOKEN",
     "GITHUB_WEBHOOK_SECRET",
+    "FORGEFLOW_MCP_SERVERS",  # may hold a server's keys (its env, its headers)
 )
 # Besides every sandbox_* field: what a sandbox worker reads (see Settings.sandbox_worker_env).
 SANDBOX_WORKER_FIELDS = (
@@ -90,6 +91,12 @@ class Settings(BaseSettings):
         default=None,
         alias="GITHUB_WEBHOOK_SECRET",
         description="The secret GitHub signs webhook deliveries with (forgeflow webhook refuses to start without).",
+    )
+    mcp_servers: SecretStr | None = Field(
+        default=None,
+        alias="FORGEFLOW_MCP_SERVERS",
+        description="MCP tool servers for the agents (a JSON list: name, command or url, roles, tools, env, headers, "
+        "timeout_seconds); the operator's, never a repository's.",
     )
     trigger_label: str = Field(
         default="forgeflow",

@@ -18,7 +18,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,6 +58,7 @@ from workflows.github_event import GitHubEventWorkflow
 from workflows.issue import IssueWorkflow
 
 if TYPE_CHECKING:
+    from activities.mcp import McpServers
     from activities.sandbox.run_tests import SandboxConfig
 
 log = structlog.get_logger("forgeflow")
@@ -84,10 +85,12 @@ def build_workers(
     queues: Sequence[str] | None = None,
     store: ObjectStore | None = None,
     workflow_runner: WorkflowRunner = SHARED_WORKFLOW_MODULES,
+    mcp: McpServers | None = None,
 ) -> list[Worker]:
     """One worker for workflows + model/tool/code-host activities, one for the sandbox queue; `store`
     (default: opened from the settings) is the process's object store, checked at start by `_serve`;
-    `workflow_runner`: how workflows run (STRICT_SANDBOX: each run imports the workflow modules anew)."""
+    `workflow_runner`: how workflows run (STRICT_SANDBOX: each run imports the workflow modules anew);
+    `mcp`: the process's MCP tool servers (default: those of FORGEFLOW_MCP_SERVERS; its owner closes them)."""
     wanted = set(queues or (settings.task_queue, settings.sandbox_task_queue))
     unknown = wanted - {settings.task_queue, settings.sandbox_task_queue}
     if unknown:
@@ -103,9 +106,15 @@ def build_workers(
         hosts = CodeHosts({"local": LocalGitHost(blobs), "github": github})
         events = GitHubEventActivities(github)
         providers = model_providers(settings)
+        mcp = mcp or mcp_servers(settings)
         model, tools, host = (
             ModelActivities(
-                blobs, providers, role_prompts(), settings.context_tokens, secrets=worker_secrets(settings)
+                blobs,
+                providers,
+                role_prompts(),
+                settings.context_tokens,
+                secrets=worker_secrets(settings),
+                extra_tools=None if mcp is None else mcp_tool_definitions(mcp),
             ),
             ToolActivities(hosts, blobs),
             CodeHostActivities(hosts, TreeArchives(store)),
@@ -134,6 +143,7 @@ def build_workers(
                     events.review_comments,
                     events.find_run,
                     events.answer_gate,
+                    *mcp_activities(mcp),
                 ],
                 sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
                 workflow_runner=workflow_runner,
@@ -147,6 +157,39 @@ def build_workers(
             Worker(client, task_queue=settings.sandbox_task_queue, activities=[sandbox.run_tests, sandbox.run_command])
         )
     return workers
+
+
+def mcp_servers(settings: Settings) -> McpServers | None:
+    """The operator's MCP tool servers (FORGEFLOW_MCP_SERVERS), started on first use; None without any.
+    The MCP SDK is imported only when there are some."""
+    text = settings.mcp_servers.get_secret_value() if settings.mcp_servers else None
+    if not text:
+        return None
+    from activities.mcp import McpServers
+    from policy.mcp import parse_servers
+
+    try:
+        return McpServers(parse_servers(text))
+    except ValueError as err:
+        raise SystemExit(f"FORGEFLOW_MCP_SERVERS: {err}") from None
+
+
+def mcp_tool_definitions(mcp: McpServers) -> Callable[[Role], Awaitable[list[dict[str, Any]]]]:
+    """A role's MCP tools as the model is offered them (name, description, input schema)."""
+
+    async def definitions(role: Role) -> list[dict[str, Any]]:
+        offered = await mcp.tools_for(role)
+        return [{"name": t.name, "description": t.description, "input_schema": t.input_schema} for t in offered]
+
+    return definitions
+
+
+def mcp_activities(mcp: McpServers | None) -> list[Callable[..., Any]]:
+    if mcp is None:
+        return []
+    from activities.mcp import McpActivities
+
+    return [McpActivities(mcp).call_mcp_tool]
 
 
 def object_store(settings: Settings) -> ObjectStore:
@@ -351,15 +394,23 @@ async def _serve(settings: Settings, served: list[str], log_format: str) -> int:
     client = await connect(settings, runtime=runtime, interceptors=client_interceptors("forgeflow-worker"))
     split = settings.sandbox_task_queue in served and len(served) > 1
     queues = [q for q in served if q != settings.sandbox_task_queue or not split]
-    workers = build_workers(client, settings, queues, store)
+    mcp = mcp_servers(settings) if settings.task_queue in queues else None
+    workers = build_workers(client, settings, queues, store, mcp=mcp)
     print(
         f"forgeflow worker on {server.address} serving {[w.task_queue for w in workers]}; UI {server.ui_url}",
         flush=True,
     )
     # The backlog of every queue served, the child's too: this process holds the metrics endpoint.
-    async with backlog_poller(client, runtime, settings, served):
-        if not split:
-            return await run_workers(workers)
-        async with SandboxProcess(settings, log_format=log_format) as sandbox:
-            print(f"{settings.sandbox_task_queue} served by child process {sandbox.pid}, holding no secret", flush=True)
-            return await run_workers(workers, sandbox)
+    try:
+        async with backlog_poller(client, runtime, settings, served):
+            if not split:
+                return await run_workers(workers)
+            async with SandboxProcess(settings, log_format=log_format) as sandbox:
+                print(
+                    f"{settings.sandbox_task_queue} served by child process {sandbox.pid}, holding no secret",
+                    flush=True,
+                )
+                return await run_workers(workers, sandbox)
+    finally:
+        if mcp is not None:
+            await mcp.close()

@@ -46,6 +46,7 @@ POST_COMMENT = "post_comment"
 LOAD_SUITE = "load_suite"
 COMMIT_SNAPSHOT = "commit_snapshot"
 REPORT_STAGE = "report_stage"
+CALL_MCP_TOOL = "call_mcp_tool"
 
 # Errors a retry cannot fix; activities raise ApplicationError(non_retryable=True) for their own.
 _NON_RETRYABLE = ["InvalidInput", "ScriptDiverged", "UnsafePath", "BranchMoved", "CommitNotFound"]
@@ -88,6 +89,8 @@ MODEL_CALL = Options(timedelta(minutes=10), HEARTBEAT, MODEL_RETRY)
 RESEARCH_CALL = Options(timedelta(minutes=10), HEARTBEAT, RESEARCH_RETRY)
 TOOL_CALL = Options(timedelta(seconds=30), HEARTBEAT, TOOL_RETRY)
 HOST_CALL = Options(timedelta(minutes=1), HEARTBEAT, HOST_RETRY)
+# An operator's MCP tool: the server's own timeout (at most a few minutes) bounds the call inside.
+MCP_CALL = Options(timedelta(minutes=10), HEARTBEAT, TOOL_RETRY)
 
 
 def sandbox_call(test_timeout_seconds: int) -> Options:

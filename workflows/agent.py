@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.agents import AgentInput, AgentResult, TestReport, Workspace
     from contracts.api import AGENT_WORKFLOW_TYPE
     from contracts.commands import DEFAULT_COMMAND_SECONDS, MAX_COMMAND_CHARS, CommandResult, RunCommandInput
+    from contracts.mcp import McpCallInput, McpCallResult, parse_qualified
     from contracts.model import Block, Message, ModelTurnInput, ModelTurnResult, result_block
     from contracts.research import ResearchInput, ResearchResult, research_text
     from contracts.tools import WRITE_TOOLS, ToolCallInput, ToolCallResult
@@ -189,6 +190,8 @@ class _AgentLoop:
         if name == RUN_TESTS:
             return await self._run_tests(use_id, tool_input)
         try:
+            if parse_qualified(name) is not None:
+                return await self._mcp_tool(use_id, name, tool_input)
             if name == RUN_COMMAND:
                 return await self._run_command(use_id, tool_input)
             if name == RESEARCH:
@@ -201,9 +204,22 @@ class _AgentLoop:
             return tool_result(use_id, f"{name} failed: {acts.innermost(err)[0]}", is_error=True)
 
     def _has_tool(self, name: str) -> bool:
-        """The role has it, the run lets it (commands), and the repository did not narrow it away."""
+        """The role has it (an operator's MCP tool: the worker says whether this role has it), the run
+        lets it (commands), and the repository did not narrow it away."""
         allowed = self.inp.tools is None or name in self.inp.tools or name == SUBMIT
-        return allowed and (self.spec.has_tool(name, self.commands) or name == SUBMIT)
+        ours = self.spec.has_tool(name, self.commands) or name == SUBMIT or parse_qualified(name) is not None
+        return allowed and ours
+
+    async def _mcp_tool(self, use_id: str, name: str, tool_input: dict[str, Any]) -> Block:
+        """An operator's MCP tool: one activity; the worker refuses a tool its servers do not offer this role."""
+        result = await acts.execute(
+            acts.CALL_MCP_TOOL,
+            McpCallInput(role=self.inp.role, run_id=self.inp.run_id, tool_use_id=use_id, name=name, input=tool_input),
+            McpCallResult,
+            acts.MCP_CALL,
+            summary=f"{self.inp.role} · {name}",
+        )
+        return tool_result(use_id, result.content, is_error=result.is_error)
 
     async def _research(self, use_id: str, tool_input: dict[str, Any]) -> Block:
         answer = await acts.execute(

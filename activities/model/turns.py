@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +66,7 @@ def redacted(messages: list[Message], secrets: Sequence[str]) -> list[Message]:
 
 
 SUBMIT_TOOL = "submit"
+ExtraTools = Callable[[Role], Awaitable[list[dict[str, Any]]]]
 
 
 def repository_guidance(instructions: str) -> str:
@@ -111,12 +112,15 @@ class ModelActivities:
         prompts: Mapping[Role, RolePrompt],
         context_tokens: int = 150_000,
         secrets: Sequence[str] = (),
+        extra_tools: ExtraTools | None = None,
     ) -> None:
         """`prompts`: each role's system prompt and tools; `secrets`: values never to show a model
-        (the worker's keys and tokens), longest first."""
+        (the worker's keys and tokens), longest first; `extra_tools`: more tool definitions for a role
+        (the operator's MCP servers' tools)."""
         self._blobs = blobs
         self._providers = providers
         self._prompts = prompts
+        self._extra_tools = extra_tools
         self._context_tokens = context_tokens
         self._secrets = list(secrets)
 
@@ -139,6 +143,9 @@ class ModelActivities:
             _log.info("conversation compacted", role=inp.role, before=len(messages), after=len(compacted))
             messages = compacted
         prompt = self._prompts[inp.role].for_turn(inp.commands).shaped(inp.instructions, inp.tools)
+        if self._extra_tools is not None:
+            extra = [t for t in await self._extra_tools(inp.role) if inp.tools is None or t["name"] in inp.tools]
+            prompt = RolePrompt(system=prompt.system, tools=[*prompt.tools, *extra])
         request = ModelRequest(
             run_id=inp.run_id,
             role=inp.role,
