@@ -159,12 +159,14 @@ async def test_labels_comments_and_reviews_drive_runs_with_every_write_once(
     hold = gh.hold = Hold("POST", r"/issues/comments/\d+/reactions")
     approval = hook.sender.deliver("issue_comment", gh.comment(7, "maintainer", "/approve"))
     approval_id = approval.json()["workflow_id"]
-    assert await asyncio.to_thread(hold.reached.wait, 60)
-    pid = await running_on(dev_env.client, approval_id, "react", attempt=1, within=30)
-    (victim,) = [w for w in alive if w.proc.pid == pid]
-    victim.kill9()
-    alive.append(start_worker(workers, dev_env, tmp_path, **env, log_name="worker-2.log"))
-    hold.release.set()
+    await replace_the_worker_held(
+        dev_env,
+        hold,
+        approval_id,
+        "react",
+        alive,
+        lambda: start_worker(workers, dev_env, tmp_path, **env, log_name="worker-2.log"),
+    )
     answered = await _event(dev_env, approval_id.removeprefix("github-delivery-"))
     assert answered.done == "answered" and answered.run_id == started.run_id
     result = await run.result()
@@ -197,12 +199,14 @@ async def test_labels_comments_and_reviews_drive_runs_with_every_write_once(
     hold = gh.hold = Hold("POST", rf"/issues/{number}/comments")
     reviewed = gh.review(number, "maintainer", "changes_requested", "Nearly there.", [("calc/__init__.py", 5, ASK)])
     round_delivery = hook.sender.deliver("pull_request_review", reviewed).json()["workflow_id"]
-    assert await asyncio.to_thread(hold.reached.wait, 60)
-    pid = await running_on(dev_env.client, round_delivery, "post_comment", attempt=1, within=30)
-    (victim,) = [w for w in alive if w.proc.pid == pid]
-    victim.kill9()
-    alive.append(start_worker(workers, dev_env, tmp_path, **env, log_name="worker-3.log"))
-    hold.release.set()
+    await replace_the_worker_held(
+        dev_env,
+        hold,
+        round_delivery,
+        "post_comment",
+        alive,
+        lambda: start_worker(workers, dev_env, tmp_path, **env, log_name="worker-3.log"),
+    )
     next_round = await _event(dev_env, round_delivery.removeprefix("github-delivery-"))
     assert next_round.done == "started" and next_round.run_id
     second = await dev_env.client.get_workflow_handle(next_round.run_id, result_type=IssueResult).result()
@@ -237,6 +241,24 @@ async def test_labels_comments_and_reviews_drive_runs_with_every_write_once(
         for workflow_id in [*deliveries, started.run_id, next_round.run_id]:
             history = await dev_env.client.get_workflow_handle(workflow_id).fetch_history()
             (Path(RECORD_TO) / f"{workflow_id}.json").write_text(history.to_json())
+
+
+async def replace_the_worker_held(
+    dev_env: WorkflowEnvironment,
+    hold: Hold,
+    workflow_id: str,
+    activity: str,
+    alive: list[WorkerProcess],
+    start: Callable[[], WorkerProcess],
+) -> None:
+    """Once GitHub has served `hold`'s request, kill -9 the worker whose `activity` of `workflow_id` made
+    it (it never hears the answer), start another, and let GitHub answer the dead one."""
+    assert await asyncio.to_thread(hold.reached.wait, 60)
+    pid = await running_on(dev_env.client, workflow_id, activity, attempt=1, within=30)
+    (victim,) = [w for w in alive if w.proc.pid == pid]
+    victim.kill9()
+    alive.append(start())
+    hold.release.set()
 
 
 async def _at_gate(run: WorkflowHandle[Any, Any]) -> bool:

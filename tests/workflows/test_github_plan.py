@@ -343,6 +343,20 @@ async def test_review_mode_on_an_existing_pull_request(
     assert result.state.branches_created == [] and git(sample_repo, "branch", "--list", "forgeflow/*") == ""
 
 
+def app_settings(tmp_path: Path, github: GitHubLoopback, queue: str) -> Settings:
+    """A worker acting as GitHub App 4242, installation 99, its key at tmp_path/app.pem."""
+    return Settings.model_validate(
+        {
+            "FORGEFLOW_DATA_DIR": str(tmp_path / "data"),
+            "FORGEFLOW_TASK_QUEUE": queue,
+            "GITHUB_APP_ID": "4242",
+            "GITHUB_APP_INSTALLATION_ID": "99",
+            "GITHUB_APP_PRIVATE_KEY": str(tmp_path / "app.pem"),
+            "GITHUB_API_URL": github.base_url,
+        }
+    )
+
+
 async def test_a_github_app_mints_installation_tokens_on_the_worker(
     time_skipping_env: WorkflowEnvironment, tmp_path: Path, sample_repo: Path
 ) -> None:
@@ -354,16 +368,7 @@ async def test_a_github_app_mints_installation_tokens_on_the_worker(
     queue = f"gh-app-{uuid.uuid4().hex[:6]}"
     with GitHubLoopback("acme", "calc", sample_repo, "no-personal-token", app=(4242, 99, public_pem)) as github:
         github.issues[7] = Issue(title="Add subtract", body="Please add it.")
-        settings = Settings.model_validate(
-            {
-                "FORGEFLOW_DATA_DIR": str(tmp_path / "data"),
-                "FORGEFLOW_TASK_QUEUE": queue,
-                "GITHUB_APP_ID": "4242",
-                "GITHUB_APP_INSTALLATION_ID": "99",
-                "GITHUB_APP_PRIVATE_KEY": str(tmp_path / "app.pem"),
-                "GITHUB_API_URL": github.base_url,
-            }
-        )
+        settings = app_settings(tmp_path, github, queue)
         (worker,) = build_workers(time_skipping_env.client, settings, [queue])
         workflow_id = f"gh-app-{uuid.uuid4().hex[:6]}"
         async with worker:
@@ -483,16 +488,7 @@ async def test_a_run_goes_on_when_its_stage_cannot_be_reported(
     with GitHubLoopback("acme", "calc", sample_repo, "no-personal-token", app=(4242, 99, public_pem)) as github:
         github.issues[7] = Issue(title="Add subtract", body="Please add it.")
         github.denied = {create_check_run, update_check_run, list_check_runs}
-        settings = Settings.model_validate(
-            {
-                "FORGEFLOW_DATA_DIR": str(tmp_path / "data"),
-                "FORGEFLOW_TASK_QUEUE": queue,
-                "GITHUB_APP_ID": "4242",
-                "GITHUB_APP_INSTALLATION_ID": "99",
-                "GITHUB_APP_PRIVATE_KEY": str(tmp_path / "app.pem"),
-                "GITHUB_API_URL": github.base_url,
-            }
-        )
+        settings = app_settings(tmp_path, github, queue)
         async with contextlib.AsyncExitStack() as stack:
             for w in build_workers(time_skipping_env.client, settings):
                 await stack.enter_async_context(w)
