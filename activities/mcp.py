@@ -168,6 +168,10 @@ class McpServers:
         self.starts: Counter[str] = Counter()  # sessions opened, by server: 1 until one died
         self._closed = False
 
+    @property
+    def configs(self) -> list[McpServerConfig]:
+        return list(self._servers.values())
+
     def offered_to(self, role: str) -> list[McpServerConfig]:
         return [server for server in self._servers.values() if role in server.roles]
 

@@ -1,4 +1,5 @@
-"""The planner's `research` tool: Perplexity's chat completions API over httpx, cached.
+"""The planner's `research` tool: Perplexity's chat completions API over httpx, cached; or first an
+MCP tool the operator names (FORGEFLOW_RESEARCH_MCP, Perplexity's MCP server say), HTTP its fallback.
 
 Answers are cached by normalised query on the worker's object store (FORGEFLOW_STORAGE_URL), so a
 retried or repeated question costs nothing on any worker that shares the store. Without
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -19,6 +21,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities._heartbeat import heartbeats
+from contracts.mcp import McpCallResult
 from contracts.research import ResearchInput, ResearchResult
 from policy.retry import classify_http
 from policy.untrusted import bound
@@ -96,18 +99,35 @@ def _bounded(result: ResearchResult) -> ResearchResult:
     return result.model_copy(update={"answer": bound(result.answer, MAX_ANSWER), "citations": citations})
 
 
+# Asks an operator's MCP tool (FORGEFLOW_RESEARCH_MCP) the question: its answer, or an error result.
+AskTool = Callable[[str], Awaitable[McpCallResult]]
+
+
 class ResearchActivities:
-    def __init__(self, http: httpx.AsyncClient | None, cache: ResearchCache, model: str = "sonar") -> None:
-        """`http` carries the base URL and the key; None when the worker has no key."""
+    def __init__(
+        self,
+        http: httpx.AsyncClient | None,
+        cache: ResearchCache,
+        model: str = "sonar",
+        tool: tuple[str, AskTool] | None = None,
+    ) -> None:
+        """`http` carries the base URL and the key; None when the worker has no key. `tool`: (its name,
+        how to ask it), the MCP tool asked first (Perplexity's MCP server, say); HTTP is the fallback."""
         self._http = http
         self._cache = cache
         self._model = model
+        self._tool = tool
 
     @activity.defn(name="research")
     @heartbeats  # while the research service answers
     async def research(self, req: ResearchInput) -> ResearchResult:
+        why_not = "research is not configured (no PERPLEXITY_API_KEY)"
+        if self._tool is not None:
+            answered, why_not = await self._through_tool(req.query, *self._tool)
+            if answered is not None:
+                return answered
         if self._http is None:
-            return ResearchResult(available=False, answer="research is not configured (no PERPLEXITY_API_KEY)")
+            return ResearchResult(available=False, answer=why_not)
         key = f"{self._model}:{normalise(req.query)}"
         hit = await self._cache.get(key)
         if hit is not None:
@@ -115,6 +135,24 @@ class ResearchActivities:
         result = await self._ask(req.query)
         await self._cache.put(key, result)
         return result
+
+    async def _through_tool(self, query: str, name: str, ask: AskTool) -> tuple[ResearchResult | None, str]:
+        """The MCP tool's answer (cached like any), or None and why not: then HTTP answers, if configured."""
+        key = f"{name}:{normalise(query)}"
+        hit = await self._cache.get(key)
+        if hit is not None:
+            return hit.model_copy(update={"cached": True}), ""
+        try:
+            answer = await ask(query)
+        except ApplicationError as err:  # its server cannot be reached or timed out: the fallback answers
+            _log.warning("research tool unavailable; falling back", tool=name, error=str(err))
+            return None, f"the research tool {name} is unavailable ({err})"
+        if answer.is_error or not answer.content.strip():
+            _log.warning("research tool failed; falling back", tool=name, error=answer.content[:300])
+            return None, f"the research tool {name} failed ({answer.content[:300]})"
+        result = ResearchResult(available=True, answer=bound(answer.content, MAX_ANSWER))  # a web page's: untrusted
+        await self._cache.put(key, result)
+        return result, ""
 
     async def _ask(self, query: str) -> ResearchResult:
         body = {

@@ -98,6 +98,12 @@ class Settings(BaseSettings):
         description="MCP tool servers for the agents (a JSON list: name, command or url, roles, tools, env, headers, "
         "timeout_seconds); the operator's, never a repository's.",
     )
+    research_mcp: str | None = Field(
+        default=None,
+        alias="FORGEFLOW_RESEARCH_MCP",
+        description='The MCP tool research asks first, HTTP its fallback: {"tool": "mcp__perplexity__perplexity_ask", '
+        '"arguments": {"messages": [{"role": "user", "content": "{query}"}]}}.',
+    )
     trigger_label: str = Field(
         default="forgeflow",
         min_length=1,

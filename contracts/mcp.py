@@ -139,3 +139,21 @@ class McpCallResult(BaseModel):
 
     content: str
     is_error: bool = False
+
+
+class ResearchTool(BaseModel):
+    """FORGEFLOW_RESEARCH_MCP: the MCP tool the planner's `research` asks first (Perplexity's MCP server,
+    say), with the built-in HTTP research as the fallback. Every string "{query}" in `arguments`
+    becomes the question."""
+
+    model_config = STRICT
+
+    tool: str = Field(description="The tool as the model would name it, mcp__<server>__<tool>.")
+    arguments: dict[str, Any] = Field(default_factory=lambda: {"query": "{query}"})
+
+    @field_validator("tool")
+    @classmethod
+    def _qualified(cls, value: str) -> str:
+        if parse_qualified(value) is None:
+            raise ValueError(f"{value!r} is not an MCP tool name (mcp__<server>__<tool>)")
+        return value

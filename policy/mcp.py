@@ -1,14 +1,15 @@
-"""MCP servers' settings: the operator's JSON list parsed once, and the environment a stdio server
-starts with. Pure: no processes, no I/O."""
+"""MCP servers' settings: the operator's JSON list parsed once, the environment a stdio server
+starts with, and the tool the planner's research asks first. Pure: no processes, no I/O."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
-from contracts.mcp import McpServerConfig
+from contracts.mcp import McpServerConfig, ResearchTool, parse_qualified
 
 # The worker's variables a stdio server inherits: enough to find programs, a home and a locale.
 # Everything else (API keys, tokens, cloud credentials) stays with the worker; a server that needs a
@@ -58,3 +59,35 @@ def server_environment(server: McpServerConfig, worker_env: Mapping[str, str]) -
     """The whole environment of a stdio server: the allowlisted variables of the worker, then its own `env`."""
     inherited = {name: worker_env[name] for name in INHERITED_ENV if name in worker_env}
     return {**inherited, **server.env}
+
+
+QUERY = "{query}"
+
+
+def parse_research_tool(text: str | None, servers: Sequence[McpServerConfig]) -> ResearchTool | None:
+    """The FORGEFLOW_RESEARCH_MCP value: None when unset; a ValueError naming what is wrong, including a
+    tool of no configured server, or one its server does not offer the planner."""
+    if text is None or not text.strip():
+        return None
+    try:
+        found = ResearchTool.model_validate_json(text)
+    except ValidationError as err:
+        raise ValueError(f"research tool: {_problems(err)}") from None
+    server_name, tool = parse_qualified(found.tool) or ("", "")
+    server = next((s for s in servers if s.name == server_name), None)
+    if server is None:
+        raise ValueError(f"research tool {found.tool!r}: no MCP server {server_name!r} in FORGEFLOW_MCP_SERVERS")
+    if not server.offers("planner", tool):
+        raise ValueError(f"research tool {found.tool!r}: server {server_name!r} does not offer it to the planner")
+    return found
+
+
+def research_arguments(arguments: Any, query: str) -> Any:
+    """`arguments` with every string "{query}" (at any depth) replaced by the question."""
+    if isinstance(arguments, str):
+        return query if arguments == QUERY else arguments
+    if isinstance(arguments, list):
+        return [research_arguments(item, query) for item in arguments]
+    if isinstance(arguments, dict):
+        return {key: research_arguments(value, query) for key, value in arguments.items()}
+    return arguments

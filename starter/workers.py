@@ -41,11 +41,12 @@ from activities.github_events import GitHubEventActivities
 from activities.model.providers import ModelProvider
 from activities.model.scripted import ScriptedProvider
 from activities.model.turns import ModelActivities, RolePrompt
-from activities.research import ObjectStoreResearchCache, ResearchActivities
+from activities.research import AskTool, ObjectStoreResearchCache, ResearchActivities
 from activities.tools import ToolActivities
 from activities.trees import TreeArchives
 from config.settings import Settings, get_settings
 from contracts.agents import Role
+from contracts.mcp import McpCallResult
 from payloads.converter import with_key_ring_read
 from policy.pricing import PriceTable
 from policy.redact import secret_values
@@ -119,7 +120,7 @@ def build_workers(
             ToolActivities(hosts, blobs),
             CodeHostActivities(hosts, TreeArchives(store)),
         )
-        research = research_activities(settings, store)
+        research = research_activities(settings, store, mcp)
         evals = EvalActivities(blobs)
         workers.append(
             Worker(
@@ -310,9 +311,12 @@ def github_auth(settings: Settings) -> AppInstallationAuthStrategy | str | None:
     return settings.github_token.get_secret_value() if settings.github_token else None
 
 
-def research_activities(settings: Settings, store: ObjectStore | None = None) -> ResearchActivities:
+def research_activities(
+    settings: Settings, store: ObjectStore | None = None, mcp: McpServers | None = None
+) -> ResearchActivities:
     """Perplexity over one shared httpx client when the worker has a key; answers cached on `store`
-    (default: the settings' object store), so every worker sharing it shares them."""
+    (default: the settings' object store), so every worker sharing it shares them. With
+    FORGEFLOW_RESEARCH_MCP, that tool of `mcp` (the worker's MCP servers) is asked first."""
     http = None
     if settings.perplexity_api_key is not None:
         http = httpx.AsyncClient(
@@ -321,7 +325,29 @@ def research_activities(settings: Settings, store: ObjectStore | None = None) ->
             timeout=httpx.Timeout(120.0, connect=10.0),
         )
     cache = ObjectStoreResearchCache(store or object_store(settings))
-    return ResearchActivities(http, cache, model=settings.research_model)
+    return ResearchActivities(http, cache, model=settings.research_model, tool=research_tool(settings, mcp))
+
+
+def research_tool(settings: Settings, mcp: McpServers | None) -> tuple[str, AskTool] | None:
+    """FORGEFLOW_RESEARCH_MCP's tool and how to ask it, or None; a value no configured server can serve
+    stops the worker at start, naming it."""
+    if not settings.research_mcp:
+        return None
+    from policy.mcp import parse_research_tool, research_arguments
+
+    servers = [] if mcp is None else mcp.configs
+    try:
+        found = parse_research_tool(settings.research_mcp, servers)
+    except ValueError as err:
+        raise SystemExit(f"FORGEFLOW_RESEARCH_MCP: {err}") from None
+    if found is None or mcp is None:
+        return None
+    live, chosen = mcp, found
+
+    async def ask(query: str) -> McpCallResult:
+        return await live.call("planner", chosen.tool, research_arguments(chosen.arguments, query))
+
+    return found.tool, ask
 
 
 async def run_workers(workers: list[Worker], sandbox: SandboxProcess | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from activities.research import ObjectStoreResearchCache, ResearchActivities
 from config.settings import Settings
 from contracts.agents import AgentResult
 from contracts.research import ResearchInput, ResearchResult
-from starter.workers import build_workers, research_activities
+from starter.workers import build_workers, mcp_servers, research_activities
 from storage.store import ObjectStore
 from testkit.loopback.json_api import JsonLoopback, JsonReply
 from testkit.s3 import S3Server
@@ -222,3 +223,72 @@ async def test_outage_falls_back_to_planning_without_research(
         )
     assert result.submission["research_used"] is False
     assert len(perplexity.requests) == 3  # the activity's capped retries, then the fallback
+
+
+# --- research through an operator's MCP tool first (FORGEFLOW_RESEARCH_MCP), HTTP its fallback -------
+
+MCP_ROOT = Path(__file__).resolve().parents[2]
+
+
+def mcp_settings(tmp_path: Path, server: JsonLoopback | None, tool: str) -> Settings:
+    config = {
+        "name": "dict",
+        "command": [sys.executable, "-m", "testkit.mcp_server"],
+        "env": {"PYTHONPATH": str(MCP_ROOT), "MCP_TEST_COUNTER": str(tmp_path / "calls.txt")},
+        "roles": ["planner"],
+    }
+    values = {
+        "FORGEFLOW_DATA_DIR": str(tmp_path / "data"),
+        "FORGEFLOW_MCP_SERVERS": json.dumps([config]),
+        "FORGEFLOW_RESEARCH_MCP": json.dumps({"tool": tool, "arguments": {"word": "{query}"}}),
+    }
+    if server is not None:
+        values |= {"PERPLEXITY_API_KEY": KEY, "PERPLEXITY_BASE_URL": server.base_url}
+    return Settings.model_validate(values)
+
+
+async def test_the_mcp_research_tool_answers_first_and_is_cached(tmp_path: Path, perplexity: JsonLoopback) -> None:
+    settings = mcp_settings(tmp_path, perplexity, "mcp__dict__lookup")
+    servers = mcp_servers(settings)
+    assert servers is not None
+    try:
+        acts = research_activities(settings, mcp=servers)
+        first = await ask(acts, "durable")
+        again = await ask(acts, "  DURABLE ")
+    finally:
+        await servers.close()
+    assert first.available and first.answer == "durable: a word of 7 letters" and not first.cached
+    assert again.cached and again.answer == first.answer
+    assert (tmp_path / "calls.txt").read_text().split() == ["durable"]  # asked once
+    assert perplexity.requests == []  # the HTTP fallback was never needed
+
+
+async def test_a_failing_mcp_research_tool_falls_back_to_http(tmp_path: Path, perplexity: JsonLoopback) -> None:
+    perplexity.replies = [JsonReply(ANSWER)]
+    settings = mcp_settings(tmp_path, perplexity, "mcp__dict__fail")
+    servers = mcp_servers(settings)
+    assert servers is not None
+    try:
+        with capture_logs() as logs:
+            answer = await ask(research_activities(settings, mcp=servers), "How do I split on the last dash?")
+    finally:
+        await servers.close()
+    assert answer.available and "rsplit" in answer.answer and len(perplexity.requests) == 1
+    assert any(entry["event"] == "research tool failed; falling back" for entry in logs)
+
+
+async def test_without_a_fallback_a_failing_research_tool_is_unavailable_and_says_why(tmp_path: Path) -> None:
+    settings = mcp_settings(tmp_path, None, "mcp__dict__fail")
+    servers = mcp_servers(settings)
+    assert servers is not None
+    try:
+        answer = await ask(research_activities(settings, mcp=servers), "anything")
+    finally:
+        await servers.close()
+    assert not answer.available and "mcp__dict__fail failed" in answer.answer
+
+
+def test_a_research_tool_no_server_offers_stops_the_worker(tmp_path: Path) -> None:
+    settings = mcp_settings(tmp_path, None, "mcp__nowhere__ask")
+    with pytest.raises(SystemExit, match="FORGEFLOW_RESEARCH_MCP: research tool 'mcp__nowhere__ask': no MCP server"):
+        research_activities(settings, mcp=mcp_servers(settings))

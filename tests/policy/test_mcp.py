@@ -10,7 +10,7 @@ import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from contracts.mcp import McpCallInput, McpServerConfig, parse_qualified, qualified
-from policy.mcp import parse_servers, server_environment
+from policy.mcp import parse_research_tool, parse_servers, research_arguments, server_environment
 
 STDIO: dict[str, Any] = {"name": "dict", "command": ["dict-server", "--stdio"], "roles": ["coder"]}
 HTTP: dict[str, Any] = {"name": "web", "url": "https://mcp.example.com/mcp", "roles": ["planner", "reviewer"]}
@@ -111,3 +111,35 @@ def test_a_call_from_a_newer_workflow_skips_the_fields_it_does_not_know() -> Non
     sent = {"role": "coder", "run_id": "r", "tool_use_id": "t", "name": "mcp__dict__lookup", "input": {}, "later": 1}
     [decoded] = converter.from_payloads(converter.to_payloads([sent]), [McpCallInput])
     assert decoded == McpCallInput(role="coder", run_id="r", tool_use_id="t", name="mcp__dict__lookup")
+
+
+def test_the_research_tool_is_one_a_configured_server_offers_the_planner() -> None:
+    servers = [McpServerConfig(name="pplx", command=["pplx-mcp"], roles=["planner"], tools=["perplexity_ask"])]
+    text = '{"tool": "mcp__pplx__perplexity_ask", "arguments": {"messages": [{"role": "user", "content": "{query}"}]}}'
+    found = parse_research_tool(text, servers)
+    assert found is not None and found.tool == "mcp__pplx__perplexity_ask"
+    assert research_arguments(found.arguments, "why?") == {"messages": [{"role": "user", "content": "why?"}]}
+    assert parse_research_tool(None, servers) is None and parse_research_tool("  ", servers) is None
+    default = parse_research_tool('{"tool": "mcp__pplx__perplexity_ask"}', servers)
+    assert default is not None and research_arguments(default.arguments, "q") == {"query": "q"}
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('{"tool": "perplexity_ask"}', "not an MCP tool name"),
+        ('{"tool": "mcp__other__ask"}', "no MCP server 'other'"),
+        ('{"tool": "mcp__pplx__perplexity_search"}', "does not offer it to the planner"),
+        ('{"tool": "mcp__pplx__perplexity_ask", "extra": 1}', "extra"),
+        ("not json", "research tool"),
+    ],
+)
+def test_a_research_tool_no_server_can_serve_is_named(text: str, says: str) -> None:
+    servers = [McpServerConfig(name="pplx", command=["pplx-mcp"], roles=["planner"], tools=["perplexity_ask"])]
+    with pytest.raises(ValueError, match=says):
+        parse_research_tool(text, servers)
+
+
+def test_research_arguments_leave_everything_but_the_placeholder() -> None:
+    arguments = {"q": "{query}", "n": 3, "tags": ["{query}", "x"], "note": "about {query}"}
+    assert research_arguments(arguments, "Q") == {"q": "Q", "n": 3, "tags": ["Q", "x"], "note": "about {query}"}
