@@ -5,6 +5,7 @@ Add optional fields only; never rename a field once a run has used it.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Literal
 
@@ -25,6 +26,8 @@ from contracts.usage import UsageTotals
 from contracts.versioning import DURABLE, STRICT
 
 Mode = Literal["autonomous", "plan", "review"]
+GRAPH_AGENT = r"^(planner|coder|tester|reviewer)(:[a-z][a-z0-9_-]{0,31})?$"
+GRAPH_PATH = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"  # module:attribute
 DEFAULT_MODE: Mode = "autonomous"
 DEFAULT_MAX_RETRIES = 3  # coder rounds after the first, shared by the test and review loops
 
@@ -118,6 +121,11 @@ class IssueInput(BaseModel):
         "is discarded). A repository's .forgeflow.yml can narrow this, never widen it.",
     )
 
+    graphs: dict[str, str] = Field(
+        default_factory=dict,
+        description="LangGraph graphs as agents (the forgeflow[langgraph] extra): agent (a role, or role:name for an "
+        "extra reviewer) → import path module:attribute of a compiled graph, run in one activity.",
+    )
     human_review: HumanReview | None = Field(
         default=None,
         description="A person's review of forgeflow's pull request `pr_number`: the run continues that pull "
@@ -139,6 +147,16 @@ class IssueInput(BaseModel):
         elif self.issue_number is None and self.spec_content is None and self.human_review is None:
             raise ValueError("give issue_number or spec_content: there is no task to work on")
         return self
+
+    @field_validator("graphs")
+    @classmethod
+    def _graph_paths(cls, value: dict[str, str]) -> dict[str, str]:
+        for agent, path in value.items():
+            if not re.fullmatch(GRAPH_AGENT, agent) or not re.fullmatch(GRAPH_PATH, path):
+                raise ValueError(
+                    f"{agent!r}: {path!r} must be an agent (coder, reviewer:security) and a module:attribute"
+                )
+        return value
 
     @model_validator(mode="after")
     def _review_continues_a_pull_request(self) -> IssueInput:

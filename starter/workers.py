@@ -38,6 +38,7 @@ from activities.codehost.host import CodeHostActivities, CodeHosts
 from activities.codehost.local import LocalGitHost
 from activities.eval import EvalActivities
 from activities.github_events import GitHubEventActivities
+from activities.graphs import GraphActivities
 from activities.model.providers import ModelProvider
 from activities.model.scripted import ScriptedProvider
 from activities.model.turns import ModelActivities, RolePrompt
@@ -122,6 +123,7 @@ def build_workers(
         )
         research = research_activities(settings, store, mcp)
         evals = EvalActivities(blobs)
+        graphs = GraphActivities(providers, hosts, store)
         workers.append(
             Worker(
                 client,
@@ -145,6 +147,7 @@ def build_workers(
                     events.find_run,
                     events.answer_gate,
                     *mcp_activities(mcp),
+                    graphs.run_graph,
                 ],
                 sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
                 workflow_runner=workflow_runner,

@@ -59,6 +59,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "config": frozenset({"policy", "contracts"}),
     # data and pure rules
     "roles": frozenset({"policy", "contracts"}),
+    # example LangGraph graphs: they reach forgeflow only through their run's config
+    "graphs": frozenset(),
     "policy": frozenset({"contracts"}),
     "contracts": frozenset(),
     # what tests and benchmarks share (loopback servers, scripted conversations): development only

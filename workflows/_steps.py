@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         PublishResult,
         TaskSpec,
     )
+    from contracts.graphs import GraphInput
     from contracts.run import IssueInput, OrchestrationState
     from policy.agent_settings import Resolved, resolve, turn_cap
     from policy.budgets import tokens_left
@@ -234,6 +235,26 @@ class Steps:
     ) -> AgentResult:
         spec = ROLES[role]
         shaped = self.extra_reviewers[agent] if agent else self.settings[role]
+        graph = self.inp.graphs.get(f"{role}:{agent}" if agent else role)
+        if graph is not None:  # the operator's LangGraph graph implements this agent: one activity
+            found: AgentResult = await acts.execute(
+                acts.RUN_GRAPH,
+                GraphInput(
+                    graph=graph,
+                    role=role,
+                    agent=agent,
+                    run_id=workflow.info().workflow_id,
+                    invocation=n,
+                    brief=brief,
+                    workspace=Workspace(repo=self.inp.repo, base_sha=base, origin_sha=self.task.base_sha),
+                    commit_sha=commit_sha or base,
+                    model=self._model_for(role, shaped.model),
+                ),
+                AgentResult,
+                acts.GRAPH_CALL,
+                summary=f"{agent + ' ' if agent else ''}{role} graph {graph}",
+            )
+            return found
         # Every agent works on a commit: the one under test or review, else the one its edits start from.
         commit_sha = commit_sha or base
         result: AgentResult = await workflow.execute_child_workflow(

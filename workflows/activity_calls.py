@@ -47,6 +47,7 @@ LOAD_SUITE = "load_suite"
 COMMIT_SNAPSHOT = "commit_snapshot"
 REPORT_STAGE = "report_stage"
 CALL_MCP_TOOL = "call_mcp_tool"
+RUN_GRAPH = "run_graph"
 
 # Errors a retry cannot fix; activities raise ApplicationError(non_retryable=True) for their own.
 _NON_RETRYABLE = ["InvalidInput", "ScriptDiverged", "UnsafePath", "BranchMoved", "CommitNotFound"]
@@ -91,6 +92,8 @@ TOOL_CALL = Options(timedelta(seconds=30), HEARTBEAT, TOOL_RETRY)
 HOST_CALL = Options(timedelta(minutes=1), HEARTBEAT, HOST_RETRY)
 # An operator's MCP tool: the server's own timeout (at most a few minutes) bounds the call inside.
 MCP_CALL = Options(timedelta(minutes=10), HEARTBEAT, TOOL_RETRY)
+# A LangGraph graph as an agent: its model calls inside, resumed from its checkpoints on a retry.
+GRAPH_CALL = Options(timedelta(minutes=30), HEARTBEAT, MODEL_RETRY)
 
 
 def sandbox_call(test_timeout_seconds: int) -> Options:

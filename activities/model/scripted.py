@@ -117,6 +117,7 @@ class ScriptedProvider:
         line = {
             "run_id": req.run_id,
             "role": req.role,
+            "agent": req.agent,
             "invocation": req.invocation,
             "turn": req.turn,
             "attempt": info.attempt if info else None,

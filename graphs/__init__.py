@@ -1,0 +1,1 @@
+"""Example LangGraph graphs that implement forgeflow agents (the `forgeflow[langgraph]` extra)."""

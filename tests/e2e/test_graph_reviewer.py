@@ -1,0 +1,96 @@
+"""The example LangGraph graph as an extra reviewer, on real workers: the worker running it is killed
+with -9 while its second node waits for the model, and the retry on another worker resumes at that
+node. Its first node's model call is never asked again, and its usage is in the run's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from contracts.run import IssueResult, Outcome
+from testkit.scripts import coder_run, planner_run, reviewer_run, tester_run, write_script
+from testkit.tools import git
+from tests.e2e.conftest import WorkerProcess, start_worker, wait_until
+from tests.e2e.recovery import running_on
+
+pytestmark = pytest.mark.e2e
+FIXED = "def add(a, b):\n    return a + b\n\n\ndef subtract(a, b):\n    return a - b\n"
+CONCERNS = "No input reaches a shell or a path: nothing security-relevant."
+COMMENT = {
+    "path": "calc/__init__.py",
+    "line": 5,
+    "severity": "info",
+    "category": "security",
+    "body": "Pure arithmetic.",
+}
+VERDICT = {"verdict": "approve", "summary": "Safe.", "comments": [COMMENT]}
+
+
+def said(text: str, *, expect: list[str] | None = None) -> dict[str, Any]:
+    """A scripted model answer that is text only (what a graph's node reads)."""
+    usage = {"input_tokens": 300, "output_tokens": 40}
+    return {
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
+        "usage": usage,
+        "expect": expect or [],
+    }
+
+
+def asked(ledger: Path, turn: int) -> int:
+    """How many times the security graph's model call `turn` was asked (the scripted model's ledger)."""
+    if not ledger.exists():
+        return 0
+    lines = [json.loads(line) for line in ledger.read_text().splitlines() if line]
+    return sum(1 for r in lines if r["agent"] == "security" and r["turn"] == turn)
+
+
+async def test_a_graph_reviewer_resumes_at_its_last_node_after_its_worker_is_killed(
+    dev_env: WorkflowEnvironment, workers: list[WorkerProcess], sample_repo: Path, tmp_path: Path
+) -> None:
+    (sample_repo / ".forgeflow.yml").write_text("reviewers:\n  - name: security\n")
+    git(sample_repo, "add", "-A")
+    git(sample_repo, "commit", "-qm", "a security reviewer")
+    graph_turns = [said(CONCERNS), said(json.dumps(VERDICT), expect=[CONCERNS])]  # node 2 reads node 1's state
+    script = write_script(
+        tmp_path / "s.json",
+        {
+            "planner": [planner_run()],
+            "coder": [coder_run(FIXED)],
+            "tester": [tester_run()],
+            "reviewer": [reviewer_run()],
+            "reviewer:security": [{"turns": graph_turns}],
+        },
+    )
+    ledger = tmp_path / "ledger.jsonl"
+    env = {"FORGEFLOW_SCRIPT_LEDGER": str(ledger), "FORGEFLOW_SCRIPT_DELAY": "1.5"}
+    alive = [start_worker(workers, dev_env, tmp_path, log_name=f"worker-{n}.log", **env) for n in range(2)]
+    run_id = "graph-reviewer-run"
+    params = {
+        "repo": str(sample_repo),
+        "spec_content": "# Add subtract\nAdd calc.subtract(a, b).",
+        "model_script": script,
+        "graphs": {"reviewer:security": "graphs.security_review:graph"},
+    }
+    handle = await dev_env.client.start_workflow(
+        "IssueWorkflow", params, id=run_id, task_queue="forgeflow", result_type=IssueResult
+    )
+
+    pid = await running_on(dev_env.client, run_id, "run_graph", attempt=1, within=120)
+    await asyncio.to_thread(wait_until, lambda: asked(ledger, 1) > 0, timeout=60, what="the second node's call")
+    (victim,) = [w for w in alive if w.proc.pid == pid]
+    victim.kill9()
+    result = await asyncio.wait_for(handle.result(), 120)
+
+    assert result.outcome == Outcome.APPROVED
+    assert asked(ledger, 0) == 1  # the first node's call: made once, kept in its checkpoint
+    assert asked(ledger, 1) == 2  # the second node's: lost with the worker, asked again
+    spent = result.state.usage.by_agent["reviewer:security"]
+    assert spent.turns == 2 and spent.usage.input_tokens == 600  # both completed calls, each once
+    assert any(c.body == "(security) Pure arithmetic." for c in result.state.review_comments)
