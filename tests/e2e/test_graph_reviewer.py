@@ -70,7 +70,8 @@ async def test_a_graph_reviewer_resumes_at_its_last_node_after_its_worker_is_kil
         tmp_path / "s.json", {"reviewer": [reviewer_run()], "reviewer:security": [{"turns": graph_turns}]}
     )
     ledger = tmp_path / "ledger.jsonl"
-    env = {"FORGEFLOW_SCRIPT_LEDGER": str(ledger), "FORGEFLOW_SCRIPT_DELAY": "1.5"}
+    # Each model answer takes 4 s: the kill lands while the second node waits, even on a loaded machine.
+    env = {"FORGEFLOW_SCRIPT_LEDGER": str(ledger), "FORGEFLOW_SCRIPT_DELAY": "4"}
     alive = [start_worker(workers, dev_env, tmp_path, log_name=f"worker-{n}.log", **env) for n in range(2)]
     run_id = "graph-reviewer-run"
     params = {
