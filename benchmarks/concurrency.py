@@ -189,7 +189,21 @@ class Process:
 
 async def start_server(work: Path, in_memory: bool) -> tuple[Process, str]:
     """The embedded default's dev server, on free ports (`in_memory`: without its SQLite file); its
-    process and address."""
+    process and address. A server that exits at once is started again on other ports: a port found
+    free can be taken by another process before the server binds it (tests run side by side)."""
+    for attempt in range(3):
+        try:
+            return await _start_server(work / f"server-{attempt}", in_memory)
+        except _ServerExited:
+            continue
+    raise RuntimeError(f"the dev server did not start; see {work}/server-*/server.log")
+
+
+class _ServerExited(RuntimeError):
+    pass
+
+
+async def _start_server(work: Path, in_memory: bool) -> tuple[Process, str]:
     address = f"127.0.0.1:{free_port()}"
     settings = Settings.model_validate(
         {"FORGEFLOW_DATA_DIR": str(work / "server"), "TEMPORAL_ADDRESS": address, "FORGEFLOW_UI_PORT": free_port()}
@@ -208,7 +222,9 @@ async def start_server(work: Path, in_memory: bool) -> tuple[Process, str]:
             return server, address
         except (TimeoutError, RuntimeError, OSError):
             assert server.proc is not None
-            if server.proc.poll() is not None or time.monotonic() > deadline:
+            if server.proc.poll() is not None:
+                raise _ServerExited(f"the dev server exited; see {server.log}") from None
+            if time.monotonic() > deadline:
                 server.stop()
                 raise RuntimeError(f"the dev server did not start; see {server.log}") from None
             await asyncio.sleep(0.2)
