@@ -22,6 +22,7 @@ from activities.sandbox import _install, _runners, _safefs
 from activities.sandbox._layout import HOSTS_FILE, OUT, Mount
 from activities.sandbox._limited import Finished, WeakLimitsError, run_limited
 from activities.sandbox._report import first_line
+from activities.sandbox._tools import worker_tool_sites
 from activities.sandbox.backend import BackendOptions, IsolationBackend, Step
 from activities.trees import TreeArchiveError, TreeArchives, TreeMissing
 from contracts.testing import SandboxLimits
@@ -142,6 +143,7 @@ class Stepper:
     def __init__(self, config: SandboxConfig, backend: IsolationBackend, folders: Folders) -> None:
         self.config, self.backend, self.folders = config, backend, folders
         self.prefixes = list(dict.fromkeys([sys.base_prefix, sys.prefix]))
+        self.tool_sites = worker_tool_sites()
 
     async def step(
         self,
@@ -163,6 +165,7 @@ class Stepper:
             out_dir=out_dir or self.folders.out,
             hosts=self.folders.host / "hosts",
             python_prefixes=self.prefixes,
+            tool_sites=self.tool_sites,
         )
         launch = self.backend.launch(step)
         finished = await self._limited(launch.argv, log, limits, launch.env)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from activities.sandbox._layout import Mount
+from activities.sandbox._tools import ToolSite
 
 # The whole environment of the process that launches a sandbox: the worker's own variables hold its
 # secrets, and nothing of them may reach a sandbox, or a process sandboxed code could inspect.
@@ -50,6 +51,7 @@ class Step:
     out_dir: Path  # the host folder seen at OUT (read-write)
     hosts: Path  # the file seen at /etc/hosts
     python_prefixes: Sequence[str]  # the worker's interpreter, shown read-only where it is on the host
+    tool_sites: Sequence[ToolSite] = ()  # its site-packages folders, each showing only these names
 
 
 @dataclass(frozen=True)

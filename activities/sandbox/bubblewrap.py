@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
 from activities.sandbox._layout import OUT, WORKSPACE, Mount, sandbox_env
+from activities.sandbox._tools import ToolSite
 from activities.sandbox.backend import LAUNCHER_ENV, BackendOptions, Launch, Step, Unavailable
 
 SANDBOX_UID = 65534  # nobody
@@ -55,6 +56,7 @@ class Bubblewrap:
             self.program,
             mounts=mounts,
             python_prefixes=step.python_prefixes,
+            tool_sites=step.tool_sites,
             command=step.command,
             env=sandbox_env(step.python_prefixes, step.env),
             hosts=step.hosts,
@@ -85,6 +87,7 @@ def bwrap_argv(
     env: Mapping[str, str],
     share_net: bool = False,
     hosts: Path | None = None,
+    tool_sites: Sequence[ToolSite] = (),
     exists: Callable[[str], bool] | None = None,
 ) -> list[str]:
     """The argv; `exists` (for tests) decides which optional host paths to bind."""
@@ -109,6 +112,7 @@ def bwrap_argv(
     # stays visible.
     for path in interpreter_paths(python_prefixes, owned, present):
         argv += ["--ro-bind", path, path]
+    argv += tool_site_args(tool_sites, present)
     argv += ["--chdir", WORKSPACE, "--clearenv"]
     argv += [arg for key, value in env.items() for arg in ("--setenv", key, value)]
     return [*argv, "--", *command]
@@ -127,6 +131,20 @@ def interpreter_paths(prefixes: Sequence[str], owned: Sequence[str], exists: Cal
         else:
             paths.append(prefix)
     return list(dict.fromkeys(paths))
+
+
+def tool_site_args(sites: Sequence[ToolSite], exists: Callable[[str], bool]) -> list[str]:
+    """Each site-packages folder replaced by an empty one holding only its tools' names, read-only:
+    after the interpreter, whose bind shows the whole folder."""
+    argv: list[str] = []
+    for folder in sites:
+        argv += ["--tmpfs", folder.path]
+        for name in folder.entries:
+            path = str(PurePosixPath(folder.path, name))
+            if exists(path):
+                argv += ["--ro-bind", path, path]
+        argv += ["--remount-ro", folder.path]
+    return argv
 
 
 def launch_failure(exit_code: int | None, first_line: str) -> str | None:
