@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,6 +19,27 @@ from temporalio.testing import WorkflowEnvironment
 from starter.server import register_search_attributes
 from testkit.s3 import S3Server, s3_server
 from testkit.tools import git, installed_binary
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `long` go first, one at the head of each xdist worker's share. worksteal hands each
+    worker an equal run of the collection, in order, and idle workers steal from the ends of those
+    runs, so a long test collected late would end the suite on its own."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    long = [item for item in items if item.get_closest_marker("long")]
+    if workers < 2 or not long:
+        return
+    rest = iter(item for item in items if not item.get_closest_marker("long"))
+    shares: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    for n, item in enumerate(long):
+        shares[n % workers].append(item)
+    left = len(items)
+    for n, share in enumerate(shares):  # the sizes worksteal's first split gives each worker
+        size = left // (workers - n)
+        left -= size
+        share.extend(next(rest) for _ in range(size - len(share)))
+    shares[-1].extend(rest)  # none left, unless there are more long tests than fit in a share
+    items[:] = [item for share in shares for item in share]
 
 
 @pytest_asyncio.fixture(scope="session")

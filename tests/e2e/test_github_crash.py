@@ -97,6 +97,7 @@ def killed_runs() -> Iterator[list[Path]]:
     remove_cgroups(groups)
 
 
+@pytest.mark.long
 @pytest.mark.timeout(480)  # about 2 minutes on an idle machine; several times that under load
 async def test_ten_kills_during_one_github_run_each_recover_in_seconds_with_no_human(
     dev_env: WorkflowEnvironment,

@@ -108,6 +108,7 @@ async def _state(handle: WorkflowHandle[Any, Any]) -> OrchestrationState:
     return state
 
 
+@pytest.mark.long
 async def test_labels_comments_and_reviews_drive_runs_with_every_write_once(
     dev_env: WorkflowEnvironment,
     workers: list[WorkerProcess],

@@ -62,6 +62,7 @@ async def running_attempt(client: Any, workflow_id: str, activity: str) -> tuple
     raise AssertionError(f"{activity} never ran in {workflow_id}")
 
 
+@pytest.mark.long
 async def test_a_graph_reviewer_resumes_at_its_last_node_after_its_worker_is_killed(
     dev_env: WorkflowEnvironment, workers: list[WorkerProcess], sample_repo: Path, tmp_path: Path
 ) -> None:

@@ -53,6 +53,7 @@ def host(
     return worker
 
 
+@pytest.mark.long
 @pytest.mark.timeout(300)
 async def test_a_run_survives_its_worker_and_its_disk_with_the_sandbox_on_a_third_host(
     dev_env: WorkflowEnvironment,
