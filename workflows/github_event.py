@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -49,6 +49,7 @@ REACT = "react"
 REVIEW_COMMENTS = "review_comments"
 FIND_RUN = "find_run"
 ANSWER_GATE = "answer_gate"
+ONE_RUN_PER_THREAD = "one-run-per-thread"  # workflow.patched: a started run's id names its thread
 
 
 @workflow.defn(name=EVENT_WORKFLOW_TYPE)
@@ -84,14 +85,12 @@ class GitHubEventWorkflow:
         ev = self._event
         running = await self._running_run()
         if running is not None:
-            return EventOutcome(
-                done="refused",
-                message=f"A forgeflow run is already working here: {self._link(running)}. "
-                "Answer its gates with `/approve`, `/reject` or `/feedback`, or cancel it first.",
-                run_id=running,
-            )
+            return self._already_working(running)
         number = {"issue_number": ev.number} if not ev.on_pull_request else {"pr_number": ev.number}
-        run_id = await self._start({**number, "mode": mode})
+        try:
+            run_id = await self._start({**number, "mode": mode})
+        except WorkflowAlreadyStartedError as err:  # started since the search above, by a trigger at the same time
+            return self._already_working(err.workflow_id)
         what = {"plan": "a plan", "review": "a review of this pull request"}.get(mode, "a pull request")
         return EventOutcome(done="started", message=f"On it: {self._link(run_id)} is working on {what}.", run_id=run_id)
 
@@ -137,15 +136,13 @@ class GitHubEventWorkflow:
         running = await self._running_run()
         count = f"{len(comments)} comment{'s' if len(comments) != 1 else ''}"
         if running is not None:
-            await workflow.get_external_workflow_handle(running).signal(SIGNAL_HUMAN_REVIEW, review)
-            return EventOutcome(
-                done="forwarded",
-                message=f"Your review ({count}) goes to the coder's next round in {self._link(running)}.",
-                run_id=running,
+            return await self._forward(running, review, count)
+        try:
+            run_id = await self._start(
+                {"pr_number": ev.number, "mode": "autonomous", "human_review": review.model_dump(mode="json")}
             )
-        run_id = await self._start(
-            {"pr_number": ev.number, "mode": "autonomous", "human_review": review.model_dump(mode="json")}
-        )
+        except WorkflowAlreadyStartedError as err:  # started since the search above, by a review at the same time
+            return await self._forward(err.workflow_id, review, count)
         return EventOutcome(
             done="started",
             message=f"On it: {self._link(run_id)} takes your review ({count}) as the coder's next round on this "
@@ -153,7 +150,23 @@ class GitHubEventWorkflow:
             run_id=run_id,
         )
 
+    async def _forward(self, running: str, review: HumanReview, count: str) -> EventOutcome:
+        await workflow.get_external_workflow_handle(running).signal(SIGNAL_HUMAN_REVIEW, review)
+        return EventOutcome(
+            done="forwarded",
+            message=f"Your review ({count}) goes to the coder's next round in {self._link(running)}.",
+            run_id=running,
+        )
+
     # --- helpers ----------------------------------------------------------------------------
+
+    def _already_working(self, running: str) -> EventOutcome:
+        return EventOutcome(
+            done="refused",
+            message=f"A forgeflow run is already working here: {self._link(running)}. "
+            "Answer its gates with `/approve`, `/reject` or `/feedback`, or cancel it first.",
+            run_id=running,
+        )
 
     async def _running_run(self) -> str | None:
         found: FoundRun = await self._call(
@@ -162,7 +175,11 @@ class GitHubEventWorkflow:
         return found.run_id
 
     async def _start(self, fields: dict[str, Any]) -> str:
-        """Start the run as a child that outlives this workflow, its id derived from the delivery's."""
+        """Start the run as a child that outlives this workflow. Its id names the thread, so while one
+        run works on an issue or pull request no second one starts there, however close together the
+        triggers came (the search for a running run can miss one started a moment ago): the start is
+        refused with WorkflowAlreadyStartedError. Runs recorded before this took their id from the
+        delivery."""
         ev = self._event
         # A person with write access asked for this run: they vouch for the issue whoever opened it (its
         # text stays untrusted data to the agents, fenced as ever). The webhook's options can say otherwise.
@@ -174,7 +191,10 @@ class GitHubEventWorkflow:
             raise ApplicationError(
                 f"the webhook's run options are invalid: {err}", type="InvalidInput", non_retryable=True
             ) from None
-        run_id = f"forgeflow-{slug(ev.repo.name)}-{ev.number}-{slug(ev.delivery_id)[:13]}"
+        if workflow.patched(ONE_RUN_PER_THREAD):
+            run_id = f"forgeflow-{slug(ev.repo.owner)}-{slug(ev.repo.name)}-{ev.number}"
+        else:
+            run_id = f"forgeflow-{slug(ev.repo.name)}-{ev.number}-{slug(ev.delivery_id)[:13]}"
         await workflow.start_child_workflow(
             api.WORKFLOW_TYPE,
             inp.model_dump(mode="json", exclude_defaults=True),

@@ -324,6 +324,25 @@ async def test_commands_that_start_refuse_or_explain_each_answer_once(
     assert plan_run.outcome == Outcome.PLANNED
     assert (await said(8, "/approve")).done == "refused"  # the plan run has ended: nothing waits here
 
+    # Two triggers at once start one run between them; once it has ended, the next starts another.
+    gh.issues[9] = Issue(title="Add power", body="Please add calc.power(a, b).", author="octocat")
+    sent = [hook.sender.deliver("issue_comment", gh.comment(9, "octocat", "/forgeflow plan")) for _ in range(2)]
+    assert [answer.status_code for answer in sent] == [202, 202]
+    together = [await _event(dev_env, a.json()["workflow_id"].removeprefix("github-delivery-")) for a in sent]
+    assert sorted(outcome.done for outcome in together) == ["refused", "started"]
+    thread_run = together[0].run_id
+    assert thread_run is not None and thread_run == together[1].run_id and thread_run.endswith("-9")
+    runs_of_9 = f"WorkflowType = 'IssueWorkflow' AND WorkflowId = '{thread_run}'"
+    assert len([w async for w in dev_env.client.list_workflows(runs_of_9)]) == 1
+    done_9 = await dev_env.client.get_workflow_handle(thread_run, result_type=IssueResult).result()
+    assert done_9.outcome == Outcome.PLANNED
+    later = await said(9, "/forgeflow plan")
+    assert later.done == "started" and later.run_id == thread_run
+    assert (await dev_env.client.get_workflow_handle(thread_run, result_type=IssueResult).result()).outcome == (
+        Outcome.PLANNED
+    )
+    assert len([w async for w in dev_env.client.list_workflows(runs_of_9)]) == 2
+
     gated = await said(7, "/forgeflow run")
     assert gated.done == "started" and gated.run_id
     run = dev_env.client.get_workflow_handle(gated.run_id, result_type=IssueResult)
@@ -349,4 +368,4 @@ async def test_commands_that_start_refuse_or_explain_each_answer_once(
                for n in (7, 8)}  # fmt: skip
     assert len(replies[8]) == 2 and len(replies[7]) == 5
     assert f"http://ui.test/namespaces/default/workflows/{gated.run_id}" in replies[7][0]
-    assert sum(len(found) for (kind, _), found in gh.reactions.items() if kind == "comment") == 8
+    assert sum(len(found) for (kind, _), found in gh.reactions.items() if kind == "comment") == 11

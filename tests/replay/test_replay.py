@@ -8,7 +8,9 @@ workspace tools as activities; e2e-demo-05ce9680: as local activities).
 GitHub-native runs, by `FORGEFLOW_RECORD_HISTORY=tests/replay/histories pytest tests/e2e -k labels_comments`:
 GitHubEventWorkflow histories (`github-delivery-*`: a label that starts a run, a maintainer's
 `/approve`, a review that starts a round) and the two GitHub runs they started (`forgeflow-calc-*`:
-checks, ForgeflowThreads, and a run that continues a pull request).
+checks, ForgeflowThreads, and a run that continues a pull request). github-delivery-99201b75 and
+-9b56d9c5 (a label, a review) start their runs under the thread's id (`one-run-per-thread`); the
+older ones under the delivery's.
 """
 
 from __future__ import annotations
