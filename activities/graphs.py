@@ -20,7 +20,7 @@ import importlib
 import pickle
 from collections import defaultdict
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from pydantic import BaseModel, Field
@@ -31,17 +31,11 @@ from activities._heartbeat import heartbeats
 from activities.codehost.host import CodeHosts
 from contracts.agents import AgentResult
 from contracts.graphs import GraphInput
-from contracts.model import Message, ModelRequest, ModelResponse
+from contracts.model import Message, ModelProvider, ModelRequest
 from contracts.usage import AgentUsage
 from storage.store import ObjectMissing, ObjectStore
 
 _log = structlog.get_logger(__name__)
-
-
-class ModelProvider(Protocol):
-    """A worker's model provider (activities/model/providers.py), as a graph's calls use it."""
-
-    async def complete(self, req: ModelRequest) -> ModelResponse: ...
 
 
 def load_graph(path: str) -> Any:
@@ -93,16 +87,8 @@ class GraphContext:
             agent=inp.agent,
         )
         response = await self._provider.complete(request)
-        spent = self.progress.usage
-        self.progress = _Progress(
-            turns=self.progress.turns + 1,
-            usage=AgentUsage(
-                usage=spent.usage.plus(response.usage),
-                cost_usd=spent.cost_usd + response.cost_usd,
-                turns=spent.turns + 1,
-                tool_calls=spent.tool_calls,
-            ),
-        )
+        self.progress.turns += 1
+        self.progress.usage.add(AgentUsage(usage=response.usage, cost_usd=response.cost_usd, turns=1))
         await self._store.put_async(self._key, self.progress.model_dump_json().encode())
         return "\n".join(str(b.get("text", "")) for b in response.content if b.get("type") == "text")
 

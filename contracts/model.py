@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -93,3 +93,10 @@ class ModelResponse(BaseModel):
     model: str
     cost_usd: float = 0.0
     scripted: bool = False
+
+
+class ModelProvider(Protocol):
+    """A worker's model provider (Claude, or a scripted replay): one request in, one assistant
+    message out. The model turn activity and a LangGraph graph's calls both use it."""
+
+    async def complete(self, req: ModelRequest) -> ModelResponse: ...

@@ -32,6 +32,13 @@ class AgentUsage(BaseModel):
     turns: int = 0
     tool_calls: int = 0
 
+    def add(self, spent: AgentUsage) -> None:
+        """Count `spent` in this total."""
+        self.usage = self.usage.plus(spent.usage)
+        self.cost_usd += spent.cost_usd
+        self.turns += spent.turns
+        self.tool_calls += spent.tool_calls
+
 
 class UsageTotals(BaseModel):
     """Usage summed per agent role, per round and agent, and for the run."""
@@ -54,16 +61,9 @@ class UsageTotals(BaseModel):
         return sum(a.turns for a in self.by_agent.values())
 
     def add(self, role: str, spent: AgentUsage, round_no: int | None = None) -> None:
-        _accumulate(self.by_agent.setdefault(role, AgentUsage()), spent)
+        self.by_agent.setdefault(role, AgentUsage()).add(spent)
         if round_no is not None:
-            _accumulate(self.by_round.setdefault(round_no, {}).setdefault(role, AgentUsage()), spent)
+            self.by_round.setdefault(round_no, {}).setdefault(role, AgentUsage()).add(spent)
 
     def round_cost(self, round_no: int) -> float:
         return sum(a.cost_usd for a in self.by_round.get(round_no, {}).values())
-
-
-def _accumulate(mine: AgentUsage, spent: AgentUsage) -> None:
-    mine.usage = mine.usage.plus(spent.usage)
-    mine.cost_usd += spent.cost_usd
-    mine.turns += spent.turns
-    mine.tool_calls += spent.tool_calls

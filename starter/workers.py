@@ -39,7 +39,6 @@ from activities.codehost.local import LocalGitHost
 from activities.eval import EvalActivities
 from activities.github_events import GitHubEventActivities
 from activities.graphs import GraphActivities
-from activities.model.providers import ModelProvider
 from activities.model.scripted import ScriptedProvider
 from activities.model.turns import ModelActivities, RolePrompt
 from activities.research import AskTool, ObjectStoreResearchCache, ResearchActivities
@@ -48,6 +47,7 @@ from activities.trees import TreeArchives
 from config.settings import Settings, get_settings
 from contracts.agents import Role
 from contracts.mcp import McpCallResult
+from contracts.model import ModelProvider
 from payloads.converter import with_key_ring_read
 from policy.pricing import PriceTable
 from policy.redact import secret_values

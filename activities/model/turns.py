@@ -20,9 +20,16 @@ from temporalio.exceptions import ApplicationError
 
 from activities._heartbeat import heartbeats
 from activities.blobstore import BlobNotFoundError, BlobStore
-from activities.model.providers import ModelProvider
 from contracts.agents import Role
-from contracts.model import CONTENT_KEY, Block, Message, ModelRequest, ModelTurnInput, ModelTurnResult
+from contracts.model import (
+    CONTENT_KEY,
+    Block,
+    Message,
+    ModelProvider,
+    ModelRequest,
+    ModelTurnInput,
+    ModelTurnResult,
+)
 from policy.compaction import compact
 from policy.redact import redact
 from policy.untrusted import fence
