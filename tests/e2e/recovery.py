@@ -88,6 +88,15 @@ def ledger_has(ledger: Path, run_id: str, role: str, turn: int) -> bool:
 async def running_on(client: Client, workflow_id: str, activity: str, attempt: int, within: float) -> int:
     """The pid of the worker process running `activity` (started, in `attempt`) for `workflow_id`,
     once it runs: what the server records as the attempt's worker identity, `pid@host`."""
+    _, pid = await running_attempt(client, workflow_id, activity, within, attempt=attempt)
+    return pid
+
+
+async def running_attempt(
+    client: Client, workflow_id: str, activity: str, within: float, attempt: int | None = None
+) -> tuple[int, int]:
+    """(attempt, pid of its worker process) of `activity` once it runs for `workflow_id` (in
+    `attempt`, or any)."""
     handle = client.get_workflow_handle(workflow_id)
     started = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
     seen: object = "nothing yet"  # what the last look found, for the failure message
@@ -97,12 +106,13 @@ async def running_on(client: Client, workflow_id: str, activity: str, attempt: i
         except RPCError as err:  # not started yet
             pending, seen = [], f"RPCError {err.status}: {err.message}"
         for p in pending:
-            if p.activity_type.name == activity and p.state == started and p.attempt == attempt:
-                return int(p.last_worker_identity.partition("@")[0])
+            if p.activity_type.name == activity and p.state == started and attempt in (None, p.attempt):
+                return p.attempt, int(p.last_worker_identity.partition("@")[0])
         if pending:
             seen = [(p.activity_type.name, p.state, p.attempt, p.last_failure.message[:200]) for p in pending]
         await asyncio.sleep(0.1)
-    raise AssertionError(f"{activity} attempt {attempt} never started in {workflow_id}; last seen: {seen}")
+    which = f"attempt {attempt}" if attempt is not None else "any attempt"
+    raise AssertionError(f"{activity} ({which}) never started in {workflow_id}; last seen: {seen}")
 
 
 async def running_task_on(client: Client, workflow_id: str, within: float) -> int:

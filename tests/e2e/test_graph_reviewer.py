@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.testing import WorkflowEnvironment
 
 from contracts.run import IssueResult, Outcome
 from testkit.scripts import reviewer_run, write_script
 from testkit.tools import git
 from tests.e2e.conftest import WorkerProcess, start_worker, wait_until
+from tests.e2e.recovery import running_attempt
 
 pytestmark = pytest.mark.e2e
 FIXED = "def add(a, b):\n    return a + b\n\n\ndef subtract(a, b):\n    return a - b\n"
@@ -49,17 +49,6 @@ def asked(ledger: Path) -> list[tuple[int, int]]:
         return []
     lines = [json.loads(line) for line in ledger.read_text().splitlines() if line]
     return [(r["attempt"], r["turn"]) for r in lines if r["agent"] == "security"]
-
-
-async def running_attempt(client: Any, workflow_id: str, activity: str) -> tuple[int, int]:
-    """(attempt, worker pid) of `activity` running now for `workflow_id`."""
-    started = PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
-    for _ in range(600):
-        for p in (await client.get_workflow_handle(workflow_id).describe()).raw_description.pending_activities:
-            if p.activity_type.name == activity and p.state == started:
-                return p.attempt, int(p.last_worker_identity.partition("@")[0])
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{activity} never ran in {workflow_id}")
 
 
 @pytest.mark.long
@@ -100,7 +89,7 @@ async def test_a_graph_reviewer_resumes_at_its_last_node_after_its_worker_is_kil
     # The second node is waiting for its model: kill the worker whose attempt asked it. (On a loaded
     # machine an earlier attempt may already have been lost to a heartbeat timeout: count by attempt.)
     await asyncio.to_thread(wait_until, lambda: any(t == 1 for _, t in asked(ledger)), timeout=120, what="node 2")
-    attempt, pid = await running_attempt(dev_env.client, run_id, "run_graph")
+    attempt, pid = await running_attempt(dev_env.client, run_id, "run_graph", within=60)
     assert (attempt, 1) in asked(ledger)
     (victim,) = [w for w in alive if w.proc.pid == pid]
     victim.kill9()
