@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import site
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
@@ -75,6 +76,7 @@ def tool_sites(dists: Iterable[metadata.Distribution], site_dirs: Iterable[str])
 
 @functools.cache
 def worker_tool_sites() -> tuple[ToolSite, ...]:
-    """This worker's: its interpreter's site-packages folders, each showing only TOOLS."""
-    folders = [d for d in site.getsitepackages() if Path(d).is_dir()]
-    return tuple(tool_sites(with_requirements(TOOLS), folders))
+    """This worker's: its interpreter's site-packages folders, and its base interpreter's when it
+    runs in a virtualenv (the sandbox sees that interpreter too), each showing only TOOLS."""
+    folders = dict.fromkeys([*site.getsitepackages(), *site.getsitepackages([sys.base_prefix])])
+    return tuple(tool_sites(with_requirements(TOOLS), [d for d in folders if Path(d).is_dir()]))

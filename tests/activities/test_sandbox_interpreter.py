@@ -70,6 +70,13 @@ def test_tmp_is_private_and_writable():
 
 def test_the_interpreter_is_read_only():
     assert not os.access({str(venv_under_tmp / "bin")!r}, os.W_OK)
+
+def test_the_base_interpreter_sees_only_the_test_tools_too():
+    import subprocess
+    probe = "import importlib.util as u; print(u.find_spec('temporalio') is None, u.find_spec('pytest') is not None)"
+    base = os.path.join(sys.base_prefix, "bin", "python3")
+    found = subprocess.run([base, "-c", probe], capture_output=True, text=True)
+    assert found.stdout.split() == ["True", "True"], found.stderr
 """
     repo, sha = make_repo(tmp_path, {"tests/test_probe.py": probe})
     env = {**os.environ, "PYTHONPATH": str(ROOT), "FORGEFLOW_DATA_DIR": str(tmp_path / "data")}
@@ -85,7 +92,7 @@ def test_the_interpreter_is_read_only():
     report = TestReport.model_validate(json.loads(done.stdout.strip().splitlines()[-1]))
     assert report.command[0] == str(venv_under_tmp / "bin" / "python")
     assert report.status == "passed", report.output_tail
-    assert report.passed == 3
+    assert report.passed == 4
 
 
 async def test_a_runner_that_cannot_start_is_reported_as_such(tmp_path: Path) -> None:
