@@ -1,6 +1,6 @@
 """What forgeflow costs at concurrency, against the floor: a bare model-turn loop on Temporal.
 
-    python -m benchmarks.concurrency [--runs N] [--latency SECONDS] [--in-memory]
+    python -m benchmarks.concurrency [--runs N] [--latency SECONDS] [--in-memory] [--rounds K]
 
 One invocation starts the embedded default's dev server (the command line of starter/server.py:
 SQLite file, transfer queue tuned; `--in-memory` drops the file) and a loopback Messages API
@@ -37,6 +37,10 @@ How each column is measured:
   model call - latency = a model-turn activity's Completed - Started less the loopback's latency
   (the worker's overhead on a model call: delivery, the HTTP call, the result's way back).
 
+With `--rounds K` (default 1) the three are measured K times in turn, each round against its own
+floor: on a shared machine one invocation's walls move by about 15%, so the ratio to compare is the
+median round's. The table is that round's; each round's ratios are printed below it.
+
 Besides, over the N runs: this process's own CPU (the loopback's threads, the client) and every
 other process's on the machine (/proc/stat busy time less the three), as the machine is shared.
 Linux only (/proc).
@@ -51,6 +55,7 @@ import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -500,7 +505,28 @@ def report(
     print(f"model turns per run: {per_run}; load average before: {' '.join(f'{x:.2f}' for x in load)}")
 
 
-async def main(runs: int, latency: float, in_memory: bool) -> None:
+Round = dict[str, Measured]  # one measurement of each system, by name, the floor's among them
+
+
+def wall_ratios(rounds: list[Round], name: str) -> list[float]:
+    """`name`'s wall over the floor's, in each round."""
+    return [r[name].wall / r["floor"].wall for r in rounds]
+
+
+def median_round(rounds: list[Round], name: str = "forgeflow") -> Round:
+    """The round whose ratio for `name` is the median (the lower middle one of an even count)."""
+    ordered = sorted(rounds, key=lambda r: r[name].wall / r["floor"].wall)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def report_rounds(rounds: list[Round]) -> None:
+    print(f"\nwall ratio to the floor, in each of {len(rounds)} rounds, and the median")
+    for name in rounds[0]:
+        ratios = wall_ratios(rounds, name)
+        print(f"{name:10} " + " ".join(f"{x:>5.2f}x" for x in ratios) + f"   median {statistics.median(ratios):.2f}x")
+
+
+async def main(runs: int, latency: float, in_memory: bool, rounds: int = 1) -> None:
     load = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="forgeflow-concurrency-") as tmp:
         work = Path(tmp)
@@ -511,13 +537,17 @@ async def main(runs: int, latency: float, in_memory: bool) -> None:
             with AnthropicLoopback(respond=planner_reply, latency=latency) as model:
                 settings = Settings.model_validate({"FORGEFLOW_DATA_DIR": str(work / "client")})
                 client = await Client.connect(address, data_converter=data_converter(settings))
-                results = {
-                    system.name: await measure(client, system, server, address, model, runs)
-                    for system in (floor_system(), floor_system(shaped=True), forgeflow_system(repo))
-                }
+                measured: list[Round] = []
+                for _ in range(rounds):
+                    measured.append({
+                        system.name: await measure(client, system, server, address, model, runs)
+                        for system in (floor_system(), floor_system(shaped=True), forgeflow_system(repo))
+                    })  # fmt: skip
         finally:
             server.stop()
-    report(results, runs, latency, load, in_memory)
+    report(median_round(measured), runs, latency, load, in_memory)
+    if rounds > 1:
+        report_rounds(measured)
 
 
 if __name__ == "__main__":
@@ -525,7 +555,10 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=100, help="runs started at once (default 100)")
     parser.add_argument("--latency", type=float, default=1.0, help="the model's answer time, seconds (default 1)")
     parser.add_argument("--in-memory", action="store_true", help="the dev server without its SQLite file")
+    parser.add_argument("--rounds", type=int, default=1, help="measure all three this many times in turn (default 1)")
     args = parser.parse_args()
-    asyncio.run(main(args.runs, args.latency, args.in_memory))
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    asyncio.run(main(args.runs, args.latency, args.in_memory, args.rounds))
     sys.stdout.flush()
     os._exit(0)  # the Temporal client's Rust threads can abort CPython's teardown (temporalio/sdk-python#300)
