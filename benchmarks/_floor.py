@@ -11,7 +11,7 @@ store, no state, no search attributes. Default data converter, default worker op
 Prints READY once the worker polls; runs until SIGTERM/SIGINT.
 
 SHAPED_WORKFLOW is the same loop in forgeflow's shape, and nothing more: a step activity (forgeflow
-fetches the task), the loop as a child workflow (forgeflow's planner is an AgentWorkflow child), a
+fetches the task), the loop as a child workflow (forgeflow's planner was an AgentWorkflow child), a
 step activity (forgeflow posts the plan). The step activities return their input.
 """
 

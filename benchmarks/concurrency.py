@@ -10,9 +10,9 @@ process of its own on its own task queue: 1 run, then N runs started at once (de
 forgeflow run is a plan-mode run on a local sample repository, Claude through the real `anthropic`
 client; the planner's conversation is 4 model turns (list_files, read_file, search, submit), decided
 from the request by the number of assistant messages in it. The floor makes the same 4 calls,
-answering each tool call inline. The shaped floor is the floor's loop in forgeflow's shape (a step
-activity, the loop as a child workflow, a step activity): what forgeflow's structure costs by itself,
-so that the rest of the gap is forgeflow's own work.
+answering each tool call inline. The shaped floor is the floor's loop in the shape forgeflow had
+until its agents ran inside their IssueWorkflow (issue 14): a step activity, the loop as a child
+workflow, a step activity. It stays as a reference point.
 
 How each column is measured:
 - wall: from the first start request to the last result of the N runs (all checked: forgeflow
@@ -20,8 +20,8 @@ How each column is measured:
 - worker CPU / run: the worker process's utime + stime + cutime + cstime (/proc/<pid>/stat: its
   threads, and its children once waited for, such as git) over the N runs, divided by N.
 - server CPU / run: the same for the dev server process.
-- events, KB / turn: every event of every run's history (forgeflow: the IssueWorkflow and its
-  planner child, `<run>.planner-1`), counted and summed as serialized protobuf (ByteSize), divided by
+- events, KB / turn: every event of every run's history (forgeflow: the IssueWorkflow, its planner
+  running inside it), counted and summed as serialized protobuf (ByteSize), divided by
   the model turns (the model-turn activities scheduled in those histories). A 4-turn run spreads its
   fixed part (two workflow starts and ends, the task's fetch, the plan) over 4 turns; the long run
   below also prints what each further turn adds.
@@ -423,7 +423,7 @@ def forgeflow_system(repo: Path) -> System:
         ready="forgeflow worker on",
         start_run=start,
         check=check,
-        histories=lambda run_id: [run_id, f"{run_id}.planner-1"],
+        histories=lambda run_id: [run_id],  # its agents run inside it
         model_activity="model_turn",
         start_long=start_long,
     )

@@ -12,3 +12,8 @@ UPDATE_DECIDE = "decide"
 def sandbox_queue(task_queue: str) -> str:
     """The sandbox activities' queue beside a workflow queue: `forgeflow` → `forgeflow-sandbox`."""
     return f"{task_queue}-sandbox"
+
+
+# The header naming the agent an activity works for (`planner`, `reviewer:security`), set by the
+# workflow that runs the agent (workflows/_agent_header.py) and read by the worker's telemetry.
+AGENT_HEADER = "forgeflow-agent"

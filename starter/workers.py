@@ -54,6 +54,8 @@ from policy.redact import secret_values
 from roles import ROLES
 from starter.sandbox_process import SandboxProcess, SandboxWorkerExited, sandbox_refusal
 from storage.store import ObjectStore, StorageError
+from telemetry.agents import AgentOfActivity
+from workflows._agent_header import AgentHeaders
 from workflows.agent import AgentWorkflow
 from workflows.eval import EvalWorkflow
 from workflows.github_event import GitHubEventWorkflow
@@ -151,6 +153,7 @@ def build_workers(
                 ],
                 sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT,
                 workflow_runner=workflow_runner,
+                interceptors=[AgentHeaders(), AgentOfActivity()],
             )
         )
     if settings.sandbox_task_queue in wanted:
@@ -158,7 +161,12 @@ def build_workers(
 
         sandbox = SandboxActivities(sandbox_config(settings, store))
         workers.append(
-            Worker(client, task_queue=settings.sandbox_task_queue, activities=[sandbox.run_tests, sandbox.run_command])
+            Worker(
+                client,
+                task_queue=settings.sandbox_task_queue,
+                activities=[sandbox.run_tests, sandbox.run_command],
+                interceptors=[AgentOfActivity()],
+            )
         )
     return workers
 

@@ -23,6 +23,7 @@ from temporalio.common import MetricMeter
 
 from contracts.agents import ModelSpec
 from contracts.model import ModelResponse
+from telemetry.agents import header_agent
 from telemetry.logs import agent_of
 
 _log = structlog.get_logger("forgeflow")
@@ -35,8 +36,11 @@ def _meter() -> MetricMeter:
 
 
 def _agent() -> str:
-    """The agent whose activity this is, from its workflow id (`<run>.<agent>-<n>`), else `run`."""
-    return (agent_of(activity.info().workflow_id or "") if activity.in_activity() else None) or "run"
+    """The agent whose activity this is: its workflow's header, or its workflow id (`<run>.<agent>-<n>`,
+    a run recorded with agents as children), else `run`."""
+    if not activity.in_activity():
+        return "run"
+    return header_agent() or agent_of(activity.info().workflow_id or "") or "run"
 
 
 def record_command(status: str, exit_code: int | None, seconds: float) -> None:

@@ -18,6 +18,7 @@ from temporalio import activity, workflow
 
 from contracts.agents import ROLE_NAMES
 from policy.redact import redact, secret_values
+from telemetry.agents import header_agent
 
 EventDict = MutableMapping[str, Any]
 
@@ -30,7 +31,8 @@ def agent_of(workflow_id: str) -> str | None:
 
 
 def _context(workflow_id: str, run_id: str, **fields: Any) -> dict[str, Any]:
-    return {"workflow_id": workflow_id, "run_id": run_id, "agent": agent_of(workflow_id), **fields}
+    agent = header_agent() or agent_of(workflow_id)
+    return {"workflow_id": workflow_id, "run_id": run_id, "agent": agent, **fields}
 
 
 def add_temporal_context(_: Any, __: str, event: EventDict) -> EventDict:

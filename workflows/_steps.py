@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from roles.spec import StepKind
     from workflows import _metrics
     from workflows import activity_calls as acts
+    from workflows.agent import AGENTS_IN_THE_RUN, AgentFailedError, AgentLoop
 
 T = TypeVar("T")
 TESTER_COMMIT_MESSAGE = "Add tests for the change\n\nWritten by the forgeflow tester."
@@ -257,35 +258,41 @@ class Steps:
             return found
         # Every agent works on a commit: the one under test or review, else the one its edits start from.
         commit_sha = commit_sha or base
+        agent_input = AgentInput(
+            role=role,
+            run_id=workflow.info().workflow_id,
+            invocation=n,
+            brief=brief,
+            workspace=Workspace(repo=self.inp.repo, base_sha=base, origin_sha=self.task.base_sha),
+            commit_sha=commit_sha,
+            commit_tree=self.trees.get(commit_sha),
+            test_command=self.inp.test_command,
+            install_command=self.inp.install_command,
+            commands=command_access(
+                role,
+                by_default=spec.commands_by_default,
+                keeps_changes=spec.keeps_command_changes,
+                run_roles=self.inp.commands,
+                repo_roles=self.task.command_roles,
+            ),
+            model=self._model_for(role, shaped.model),
+            max_turns=turn_cap(spec.max_turns, self.inp.budgets.max_turns_per_agent, shaped.max_turns),
+            tokens_left=tokens_left(self.st.usage, self.budgets),
+            usd_left=max(0.0, self.budgets.max_usd - self.st.usage.total_cost_usd),
+            transcript_key=earlier.transcript_key if earlier else None,
+            carry_blocks=earlier.carry_blocks if earlier else [],
+            instructions=shaped.instructions,
+            tools=shaped.tools,
+            agent=agent,
+        )
+        if workflow.patched(AGENTS_IN_THE_RUN):
+            try:
+                return await AgentLoop(agent_input).run()
+            except ApplicationError as err:
+                raise AgentFailedError(f"the {agent + ' ' if agent else ''}{role} agent failed") from err
         result: AgentResult = await workflow.execute_child_workflow(
             api.AGENT_WORKFLOW_TYPE,
-            AgentInput(
-                role=role,
-                run_id=workflow.info().workflow_id,
-                invocation=n,
-                brief=brief,
-                workspace=Workspace(repo=self.inp.repo, base_sha=base, origin_sha=self.task.base_sha),
-                commit_sha=commit_sha,
-                commit_tree=self.trees.get(commit_sha),
-                test_command=self.inp.test_command,
-                install_command=self.inp.install_command,
-                commands=command_access(
-                    role,
-                    by_default=spec.commands_by_default,
-                    keeps_changes=spec.keeps_command_changes,
-                    run_roles=self.inp.commands,
-                    repo_roles=self.task.command_roles,
-                ),
-                model=self._model_for(role, shaped.model),
-                max_turns=turn_cap(spec.max_turns, self.inp.budgets.max_turns_per_agent, shaped.max_turns),
-                tokens_left=tokens_left(self.st.usage, self.budgets),
-                usd_left=max(0.0, self.budgets.max_usd - self.st.usage.total_cost_usd),
-                transcript_key=earlier.transcript_key if earlier else None,
-                carry_blocks=earlier.carry_blocks if earlier else [],
-                instructions=shaped.instructions,
-                tools=shaped.tools,
-                agent=agent,
-            ),
+            agent_input,
             id=f"{workflow.info().workflow_id}.{role}-{agent + '-' if agent else ''}{n + 1}",
             result_type=AgentResult,
             static_summary=f"{agent + ' ' if agent else ''}{role} (run {n + 1})",

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from roles.briefs import report_text
     from roles.tools import MAX_COMMAND_SECONDS, RESEARCH, RUN_COMMAND, RUN_TESTS, SUBMIT
     from workflows import activity_calls as acts
+    from workflows._agent_header import CURRENT_AGENT
 
 MAX_INVALID_SUBMISSIONS = 3
 NUDGE = "Use the tools to make progress, and call `submit` with your result when done."
@@ -43,25 +44,43 @@ def tool_result(tool_use_id: str, content: str, *, is_error: bool = False) -> Bl
     return result_block(tool_use_id, content, is_error=is_error)
 
 
+# workflow.patched: agents run inside their IssueWorkflow (an AgentLoop), not as AgentWorkflow children.
+AGENTS_IN_THE_RUN = "agents-in-the-run"
+
+
+class AgentFailedError(Exception):
+    """An agent run inside its IssueWorkflow failed. Its cause is the loop's ApplicationError, whose
+    details[0] is what the agent spent, as a failed AgentWorkflow child's is."""
+
+
 @workflow.defn(name=AGENT_WORKFLOW_TYPE)
 class AgentWorkflow:
+    """One agent run as a workflow of its own: how runs recorded before agents ran inside their
+    IssueWorkflow (`agents-in-the-run`) replay, and how tests run one agent alone."""
+
     def __init__(self) -> None:
-        self._turn = 0
+        self._loop: AgentLoop | None = None
 
     @workflow.query(name="turn")
     def turn(self) -> int:
-        return self._turn
+        return self._loop.turn if self._loop else 0
 
     @workflow.run
     async def run(self, inp: AgentInput) -> AgentResult:
-        return await _AgentLoop(inp, ROLES[inp.role], self).run()
+        self._loop = AgentLoop(inp)
+        return await self._loop.run()
 
 
-class _AgentLoop:
-    def __init__(self, inp: AgentInput, spec: RoleSpec, wf: AgentWorkflow) -> None:
+class AgentLoop:
+    """One run of one agent, inside whichever workflow awaits `run()`. Its typed failures are
+    non-retryable ApplicationErrors whose details[0] is what it spent (AgentUsage)."""
+
+    def __init__(self, inp: AgentInput) -> None:
         self.inp = inp
-        self.spec = spec
-        self.wf = wf
+        self.spec: RoleSpec = ROLES[inp.role]
+        self.turn = 0
+        # What its activities' summaries and telemetry call it: `reviewer`, or `reviewer:security` for an extra one.
+        self.name = f"{inp.role}:{inp.agent}" if inp.agent else inp.role
         self.workspace = inp.workspace
         self.usage = AgentUsage()
         self.transcript_key = inp.transcript_key
@@ -72,12 +91,20 @@ class _AgentLoop:
         self.commands = inp.commands != "off"
 
     async def run(self) -> AgentResult:
+        """The agent's result; its activities carry its name as a header (workflows/_agent_header.py)."""
+        token = CURRENT_AGENT.set(self.name)
+        try:
+            return await self._run()
+        finally:
+            CURRENT_AGENT.reset(token)
+
+    async def _run(self) -> AgentResult:
         first: list[Block] = [*self.inp.carry_blocks, {"type": "text", "text": self.inp.brief}]
         pending = [Message(role="user", content=first)]
         for turn in range(self.inp.max_turns):
             self._check_budget()
-            self.wf._turn = turn + 1
-            workflow.set_current_details(f"**{self.inp.role}** — model turn {turn + 1} of at most {self.inp.max_turns}")
+            self.turn = turn + 1
+            workflow.set_current_details(f"**{self.name}** — model turn {turn + 1} of at most {self.inp.max_turns}")
             answer = await self._model_turn(turn, pending)
             uses = answer.tool_uses()
             if not uses:
@@ -140,7 +167,7 @@ class _AgentLoop:
             ),
             ModelTurnResult,
             acts.MODEL_CALL,
-            summary=f"{self.inp.role} · model turn {turn + 1}",
+            summary=f"{self.name} · model turn {turn + 1}",
         )
         self.transcript_key = answer.transcript_key
         self.usage.turns += 1
@@ -217,7 +244,7 @@ class _AgentLoop:
             McpCallInput(role=self.inp.role, run_id=self.inp.run_id, tool_use_id=use_id, name=name, input=tool_input),
             McpCallResult,
             acts.MCP_CALL,
-            summary=f"{self.inp.role} · {name}",
+            summary=f"{self.name} · {name}",
         )
         return tool_result(use_id, result.content, is_error=result.is_error)
 
@@ -227,7 +254,7 @@ class _AgentLoop:
             ResearchInput(query=str(tool_input.get("query", ""))[:2000] or "(empty)"),
             ResearchResult,
             acts.RESEARCH_CALL,
-            summary=f"{self.inp.role} · research",
+            summary=f"{self.name} · research",
         )
         return tool_result(use_id, research_text(answer), is_error=not answer.available)
 
@@ -248,7 +275,7 @@ class _AgentLoop:
             ),
             ToolCallResult,
             acts.TOOL_CALL,
-            summary=f"{self.inp.role} · {name} {_tool_target(tool_input)}".rstrip(),
+            summary=f"{self.name} · {name} {_tool_target(tool_input)}".rstrip(),
         )
         if result.overlay_updates:
             overlay = {**self.workspace.overlay, **result.overlay_updates}
@@ -275,7 +302,7 @@ class _AgentLoop:
             self.inp,
             overlay=overlay,
             selection=selection,
-            summary=f"{self.inp.role} · {what} on {self.inp.commit_sha[:12]}",
+            summary=f"{self.name} · {what} on {self.inp.commit_sha[:12]}",
         )
         if not selection:  # only a run of the whole suite can stand for the change (AgentResult.test_report)
             self.test_report, self.tested_overlay = report, overlay
@@ -305,7 +332,7 @@ class _AgentLoop:
                 install_command=self.inp.install_command,
                 timeout_seconds=_seconds(tool_input.get("timeout_seconds")),
             ),
-            summary=f"{self.inp.role} · $ {command.strip().splitlines()[0][:80]}",
+            summary=f"{self.name} · $ {command.strip().splitlines()[0][:80]}",
         )
         self._apply(result)
         return result_block(use_id, result.preview, is_error=result.status != "exited", content_key=result.content_key)

@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import activity_calls as acts
     from workflows._checks import StageChecks
     from workflows._steps import Steps
+    from workflows.agent import AgentFailedError
 
 
 def parse_input(params: dict[str, Any] | IssueInput) -> IssueInput:
@@ -154,7 +155,7 @@ class IssueWorkflow:
                 decision = await self._run_step(step, steps, inp)
             except _GateTimedOut:
                 break
-            except (ChildWorkflowError, ActivityError) as err:
+            except (ChildWorkflowError, AgentFailedError, ActivityError) as err:
                 if is_cancelled_exception(err):
                     raise  # cancelled by a person (temporal workflow cancel): the run ends as cancelled
                 if not await self._recover(step, steps, inp, err):
@@ -450,5 +451,9 @@ def _started(role: RoleSpec, round_no: int) -> str:
 def _count_failed_spend(st: OrchestrationState, step: str, err: BaseException) -> None:
     """An agent that failed still spent tokens: its ApplicationError carries its usage."""
     cause = err.__cause__
-    if isinstance(err, ChildWorkflowError) and isinstance(cause, ApplicationError) and cause.details:
+    if (
+        isinstance(err, (ChildWorkflowError, AgentFailedError))
+        and isinstance(cause, ApplicationError)
+        and cause.details
+    ):
         st.usage.add(step, AgentUsage.model_validate(cause.details[0]), round_no=st.round)

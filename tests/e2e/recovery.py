@@ -60,7 +60,6 @@ class Moment:
     model_turn: tuple[str, int] | None = None  # (role, turn) of the scripted model, slowed down
     attempt: int = 1  # of the activity (the moment for the sandbox is: this attempt started)
     cold_cache: bool = False  # the workers' commit cache is gone (as on a new host)
-    agent: str = ""  # whose activity it is: the run's own, or an agent's (`planner-1`, ...)
     local: bool = False  # a local activity: it runs inside its workflow's task, on that task's worker
 
 

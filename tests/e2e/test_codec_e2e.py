@@ -105,8 +105,8 @@ async def test_history_is_encrypted_and_the_codec_server_decodes_it(
     )
     assert result.outcome == Outcome.APPROVED  # the run works encrypted end to end
 
-    # What the server stores: ciphertext only, for the run and its agents.
-    raw = {wid: show(dev_env, wid) for wid in (run_id, f"{run_id}.coder-1", f"{run_id}.reviewer-1")}
+    # What the server stores: ciphertext only, for the run and its agents' turns in it.
+    raw = {run_id: show(dev_env, run_id)}
     for wid, text in raw.items():
         seen = readable(text)
         assert "binary/encrypted" in seen and "2026-10" in seen  # encrypted, and with which key
@@ -117,9 +117,7 @@ async def test_history_is_encrypted_and_the_codec_server_decodes_it(
     start = codec_server  # type: ignore[assignment]
     _, port = start({"2026-11": new_key(), **old})  # type: ignore[operator]
     endpoint = f"http://127.0.0.1:{port}"
-    decoded = readable(
-        show(dev_env, f"{run_id}.coder-1", "--codec-endpoint", endpoint, "--codec-auth", f"Bearer {TOKEN}")
-    )
+    decoded = readable(show(dev_env, run_id, "--codec-endpoint", endpoint, "--codec-auth", f"Bearer {TOKEN}"))
     assert "slugify" in decoded and "max_length" in decoded and "binary/encrypted" not in decoded
 
     refused = await asyncio.to_thread(

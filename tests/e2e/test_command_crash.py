@@ -64,7 +64,7 @@ async def test_a_command_lost_with_its_sandbox_worker_runs_again_with_the_same_e
         task_queue="forgeflow",
         result_type=IssueResult,
     )
-    coder_id = f"{run_id}.coder-1"
+    coder_id = run_id  # the coder runs inside the run: its activities are the run's
     pid = await running_on(dev_env.client, coder_id, "run_command", attempt=1, within=90)
     assert pid == first.proc.pid
     await asyncio.sleep(1.0)  # the command is past `echo started`, in its sleep

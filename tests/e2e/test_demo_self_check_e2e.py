@@ -22,7 +22,6 @@ from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 from activities.blobstore import BlobStore
-from contracts.agents import AgentResult
 from contracts.commands import CommandResult
 from contracts.run import IssueResult, Outcome
 from starter.sample import create_sample_repo, demo_input
@@ -36,14 +35,39 @@ COMMAND = "python -m pytest -q tests/test_slugify.py"  # what the script's coder
 SANDBOX_CALLS = ("run_command", "run_tests")
 
 
-def _sandbox_calls(history: WorkflowHistory) -> list[tuple[str, str, int]]:
-    """The sandbox activities a workflow scheduled, in order: (activity type, task queue, event id)."""
+def _summary(event: Any) -> str:
+    """What the workflow said an activity was for (its summary: `coder · model turn 3`)."""
+    data = event.user_metadata.summary.data
+    return str(json.loads(data)) if data else ""
+
+
+def _sandbox_calls(history: WorkflowHistory, role: str) -> list[tuple[str, str, int]]:
+    """The sandbox activities `role`'s agent scheduled, in order: (activity type, task queue, event id)."""
     return [
         (attrs.activity_type.name, attrs.task_queue.name, e.event_id)
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
         and (attrs := e.activity_task_scheduled_event_attributes).activity_type.name in SANDBOX_CALLS
+        and _summary(e).startswith(f"{role} · ")
     ]
+
+
+def _last_transcript_key(history: WorkflowHistory, role: str) -> str:
+    """The transcript `role`'s last model turn left in the store (the turn's result names its key)."""
+    turns = {
+        e.event_id
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "model_turn"
+        and _summary(e).startswith(f"{role} · ")
+    }
+    results = [
+        json.loads(attrs.result.payloads[0].data)
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+        and (attrs := e.activity_task_completed_event_attributes).scheduled_event_id in turns
+    ]
+    return str(results[-1]["transcript_key"])
 
 
 async def _command_result(dev_env: WorkflowEnvironment, history: WorkflowHistory, scheduled: int) -> CommandResult:
@@ -93,9 +117,8 @@ async def test_the_self_check_scenario_is_approved_after_one_coder_round(
     assert git(repo, "rev-parse", "HEAD") == head_before and git(repo, "status", "--porcelain") == ""
 
     # The coder's own checks ran in the sandbox, on its queue: the command first, the failing tests after the fix.
-    coder = dev_env.client.get_workflow_handle(f"{run_id}.coder-1", result_type=AgentResult)
-    history = await coder.fetch_history()
-    calls = _sandbox_calls(history)
+    history = await dev_env.client.get_workflow_handle(run_id).fetch_history()  # the coder's turns are in it
+    calls = _sandbox_calls(history, "coder")
     assert [(name, queue) for name, queue, _ in calls] == [
         ("run_command", "forgeflow-sandbox"),
         ("run_tests", "forgeflow-sandbox"),
@@ -105,7 +128,7 @@ async def test_the_self_check_scenario_is_approved_after_one_coder_round(
 
     # What the coder read back is the sandbox's real output: pytest's failure, then the selected tests passing.
     store = BlobStore(ObjectStore((tmp_path / "data").resolve().as_uri()))
-    transcript = json.loads(store.get((await coder.result()).transcript_key or ""))
+    transcript = json.loads(store.get(_last_transcript_key(history, "coder")))
     answers = _tool_answers(transcript)
     assert answers["run_command"].startswith(f"$ {COMMAND}\nexit code 1 after ")
     assert "2 failed, 3 passed" in answers["run_command"]

@@ -99,12 +99,13 @@ async def test_the_bundled_suite_is_graded_both_ways_and_written_as_swe_bench_pr
     )
     assert len(started) == 2 and scheduled == {"load_suite": 1, "commit_snapshot": 2, "run_tests": 2}
 
-    # The hidden tests are in no history (the eval's, its 2 runs' and their 8 agents') and in no model
-    # request (the transcripts in the store): only the suite file, the suite's blob and the patches' own.
+    # The hidden tests are in no history (the eval's and its 2 runs', their agents' turns in them) and in
+    # no model request (the transcripts in the store): only the suite file, the suite's blob and the
+    # patches' own.
     histories = []
     async for run in dev_env.client.list_workflows(f'WorkflowId STARTS_WITH "{eval_id}"'):
         histories.append((await dev_env.client.get_workflow_handle(run.id).fetch_history()).to_json())
-    assert len(histories) == 1 + 2 * 5
+    assert len(histories) == 1 + 2
     assert not [h for h in histories if HIDDEN in h]
     holding = [p for p in (tmp_path / "data").rglob("*") if p.is_file() and HIDDEN.encode() in p.read_bytes()]
     kinds = sorted("patch" if p.read_bytes().startswith(b"diff --git") else p.suffix or "suite" for p in holding)

@@ -61,28 +61,26 @@ TARBALL = ("GET", "/tarball/[0-9a-f]+")
 
 MOMENTS = [
     Moment("code host: fetch_task, waiting for the issue", "fetch_task", hold=("GET", "/issues/7")),
-    Moment("model: the planner's first turn", "model_turn", model_turn=("planner", 0), agent="planner-1"),
+    Moment("model: the planner's first turn", "model_turn", model_turn=("planner", 0)),
     Moment(
         "tool: list_files, downloading the commit",
         "run_tool",
         hold=TARBALL,
         cold_cache=True,
-        agent="planner-1",
         local=True,
     ),
-    Moment("model: the coder's first turn", "model_turn", model_turn=("coder", 0), agent="coder-1"),
+    Moment("model: the coder's first turn", "model_turn", model_turn=("coder", 0)),
     Moment(
         "tool: read_file, downloading the commit",
         "run_tool",
         hold=TARBALL,
         cold_cache=True,
-        agent="coder-1",
         local=True,
     ),
     Moment("code host: land_changes, GitHub created the branch", "land_changes", hold=("POST", "/git/refs")),
     Moment("code host: publish_change, GitHub opened the PR", "publish_change", hold=("POST", "/pulls")),
-    Moment("sandbox: run_tests, attempt 1", "run_tests", agent="tester-1"),
-    Moment("sandbox: run_tests, attempt 2 of 2", "run_tests", attempt=2, agent="tester-1"),
+    Moment("sandbox: run_tests, attempt 1", "run_tests"),
+    Moment("sandbox: run_tests, attempt 2 of 2", "run_tests", attempt=2),
     Moment("code host: post_review, GitHub stored the review", "post_review", hold=("POST", r"/pulls/\d+/reviews")),
 ]
 LAST_MODEL_MOMENT = max(n for n, moment in enumerate(MOMENTS) if moment.model_turn)
@@ -236,10 +234,10 @@ async def _caught(
         await asyncio.to_thread(
             wait_until, lambda: ledger_has(ledger, workflow_id, role, turn), timeout=120, what=moment.what
         )
-    owner = f"{workflow_id}.{moment.agent}" if moment.agent else workflow_id
+    # The agents run inside the run: every activity and workflow task of theirs is the run's.
     if moment.local:
-        return await running_task_on(dev_env.client, owner, within=120)
-    return await running_on(dev_env.client, owner, moment.activity, moment.attempt, within=120)
+        return await running_task_on(dev_env.client, workflow_id, within=120)
+    return await running_on(dev_env.client, workflow_id, moment.activity, moment.attempt, within=120)
 
 
 def _process_of(pid: int, alive: list[WorkerProcess]) -> WorkerProcess:

@@ -131,15 +131,17 @@ async def test_a_run_started_by_the_temporal_cli_is_one_trace_over_otlp_with_met
     by_id = {s.span_id: s for s in spans}
     assert all(not s.parent_span_id or s.parent_span_id in by_id for s in spans)
 
-    # --- the run, its agents' child workflows and their activities are all in it ---------------------
-    assert names["RunWorkflow:IssueWorkflow"] == 1 and names["RunWorkflow:AgentWorkflow"] == 6
+    # --- the run, its agents' activities (each span naming its agent) are all in it ------------------
+    assert names["RunWorkflow:IssueWorkflow"] == 1
+    turn_agents = {s.attributes["forgeflow.agent"].string_value for s in spans if s.name == "RunActivity:model_turn"}
+    assert turn_agents == {"planner", "coder", "tester", "reviewer"}
     assert {"RunActivity:model_turn", "sandbox run_tests", "tool str_replace"} <= set(names)
     chat = next(s for s in spans if s.name == "chat scripted-replay")
     assert chat.attributes["gen_ai.request.model"].string_value == "scripted-replay"
     # The SDK hangs a workflow's spans (RunWorkflow, StartChildWorkflow, ...) on the workflow's context.
     (run,) = [s for s in spans if s.name == "RunWorkflow:IssueWorkflow"]
     assert run.parent_span_id == root.span_id
-    assert _ancestors(chat, by_id)[-2:] == ["StartChildWorkflow:AgentWorkflow", "WorkflowStarted:IssueWorkflow"]
+    assert _ancestors(chat, by_id)[-2:] == ["StartActivity:model_turn", "WorkflowStarted:IssueWorkflow"]
     sandbox = next(s for s in spans if s.name == "sandbox run_tests")  # exported by the sandbox process
     assert "RunActivity:run_tests" in _ancestors(sandbox, by_id)
 

@@ -93,7 +93,7 @@ async def test_a_run_survives_its_worker_and_its_disk_with_the_sandbox_on_a_thir
     await asyncio.to_thread(
         wait_until, lambda: ledger_has(ledger, workflow_id, role, turn), timeout=120, what="the coder's second turn"
     )
-    pid = await running_on(dev_env.client, f"{workflow_id}.coder-1", "model_turn", 1, within=60)
+    pid = await running_on(dev_env.client, workflow_id, "model_turn", 1, within=60)  # the coder runs in the run
     (victim,) = [w for w in (a, b) if w.proc.pid == pid]
     survivor = b if victim is a else a
     victim.kill9()

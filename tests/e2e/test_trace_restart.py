@@ -63,4 +63,4 @@ async def test_a_worker_restart_adds_no_duplicate_spans(
     }
     assert before["chat scripted-replay"] == turns["planner"]  # the planner's turns, before the restart
     assert names["chat scripted-replay"] == sum(turns.values()) == 19  # every turn once, none again on replay
-    assert names["RunActivity:model_turn"] == 19 and names["RunWorkflow:AgentWorkflow"] == 6
+    assert names["RunActivity:model_turn"] == 19 and names["RunWorkflow:IssueWorkflow"] == 1

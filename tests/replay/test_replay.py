@@ -1,14 +1,16 @@
 """Replay histories recorded from real runs: a change that breaks determinism fails here first.
 
 Recorded by `FORGEFLOW_RECORD_HISTORY=tests/replay/histories pytest tests/e2e -k temporal_cli`
-(the demo run on the dev server): the IssueWorkflow's history and each AgentWorkflow child's. Older
-recordings stay: they replay the paths their `workflow.patched` markers do not name (e2e-demo-781cb487:
-workspace tools as activities; e2e-demo-05ce9680: as local activities).
+(the demo run on the dev server). e2e-demo-8abf5940 runs its agents inside the IssueWorkflow
+(`agents-in-the-run`). Older recordings stay: they replay the paths their `workflow.patched` markers
+do not name, with each agent an AgentWorkflow child (e2e-demo-781cb487: workspace tools as
+activities; e2e-demo-05ce9680: as local activities).
 
 GitHub-native runs, by `FORGEFLOW_RECORD_HISTORY=tests/replay/histories pytest tests/e2e -k labels_comments`:
 GitHubEventWorkflow histories (`github-delivery-*`: a label that starts a run, a maintainer's
 `/approve`, a review that starts a round) and the two GitHub runs they started (`forgeflow-calc-*`:
-checks, ForgeflowThreads, and a run that continues a pull request). github-delivery-99201b75 and
+checks, ForgeflowThreads, and a run that continues a pull request; forgeflow-acme-calc-7 and -100
+are the same two with their agents inside). github-delivery-99201b75 and
 -9b56d9c5 (a label, a review) start their runs under the thread's id (`one-run-per-thread`); the
 older ones under the delivery's.
 """
@@ -39,6 +41,14 @@ def test_histories_are_checked_in() -> None:
     assert any(".coder-" in n for n in names) and any(".reviewer-" in n for n in names)
     assert any(n.startswith("github-delivery-") for n in names), "no GitHubEventWorkflow history"
     assert any(n.startswith("forgeflow-calc-") for n in names), "no GitHub run's history"
+    inside = [
+        n
+        for n, h in LOADED.items()
+        if n.startswith(("e2e-demo-", "forgeflow-"))
+        and "." not in n
+        and not any(e.HasField("start_child_workflow_execution_initiated_event_attributes") for e in h.events)
+    ]
+    assert {"e2e-demo-8abf5940", "forgeflow-acme-calc-7"} <= set(inside), "no run with its agents inside"
 
 
 @pytest.mark.parametrize("name", sorted(LOADED))

@@ -127,14 +127,20 @@ async def test_a_repository_shapes_its_reviewer_and_adds_a_security_reviewer(
         (main,) = build_workers(time_skipping_env.client, settings, [queue])
         sandbox = Worker(time_skipping_env.client, task_queue=settings.sandbox_task_queue, activities=[passing_tests])
         async with main, sandbox:
+            run_id = f"team-{uuid.uuid4().hex[:6]}"
             result = await time_skipping_env.client.execute_workflow(
                 "IssueWorkflow",
                 {"repo": str(sample_repo), "spec_content": "# Add subtract\nAdd calc.subtract(a, b)."},
-                id=f"team-{uuid.uuid4().hex[:6]}",
+                id=run_id,
                 task_queue=queue,
                 result_type=IssueResult,
             )
+            history = await time_skipping_env.client.get_workflow_handle(run_id).fetch_history()
     st = result.state
+
+    # Both reviewers ran inside the run, each turn's summary naming whose it was.
+    summaries = {json.loads(e.user_metadata.summary.data) for e in history.events if e.user_metadata.summary.data}
+    assert {"reviewer · model turn 1", "reviewer:security · model turn 1"} <= summaries
 
     # The guidance reaches the reviewer's model, marked as the repository's, and no one else's.
     reviewer_system = json.dumps(team.requests["reviewer"][0]["system"])

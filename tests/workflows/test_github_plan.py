@@ -251,9 +251,9 @@ async def test_secondary_rate_limit_is_waited_out_and_no_token_enters_history(
     assert result.outcome == Outcome.PLANNED
     attempt, _ = await first_activity_retries(time_skipping_env, workflow_id)
     assert attempt == 3  # two rate-limited attempts, then success
-    for run_id in (workflow_id, f"{workflow_id}.planner-1"):  # the run and its agent, payloads decoded
-        text = decoded((await time_skipping_env.client.get_workflow_handle(run_id).fetch_history()).to_json())
-        assert "acme/calc" in text and TOKEN not in text
+    # The run's history, its agents' turns in it, payloads decoded.
+    text = decoded((await time_skipping_env.client.get_workflow_handle(workflow_id).fetch_history()).to_json())
+    assert "acme/calc" in text and "planner · model turn 1" in text and TOKEN not in text
 
 
 def decoded(history_json: str) -> str:
@@ -381,9 +381,9 @@ async def test_a_github_app_mints_installation_tokens_on_the_worker(
             )
         assert result.outcome == Outcome.PLANNED and len(github.issues[7].comments) == 1
         assert github.installation_tokens  # minted by the worker from a JWT the loopback verified
-        for run_id in (workflow_id, f"{workflow_id}.planner-1"):
-            text = decoded((await time_skipping_env.client.get_workflow_handle(run_id).fetch_history()).to_json())
-            assert not any(t in text for t in github.installation_tokens) and "PRIVATE KEY" not in text
+        text = decoded((await time_skipping_env.client.get_workflow_handle(workflow_id).fetch_history()).to_json())
+        assert "planner · model turn 1" in text  # the agent's turns are in the run's history
+        assert not any(t in text for t in github.installation_tokens) and "PRIVATE KEY" not in text
 
 
 async def test_comments_of_a_run_from_a_spec_go_to_its_pull_request(tmp_path: Path, github: GitHubLoopback) -> None:
