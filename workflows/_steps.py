@@ -1,6 +1,7 @@
 """The agent steps of an IssueWorkflow run, and the code-host writes around them.
 
-A step runs one role: it starts one AgentWorkflow child, folds the result into the run's state the
+A step runs one role: it runs one AgentLoop inside the run (an AgentWorkflow child in runs
+recorded before `agents-in-the-run`), folds the result into the run's state the
 way the role's kind says (roles/spec.py StepKind: plan, change, tests, review), and returns the
 outcome routing decides on. Context for the next round (test failures, review comments, human
 feedback, the agent's own earlier conversation) is kept here.

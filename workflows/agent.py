@@ -1,4 +1,5 @@
-"""AgentWorkflow: one run of one agent as a durable loop.
+"""AgentLoop: one run of one agent as a durable loop, inside the IssueWorkflow that awaits it
+(AgentWorkflow wraps it for runs recorded when each agent was a child workflow, and for tests).
 
 Each model turn is one activity and each tool call is one activity (a workspace tool a local one,
 recorded as a marker in the workflow task that ran it), so a crash resumes at the last completed
