@@ -23,8 +23,7 @@ from temporalio.common import MetricMeter
 
 from contracts.agents import ModelSpec
 from contracts.model import ModelResponse
-from telemetry.agents import header_agent
-from telemetry.logs import agent_of
+from telemetry.logs import agent_for
 
 _log = structlog.get_logger("forgeflow")
 _tracer = trace.get_tracer("forgeflow")
@@ -40,7 +39,7 @@ def _agent() -> str:
     a run recorded with agents as children), else `run`."""
     if not activity.in_activity():
         return "run"
-    return header_agent() or agent_of(activity.info().workflow_id or "") or "run"
+    return agent_for(activity.info().workflow_id or "") or "run"
 
 
 def record_command(status: str, exit_code: int | None, seconds: float) -> None:

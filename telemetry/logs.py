@@ -30,9 +30,14 @@ def agent_of(workflow_id: str) -> str | None:
     return role if dot and role in ROLE_NAMES else None
 
 
+def agent_for(workflow_id: str) -> str | None:
+    """The agent the running code works for: its workflow's header (agents inside their run), or the
+    id of an AgentWorkflow child (runs recorded before)."""
+    return header_agent() or agent_of(workflow_id)
+
+
 def _context(workflow_id: str, run_id: str, **fields: Any) -> dict[str, Any]:
-    agent = header_agent() or agent_of(workflow_id)
-    return {"workflow_id": workflow_id, "run_id": run_id, "agent": agent, **fields}
+    return {"workflow_id": workflow_id, "run_id": run_id, "agent": agent_for(workflow_id), **fields}
 
 
 def add_temporal_context(_: Any, __: str, event: EventDict) -> EventDict:
