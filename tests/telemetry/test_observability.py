@@ -5,11 +5,13 @@ them, nor in the run's history."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 import re
 import socket
+import time
 import urllib.request
 import uuid
 from collections import Counter
@@ -57,6 +59,20 @@ def _free_port() -> int:
 def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         return str(response.read().decode())
+
+
+async def scrape_once_sdk_counted(port: int) -> str:
+    """The metrics once the SDK has counted the run's completion.
+
+    The client learns the result when the server records it, which can be a moment before the
+    worker's SDK has counted its own workflow_completed; so scrape until it has (10 s at most).
+    """
+    deadline = time.monotonic() + 10
+    while True:
+        text = scrape(port)
+        if "workflow_completed" in text or time.monotonic() > deadline:
+            return text
+        await asyncio.sleep(0.1)
 
 
 def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
@@ -113,7 +129,7 @@ async def test_one_run_one_trace_metrics_and_logs_with_no_secret(
                 task_queue=queue,
                 result_type=IssueResult,
             )
-            metrics = scrape(port)
+        metrics = await scrape_once_sdk_counted(port)
     assert result.outcome == Outcome.APPROVED
     assert api.requests and all(PLANTED in str(r.headers) for r in api.requests)  # it was used...
     st = result.state
