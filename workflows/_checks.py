@@ -23,17 +23,16 @@ with workflow.unsafe.imports_passed_through():
     from contracts.run import IssueInput, Outcome
     from policy.checks import conclusion
     from workflows import activity_calls as acts
-
-# Runs started before checks existed replay without their reports.
-CHECKS_PATCH = "report-stage-checks"
+    from workflows._shape import CHECKS, LOCAL_HOST_CALLS, Shape
 
 
 class StageChecks:
-    def __init__(self, inp: IssueInput, note: Callable[[str], None]) -> None:
-        """`note` adds a line to the run's log."""
+    def __init__(self, inp: IssueInput, note: Callable[[str], None], shape: Shape) -> None:
+        """`note` adds a line to the run's log; `shape`: the run's (runs before checks report none)."""
         self._inp = inp
         self._note = note
-        self._on: bool | None = None  # decided by the first report, through CHECKS_PATCH
+        self._shape = shape
+        self._on: bool | None = None  # decided by the first report, through the run's shape
         self._head: str | None = None  # the commit the run's check is on
 
     async def landed(self, head: str | None) -> None:
@@ -64,7 +63,7 @@ class StageChecks:
         if self._inp.repo.kind != "github":
             return False
         if self._on is None:
-            self._on = workflow.patched(CHECKS_PATCH)
+            self._on = self._shape.has(CHECKS)
         return self._on
 
     async def _send(self, head: str, status: CheckStatus, summary: str, concluded: CheckConclusion | None) -> None:
@@ -81,8 +80,12 @@ class StageChecks:
             details_url=details,
         )
         try:
-            await acts.execute(
-                acts.REPORT_STAGE, req, PostedResult, acts.HOST_CALL, summary=f"check {status} on {head[:12]}"
+            await acts.host_call(
+                acts.REPORT_STAGE,
+                req,
+                PostedResult,
+                summary=f"check {status} on {head[:12]}",
+                local=self._shape.at_least(LOCAL_HOST_CALLS),
             )
         except ActivityError as err:
             if is_cancelled_exception(err):

@@ -51,7 +51,8 @@ with workflow.unsafe.imports_passed_through():
     from roles.spec import StepKind
     from workflows import _metrics
     from workflows import activity_calls as acts
-    from workflows.agent import AGENTS_IN_THE_RUN, AgentFailedError, AgentLoop
+    from workflows._shape import AGENTS_IN_THE_RUN, LOCAL_HOST_CALLS, TEST_SUMMARY, Shape
+    from workflows.agent import AgentFailedError, AgentLoop
 
 T = TypeVar("T")
 TESTER_COMMIT_MESSAGE = "Add tests for the change\n\nWritten by the forgeflow tester."
@@ -65,10 +66,12 @@ LINK_CHANGE = "LinkChange"  # land_changes: the overlay replaces or deletes link
 
 class Steps:
     def __init__(
-        self, inp: IssueInput, task: TaskSpec, state: OrchestrationState, model: ModelSpec, guard: Guard
+        self, inp: IssueInput, task: TaskSpec, state: OrchestrationState, model: ModelSpec, guard: Guard, shape: Shape
     ) -> None:
-        """`guard` sees every overlay before it is committed and returns what may be committed."""
+        """`guard` sees every overlay before it is committed and returns what may be committed; `shape`
+        is the run's (workflows/_shape.py)."""
         self.guard = guard
+        self.shape = shape
         self.inp = inp
         self.task = task
         self.st = state
@@ -161,8 +164,8 @@ class Steps:
         # Routing trusts the runner's own report: if the tester never ran the suite, run it here.
         report = report or await self._run_tests(self._commit_under_work())
         self.st.test_results, self.st.test_failures = report, report.failures
-        # Runs started before this step existed replay without it (workflow.patched keeps them deterministic).
-        if self.st.prs_created and workflow.patched("publish-test-summary"):
+        # Runs started before this step existed replay without it (their shape says so).
+        if self.st.prs_created and self.shape.has(TEST_SUMMARY):
             await self._publish()  # the pull request now shows this round's test summary
         if report.ok:
             return StepOutcome.PASSED
@@ -286,9 +289,9 @@ class Steps:
             tools=shaped.tools,
             agent=agent,
         )
-        if workflow.patched(AGENTS_IN_THE_RUN):
+        if self.shape.has(AGENTS_IN_THE_RUN):
             try:
-                return await AgentLoop(agent_input).run()
+                return await AgentLoop(agent_input, self.shape).run()
             except ApplicationError as err:
                 raise AgentFailedError(f"the {agent + ' ' if agent else ''}{role} agent failed") from err
         result: AgentResult = await workflow.execute_child_workflow(
@@ -403,7 +406,8 @@ class Steps:
         )
 
     async def _host(self, activity: str, arg: object, result_type: type[T], summary: str) -> T:
-        return await acts.execute(activity, arg, result_type, acts.HOST_CALL, summary=summary)
+        local = self.shape.at_least(LOCAL_HOST_CALLS)
+        return await acts.host_call(activity, arg, result_type, summary=summary, local=local)
 
     def _model_for(self, role: Role, repository_choice: str | None = None) -> ModelSpec:
         """The run's override for this agent, else the repository's choice, else the role's own default,

@@ -12,8 +12,9 @@ leaves 2 s for a heartbeat's trip. One timeout serves every call: 5 s for the id
 (code host, tools) gave false alarms on a loaded machine, when a freshly started worker's first
 call imported its libraries on the event loop for seconds before its first heartbeat (the ten-kill
 e2e test lost fetch_task's first attempt that way in 3 of 7 full runs). A lost call starts again
-after the timeout plus the retry policy's first interval: 11-12 s. A workspace tool is a local
-activity, which cannot heartbeat (execute_local).
+after the timeout plus the retry policy's first interval: 11-12 s. A workspace tool and the code
+host's quick calls are local activities, which cannot heartbeat (execute_local): a lost one is
+noticed by its workflow task's timeout instead.
 """
 
 from __future__ import annotations
@@ -135,18 +136,13 @@ async def execute(
             rescheduled += 1
 
 
-# Marks histories whose workspace tools run as local activities; histories recorded before this
-# replay their tool calls as the activities they were.
-LOCAL_TOOLS_PATCH = "workspace-tools-as-local-activities"
-
-
 async def execute_local(name: str, arg: object, result_type: type[T], options: Options, *, summary: str) -> T:
     """Run activity `name` as a local activity: in this worker, inside the workflow task that asked for
     it, its result recorded as one marker event when that task completes. No task queue, no
     activity events, no workflow task of its own: for quick, idempotent calls only (the workspace
-    tools). A worker lost mid-call is noticed by the workflow task's timeout, and the next worker
-    runs the call again; `options.retry` retries its errors in the worker. No heartbeat timeout:
-    a local activity cannot heartbeat."""
+    tools, the code host's QUICK_HOST_CALLS). A worker lost mid-call is noticed by the workflow
+    task's timeout, and the next worker runs the call again; `options.retry` retries its errors in
+    the worker. No heartbeat timeout: a local activity cannot heartbeat."""
     result: T = await workflow.execute_local_activity(
         name,
         arg,
@@ -156,6 +152,19 @@ async def execute_local(name: str, arg: object, result_type: type[T], options: O
         summary=summary,
     )
     return result
+
+
+# The code host's quick calls: a few requests each (fetch_task reads the task and the repository's
+# settings, and puts the commit's files on the object store unless they are there; the others post one
+# comment, review or check). A run at shape level 1 (workflows/_shape.py) makes them local activities;
+# the code host's commits and pushes (land_changes, publish_change, commit_snapshot) stay activities.
+QUICK_HOST_CALLS = frozenset({FETCH_TASK, POST_COMMENT, POST_REVIEW, REPORT_STAGE})
+
+
+async def host_call(name: str, arg: object, result_type: type[T], *, summary: str, local: bool) -> T:
+    """A call to the code host: a local activity when `local` and it is one of QUICK_HOST_CALLS."""
+    call = execute_local if local and name in QUICK_HOST_CALLS else execute
+    return await call(name, arg, result_type, HOST_CALL, summary=summary)
 
 
 def _timeout_type(err: exceptions.ActivityError) -> str | None:

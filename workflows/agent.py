@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from roles.tools import MAX_COMMAND_SECONDS, RESEARCH, RUN_COMMAND, RUN_TESTS, SUBMIT
     from workflows import activity_calls as acts
     from workflows._agent_header import CURRENT_AGENT
+    from workflows._shape import LOCAL_TOOLS, Shape
 
 MAX_INVALID_SUBMISSIONS = 3
 NUDGE = "Use the tools to make progress, and call `submit` with your result when done."
@@ -43,10 +44,6 @@ IN_ORDER = WRITE_TOOLS | {RUN_COMMAND}
 
 def tool_result(tool_use_id: str, content: str, *, is_error: bool = False) -> Block:
     return result_block(tool_use_id, content, is_error=is_error)
-
-
-# workflow.patched: agents run inside their IssueWorkflow (an AgentLoop), not as AgentWorkflow children.
-AGENTS_IN_THE_RUN = "agents-in-the-run"
 
 
 class AgentFailedError(Exception):
@@ -68,7 +65,7 @@ class AgentWorkflow:
 
     @workflow.run
     async def run(self, inp: AgentInput) -> AgentResult:
-        self._loop = AgentLoop(inp)
+        self._loop = AgentLoop(inp, Shape.of_this_run())
         return await self._loop.run()
 
 
@@ -76,8 +73,10 @@ class AgentLoop:
     """One run of one agent, inside whichever workflow awaits `run()`. Its typed failures are
     non-retryable ApplicationErrors whose details[0] is what it spent (AgentUsage)."""
 
-    def __init__(self, inp: AgentInput) -> None:
+    def __init__(self, inp: AgentInput, shape: Shape) -> None:
+        """`shape`: the shape of the run it is in (workflows/_shape.py)."""
         self.inp = inp
+        self.shape = shape
         self.spec: RoleSpec = ROLES[inp.role]
         self.turn = 0
         # What its activities' summaries and telemetry call it: `reviewer`, or `reviewer:security` for an extra one.
@@ -262,7 +261,7 @@ class AgentLoop:
     async def _workspace_tool(self, use_id: str, name: str, tool_input: dict[str, Any]) -> Block:
         # A local activity: the read or write is quick and idempotent (the workspace is an overlay of
         # content keys), and costs the server one marker event instead of an activity and a workflow task.
-        call = acts.execute_local if workflow.patched(acts.LOCAL_TOOLS_PATCH) else acts.execute
+        call = acts.execute_local if self.shape.has(LOCAL_TOOLS) else acts.execute
         result = await call(
             acts.RUN_TOOL,
             ToolCallInput(

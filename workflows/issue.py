@@ -7,10 +7,12 @@ names (every role the same way: roles/ says its stage and step kind), keeps the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
@@ -45,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import _metrics
     from workflows import activity_calls as acts
     from workflows._checks import StageChecks
+    from workflows._shape import FAILED_RUNS_FAIL, LOCAL_HOST_CALLS, Shape
     from workflows._steps import Steps
     from workflows.agent import AgentFailedError
 
@@ -72,6 +75,7 @@ class IssueWorkflow:
         self._human_reviews: list[HumanReview] = []  # signalled before the state exists, or any time
         self._threads: set[str] = set()
         self._steps: Steps | None = None
+        self._shape = Shape(0)
 
     # --- messages ---------------------------------------------------------------------------
 
@@ -128,6 +132,7 @@ class IssueWorkflow:
 
     @workflow.run
     async def run(self, params: dict[str, Any]) -> IssueResult:
+        shape = self._shape = Shape.of_this_run()
         inp = parse_input(params)
         self._gate_timeout = inp.gate_timeout_seconds
         st = self._state = OrchestrationState(
@@ -139,14 +144,17 @@ class IssueWorkflow:
         )
         self._human_reviews = st.human_reviews = [*st.human_reviews, *self._human_reviews]
         self._threads = _threads(inp)
-        workflow.upsert_search_attributes([search.REPO.value_set(str(inp.repo)), search.MODE.value_set(inp.mode)])
-        self._set_stage(Stage.STARTING, f"run started in {inp.mode} mode")
+        run_attributes = [search.REPO.value_set(str(inp.repo)), search.MODE.value_set(inp.mode)]
+        if not shape.at_least(LOCAL_HOST_CALLS):
+            workflow.upsert_search_attributes(run_attributes)
+            run_attributes = []
+        self._set_stage(Stage.STARTING, f"run started in {inp.mode} mode", run_attributes)
         task = await self._fetch_task(inp)
         self._protected_patterns = [*inp.protected_paths, *task.protected_paths]  # the repository's only add
-        steps = self._steps = Steps(inp, task, st, self._model_spec(inp), self._guard)
+        steps = self._steps = Steps(inp, task, st, self._model_spec(inp), self._guard, shape)
         for refused in steps.refused:  # what the repository's .forgeflow.yml may not do, by key
             self._note(refused)
-        self._checks = StageChecks(inp, self._note)
+        self._checks = StageChecks(inp, self._note, shape)
         step = first_step(inp.mode, reviews_existing_pr=inp.reviews_existing_pr, answers_human_review=inp.continues_pr)
         while step != END:
             if not await self._within_budget(steps, inp):
@@ -348,7 +356,8 @@ class IssueWorkflow:
             base_ref=inp.base_ref,
             trust_any_author=inp.trust_any_author,
         )
-        return await acts.execute(acts.FETCH_TASK, req, TaskSpec, acts.HOST_CALL, summary=f"fetch task from {inp.repo}")
+        local = self._shape.at_least(LOCAL_HOST_CALLS)
+        return await acts.host_call(acts.FETCH_TASK, req, TaskSpec, summary=f"fetch task from {inp.repo}", local=local)
 
     @staticmethod
     def _model_spec(inp: IssueInput) -> ModelSpec:
@@ -360,7 +369,8 @@ class IssueWorkflow:
         assert self._state is not None, "state exists once run() started"
         return self._state
 
-    def _set_stage(self, stage: str, line: str) -> None:
+    def _set_stage(self, stage: str, line: str, also: Sequence[SearchAttributeUpdate[Any]] = ()) -> None:
+        """The run's stage, in its state, its search attributes (with `also`) and its details."""
         st = self._require_state()
         stage = str(stage)  # a Stage member's value, or a role's stage
         st.stage = stage
@@ -368,7 +378,7 @@ class IssueWorkflow:
         workflow.logger.info("stage: %s", line, extra={"stage": stage, "round": st.round})  # not on replay
         threads = sorted(self._threads | {t for ref in st.prs_created if (t := _pull_thread(ref))})
         found = [search.THREADS.value_set(threads)] if threads else []  # a local run has none
-        workflow.upsert_search_attributes([search.STAGE.value_set(stage), *found])
+        workflow.upsert_search_attributes([*also, search.STAGE.value_set(stage), *found])
         retries = f"retries {st.retry_count}/{st.max_retries}"
         workflow.set_current_details(f"**{stage}** — round {max(st.round, 1)}, {retries}\n\n{line}")
 
@@ -394,13 +404,10 @@ class IssueWorkflow:
         _metrics.run_finished(workflow.info().start_time, st.outcome.value, st.mode)
         result = IssueResult(outcome=st.outcome, state=st)
         # A failure fails the execution; `patched` replays histories recorded before that as they ran.
-        if (error_type := failure_type(st.outcome)) and workflow.patched(_FAILED_RUNS_FAIL):
+        if (error_type := failure_type(st.outcome)) and self._shape.has(FAILED_RUNS_FAIL):
             message = f"run {st.outcome.value}: {st.error or 'see the run log'}"
             raise ApplicationError(message, result.model_dump(mode="json"), type=error_type, non_retryable=True)
         return result
-
-
-_FAILED_RUNS_FAIL = "failed-runs-fail-the-execution"
 
 
 class _GateTimedOut(Exception):

@@ -4,8 +4,8 @@ A moment is caught deterministically, never by timing alone: a GitHub reply held
 (`Hold`), a scripted model turn slowed down and seen in the ledger, a sandbox run seen running a
 marked test process. What the history records of each recovery: for an activity, the lost
 attempt's failure (heartbeat or start-to-close timeout) and when the next attempt started; for a
-local activity (a workspace tool), the workflow task that ran it timing out, and when the next
-workflow task started (it runs the call again).
+local activity (a workspace tool, a quick code-host call), the workflow task that ran it timing
+out, and when the next workflow task started (it runs the call again).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ behind it), workers are real `python worker.py` processes on the dev server, and
 scripted replay. Each kill interrupts a different kind of call (tests/e2e/recovery.py says how each
 moment is caught); a new worker starts at once. The run must end approved with no human, with every
 write done once, no completed model turn asked twice, and every recovery through a heartbeat
-timeout (a workspace tool, a local activity, through its workflow task's timeout). The time each
+timeout (a local activity: a workspace tool or a quick code-host call, through its workflow task's
+timeout). The time each
 recovery took is printed, not asserted.
 """
 
@@ -60,7 +61,7 @@ MODEL_DELAY = {"FORGEFLOW_SCRIPT_DELAY": "2"}  # seconds a scripted turn takes w
 TARBALL = ("GET", "/tarball/[0-9a-f]+")
 
 MOMENTS = [
-    Moment("code host: fetch_task, waiting for the issue", "fetch_task", hold=("GET", "/issues/7")),
+    Moment("code host: fetch_task, waiting for the issue", "fetch_task", hold=("GET", "/issues/7"), local=True),
     Moment("model: the planner's first turn", "model_turn", model_turn=("planner", 0)),
     Moment(
         "tool: list_files, downloading the commit",
@@ -81,7 +82,12 @@ MOMENTS = [
     Moment("code host: publish_change, GitHub opened the PR", "publish_change", hold=("POST", "/pulls")),
     Moment("sandbox: run_tests, attempt 1", "run_tests"),
     Moment("sandbox: run_tests, attempt 2 of 2", "run_tests", attempt=2),
-    Moment("code host: post_review, GitHub stored the review", "post_review", hold=("POST", r"/pulls/\d+/reviews")),
+    Moment(
+        "code host: post_review, GitHub stored the review",
+        "post_review",
+        hold=("POST", r"/pulls/\d+/reviews"),
+        local=True,
+    ),
 ]
 LAST_MODEL_MOMENT = max(n for n, moment in enumerate(MOMENTS) if moment.model_turn)
 

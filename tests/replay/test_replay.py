@@ -1,18 +1,20 @@
 """Replay histories recorded from real runs: a change that breaks determinism fails here first.
 
 Recorded by `FORGEFLOW_RECORD_HISTORY=tests/replay/histories pytest tests/e2e -k temporal_cli`
-(the demo run on the dev server). e2e-demo-8abf5940 runs its agents inside the IssueWorkflow
-(`agents-in-the-run`). Older recordings stay: they replay the paths their `workflow.patched` markers
-do not name, with each agent an AgentWorkflow child (e2e-demo-781cb487: workspace tools as
-activities; e2e-demo-05ce9680: as local activities).
+(the demo run on the dev server). e2e-demo-8c40b70d is at shape level 1 (workflows/_shape.py: one
+marker, `run-shape-1`; the code host's quick calls as local activities). Older recordings stay, at
+level 0 (a marker per change): they replay the paths their `workflow.patched` markers do not name.
+e2e-demo-8abf5940 runs its agents inside the IssueWorkflow (`agents-in-the-run`); the older ones run
+each agent as an AgentWorkflow child (e2e-demo-781cb487: workspace tools as activities;
+e2e-demo-05ce9680: as local activities).
 
 GitHub-native runs, by `FORGEFLOW_RECORD_HISTORY=tests/replay/histories pytest tests/e2e -k labels_comments`:
 GitHubEventWorkflow histories (`github-delivery-*`: a label that starts a run, a maintainer's
 `/approve`, a review that starts a round) and the two GitHub runs they started (`forgeflow-calc-*`:
 checks, ForgeflowThreads, and a run that continues a pull request; forgeflow-acme-calc-7 and -100
-are the same two with their agents inside). github-delivery-99201b75 and
--9b56d9c5 (a label, a review) start their runs under the thread's id (`one-run-per-thread`); the
-older ones under the delivery's.
+are the same two with their agents inside, and the two `-shape-1` ones the same at shape level 1).
+github-delivery-99201b75 and -9b56d9c5 (a label, a review) start their runs under the thread's id
+(`one-run-per-thread`); the older ones under the delivery's.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from workflows._shape import LEVELS
 from workflows.agent import AgentWorkflow
 from workflows.github_event import GitHubEventWorkflow
 from workflows.issue import IssueWorkflow
@@ -49,6 +52,18 @@ def test_histories_are_checked_in() -> None:
         and not any(e.HasField("start_child_workflow_execution_initiated_event_attributes") for e in h.events)
     ]
     assert {"e2e-demo-8abf5940", "forgeflow-acme-calc-7"} <= set(inside), "no run with its agents inside"
+    newest = [n for n, h in LOADED.items() if LEVELS[-1].encode() in b"".join(_patches(h))]
+    assert {"e2e-demo-8c40b70d", "forgeflow-acme-calc-7-shape-1"} <= set(newest), "no run at the newest shape level"
+
+
+def _patches(history: WorkflowHistory) -> list[bytes]:
+    """The patch data of each patch marker in `history` (JSON naming the patch)."""
+    return [
+        e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data
+        for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+        and e.marker_recorded_event_attributes.marker_name == "core_patch"
+    ]
 
 
 @pytest.mark.parametrize("name", sorted(LOADED))

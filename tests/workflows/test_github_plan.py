@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -32,6 +33,9 @@ from testkit.loopback.github_api import GitHubLoopback, Issue, create_check_run,
 from testkit.scripts import coder_run, planner_run, reviewer_run, submit, tester_run, tool, turn, write_script
 from testkit.tools import git
 from tests.blobs import settings_blobs
+from tests.e2e.recovery import LOCAL_ACTIVITY_MARKER
+from workflows import activity_calls as acts
+from workflows._shape import LEVELS
 
 TOKEN = "ghp_loopback_plan"
 
@@ -98,13 +102,21 @@ async def failed_run(
     return cause
 
 
-async def first_activity_retries(env: WorkflowEnvironment, workflow_id: str) -> tuple[int, float]:
-    """The run's first activity: the attempt that succeeded, and seconds from scheduling to that attempt."""
+async def fetch_task_retries(env: WorkflowEnvironment, workflow_id: str) -> tuple[int, float]:
+    """The run's fetch_task, a local activity: the attempt that succeeded, and seconds of history time
+    from the call's first marker to its last. Retries the worker waits out itself leave one marker;
+    a longer wait is recorded as a marker with the backoff, a timer, and the next attempt's marker."""
     history = await env.client.get_workflow_handle(workflow_id).fetch_history()
-    scheduled = next(e for e in history.events if e.HasField("activity_task_scheduled_event_attributes"))
-    started = next(e for e in history.events if e.HasField("activity_task_started_event_attributes"))
-    waited = started.event_time.ToDatetime() - scheduled.event_time.ToDatetime()
-    return started.activity_task_started_event_attributes.attempt, waited.total_seconds()
+    found = [
+        (e.event_time.ToDatetime(), json.loads(e.marker_recorded_event_attributes.details["data"].payloads[0].data))
+        for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+        and e.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER
+    ]
+    calls = [(at, data) for at, data in found if data["activity_type"] == "fetch_task"]
+    (done_at, done), first_at = calls[-1], calls[0][0]
+    assert not done["backoff"], "the call's last marker is its result"
+    return int(done["attempt"]), (done_at - first_at).total_seconds()
 
 
 def innermost(err: BaseException) -> BaseException:
@@ -219,6 +231,7 @@ async def test_autonomous_run_from_an_issue_to_a_reviewed_pull_request(
     assert review["comments"] == [
         {"path": "calc/__init__.py", "line": 5, "side": "RIGHT", "body": "[info/style] Nice."}
     ]
+    await _has_the_newest_shape(time_skipping_env, workflow_id)
 
     # Every write is safe to retry: same commit, same pull request, no second review.
     settings = settings_for(tmp_path, github, "unused")
@@ -241,6 +254,30 @@ async def test_autonomous_run_from_an_issue_to_a_reviewed_pull_request(
     assert len(github.pulls) == 1 and len(github.reviews[number]) == 1
 
 
+async def _has_the_newest_shape(env: WorkflowEnvironment, workflow_id: str) -> None:
+    """A run started now records one patch marker, the newest shape level's, for every change it met
+    (workflows/_shape.py); its quick code-host calls are local activities, its commits and pushes not."""
+    history = await env.client.get_workflow_handle(workflow_id).fetch_history()
+    markers = [
+        e.marker_recorded_event_attributes for e in history.events if e.HasField("marker_recorded_event_attributes")
+    ]
+    patches = [m.details["patch-data"].payloads[0].data for m in markers if m.marker_name == "core_patch"]
+    assert [json.loads(p)["id"] for p in patches] == [LEVELS[-1]]
+    local = {
+        json.loads(m.details["data"].payloads[0].data)["activity_type"]
+        for m in markers
+        if m.marker_name == LOCAL_ACTIVITY_MARKER
+    }
+    assert {"fetch_task", "report_stage", "post_review", "run_tool"} <= local <= acts.QUICK_HOST_CALLS | {"run_tool"}
+    scheduled = {
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    }
+    assert {"model_turn", "land_changes", "publish_change", "run_tests"} <= scheduled
+    assert not scheduled & local
+
+
 async def test_secondary_rate_limit_is_waited_out_and_no_token_enters_history(
     time_skipping_env: WorkflowEnvironment, tmp_path: Path, github: GitHubLoopback
 ) -> None:
@@ -249,7 +286,7 @@ async def test_secondary_rate_limit_is_waited_out_and_no_token_enters_history(
     params = {"repo": "acme/calc", "issue_number": 7, "mode": "plan", "model_script": script}
     result, workflow_id = await run_issue(time_skipping_env, tmp_path, github, params, name="limited")
     assert result.outcome == Outcome.PLANNED
-    attempt, _ = await first_activity_retries(time_skipping_env, workflow_id)
+    attempt, _ = await fetch_task_retries(time_skipping_env, workflow_id)
     assert attempt == 3  # two rate-limited attempts, then success
     # The run's history, its agents' turns in it, payloads decoded.
     text = decoded((await time_skipping_env.client.get_workflow_handle(workflow_id).fetch_history()).to_json())
@@ -470,7 +507,7 @@ async def test_primary_rate_limit_waits_until_the_reset(
     params = {"repo": "acme/calc", "issue_number": 7, "mode": "plan", "model_script": script}
     result, workflow_id = await run_issue(time_skipping_env, tmp_path, github, params, name="quota")
     assert result.outcome == Outcome.PLANNED
-    attempt, waited = await first_activity_retries(time_skipping_env, workflow_id)
+    attempt, waited = await fetch_task_retries(time_skipping_env, workflow_id)
     assert attempt == 2 and waited >= 110  # until the quota's reset, not the default backoff
 
 
