@@ -29,10 +29,13 @@ BEFORE_LEVELS = (LOCAL_TOOLS, AGENTS_IN_THE_RUN, CHECKS, TEST_SUMMARY, FAILED_RU
 # Each level's marker, oldest first (level n is LEVELS[n - 1]), and what it brought.
 LEVELS = (
     # 1: the changes before levels; the code host's quick calls (fetch_task, post_comment, post_review,
-    #    report_stage) are local activities; a run's first search attributes go in one upsert.
+    #    report_stage) are local activities; a run's first search attributes go in one upsert; a local
+    #    activity's failure raises ActivityError as an activity's does (a failed tool is the model's to
+    #    read, as the loop meant, instead of failing its agent).
     "run-shape-1",
 )
 LOCAL_HOST_CALLS = 1
+LOCAL_CALL_FAILURES = 1
 
 
 @dataclass(frozen=True)

@@ -136,21 +136,41 @@ async def execute(
             rescheduled += 1
 
 
-async def execute_local(name: str, arg: object, result_type: type[T], options: Options, *, summary: str) -> T:
+async def execute_local(
+    name: str, arg: object, result_type: type[T], options: Options, *, summary: str, wrap_failures: bool = True
+) -> T:
     """Run activity `name` as a local activity: in this worker, inside the workflow task that asked for
     it, its result recorded as one marker event when that task completes. No task queue, no
     activity events, no workflow task of its own: for quick, idempotent calls only (the workspace
     tools, the code host's QUICK_HOST_CALLS). A worker lost mid-call is noticed by the workflow
     task's timeout, and the next worker runs the call again; `options.retry` retries its errors in
-    the worker. No heartbeat timeout: a local activity cannot heartbeat."""
-    result: T = await workflow.execute_local_activity(
-        name,
-        arg,
-        result_type=result_type,
-        start_to_close_timeout=options.start_to_close,
-        retry_policy=options.retry,
-        summary=summary,
-    )
+    the worker. No heartbeat timeout: a local activity cannot heartbeat.
+
+    A call that failed for good raises ActivityError, its cause the call's own failure, as an
+    activity's does: the SDK raises a local activity's failure bare (ApplicationError, TimeoutError).
+    `wrap_failures=False` lets it through bare, as runs before shape level 1 had it (a failed tool
+    failed its agent), so that they replay."""
+    try:
+        result: T = await workflow.execute_local_activity(
+            name,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=options.start_to_close,
+            retry_policy=options.retry,
+            summary=summary,
+        )
+    except exceptions.FailureError as err:
+        if not wrap_failures or isinstance(err, exceptions.CancelledError):
+            raise
+        raise exceptions.ActivityError(
+            f"local activity {name} failed",
+            scheduled_event_id=0,
+            started_event_id=0,
+            identity="",
+            activity_type=name,
+            activity_id="",
+            retry_state=None,
+        ) from err
     return result
 
 
@@ -163,8 +183,9 @@ QUICK_HOST_CALLS = frozenset({FETCH_TASK, POST_COMMENT, POST_REVIEW, REPORT_STAG
 
 async def host_call(name: str, arg: object, result_type: type[T], *, summary: str, local: bool) -> T:
     """A call to the code host: a local activity when `local` and it is one of QUICK_HOST_CALLS."""
-    call = execute_local if local and name in QUICK_HOST_CALLS else execute
-    return await call(name, arg, result_type, HOST_CALL, summary=summary)
+    if local and name in QUICK_HOST_CALLS:
+        return await execute_local(name, arg, result_type, HOST_CALL, summary=summary)
+    return await execute(name, arg, result_type, HOST_CALL, summary=summary)
 
 
 def _timeout_type(err: exceptions.ActivityError) -> str | None:

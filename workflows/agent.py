@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from roles.tools import MAX_COMMAND_SECONDS, RESEARCH, RUN_COMMAND, RUN_TESTS, SUBMIT
     from workflows import activity_calls as acts
     from workflows._agent_header import CURRENT_AGENT
-    from workflows._shape import LOCAL_TOOLS, Shape
+    from workflows._shape import LOCAL_CALL_FAILURES, LOCAL_TOOLS, Shape
 
 MAX_INVALID_SUBMISSIONS = 3
 NUDGE = "Use the tools to make progress, and call `submit` with your result when done."
@@ -261,22 +261,23 @@ class AgentLoop:
     async def _workspace_tool(self, use_id: str, name: str, tool_input: dict[str, Any]) -> Block:
         # A local activity: the read or write is quick and idempotent (the workspace is an overlay of
         # content keys), and costs the server one marker event instead of an activity and a workflow task.
-        call = acts.execute_local if self.shape.has(LOCAL_TOOLS) else acts.execute
-        result = await call(
-            acts.RUN_TOOL,
-            ToolCallInput(
-                role=self.inp.role,
-                run_id=self.inp.run_id,
-                tool_use_id=use_id,
-                name=name,
-                input=tool_input,
-                workspace=self.workspace,
-                tests_only=self.spec.tests_only,
-            ),
-            ToolCallResult,
-            acts.TOOL_CALL,
-            summary=f"{self.name} · {name} {_tool_target(tool_input)}".rstrip(),
+        req = ToolCallInput(
+            role=self.inp.role,
+            run_id=self.inp.run_id,
+            tool_use_id=use_id,
+            name=name,
+            input=tool_input,
+            workspace=self.workspace,
+            tests_only=self.spec.tests_only,
         )
+        summary = f"{self.name} · {name} {_tool_target(tool_input)}".rstrip()
+        if self.shape.has(LOCAL_TOOLS):
+            wrap = self.shape.at_least(LOCAL_CALL_FAILURES)  # before: a failed tool failed its agent
+            result = await acts.execute_local(
+                acts.RUN_TOOL, req, ToolCallResult, acts.TOOL_CALL, summary=summary, wrap_failures=wrap
+            )
+        else:
+            result = await acts.execute(acts.RUN_TOOL, req, ToolCallResult, acts.TOOL_CALL, summary=summary)
         if result.overlay_updates:
             overlay = {**self.workspace.overlay, **result.overlay_updates}
             self.workspace = Workspace(

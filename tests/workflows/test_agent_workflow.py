@@ -23,12 +23,21 @@ GOOD_CHANGE = {"summary": "done", "commit_message": "Do it"}
 
 
 async def run_agent(
-    env: WorkflowEnvironment, tmp_path: Path, repo: Path, turns: list[dict[str, Any]], *, max_turns: int = 40
+    env: WorkflowEnvironment,
+    tmp_path: Path,
+    repo: Path,
+    turns: list[dict[str, Any]],
+    *,
+    max_turns: int = 40,
+    overlay: dict[str, str | None] | None = None,
 ) -> tuple[AgentResult, str]:
+    """`overlay`: the workspace's files changed before the run (path → content key)."""
     queue = f"agent-{uuid.uuid4().hex[:8]}"
     settings = Settings.model_validate({"FORGEFLOW_DATA_DIR": str(tmp_path / "data"), "FORGEFLOW_TASK_QUEUE": queue})
     script = write_script(tmp_path / f"{queue}.json", {"coder": [{"turns": turns}]})
     inp = agent_input("coder", repo, scripted(script), max_turns=max_turns)
+    if overlay is not None:
+        inp = inp.model_copy(update={"workspace": inp.workspace.model_copy(update={"overlay": overlay})})
     wf_id = f"agent-{uuid.uuid4().hex[:8]}"
     (worker,) = build_workers(env.client, settings, [queue])
     return await run_agent_on(worker, inp, wf_id), wf_id
@@ -65,6 +74,20 @@ async def test_tool_errors_are_readable_by_the_model(
     result, _ = await run_agent(time_skipping_env, tmp_path, sample_repo, turns)
     assert set(result.workspace.overlay) == {"calc/extra.py"}
     assert not (tmp_path / "outside.py").exists()
+
+
+async def test_a_tool_that_fails_for_good_is_the_models_to_read(
+    time_skipping_env: WorkflowEnvironment, sample_repo: Path, tmp_path: Path
+) -> None:
+    """A workspace tool is a local activity; once its retries are spent, the model reads why (the SDK
+    raises a local activity's failure bare: execute_local makes it an ActivityError, as an activity's)."""
+    missing = "0" * 64  # a content key the store never had
+    turns = [
+        turn(tool("read_file", path="calc/lost.py")),
+        turn(submit(**GOOD_CHANGE), expect=["read_file failed", missing]),
+    ]
+    result, _ = await run_agent(time_skipping_env, tmp_path, sample_repo, turns, overlay={"calc/lost.py": missing})
+    assert result.submission == GOOD_CHANGE and result.usage.tool_calls == 1
 
 
 async def test_turn_budget_exceeded_is_a_typed_failure(
