@@ -54,7 +54,13 @@ def _open_log(path: Path) -> TextIO:
 async def run_demo(settings: Settings, *, stamp: str, log: Path | None, scenario: Scenario) -> int:
     """The demo playing `scenario`; its exit status. `log`: the file for the workers' log lines (None: this
     terminal)."""
-    from starter.workers import WorkerGroup, build_workers, log_store, object_store  # the demo runs the workers
+    from starter.workers import (  # the demo runs the workers
+        SERVING_RUNNER,
+        WorkerGroup,
+        build_workers,
+        log_store,
+        object_store,
+    )
 
     try:  # as every worker does at start: a wrong FORGEFLOW_STORAGE_URL stops here, named, not a run later
         store = object_store(settings)
@@ -81,7 +87,7 @@ async def run_demo(settings: Settings, *, stamp: str, log: Path | None, scenario
     # where no cgroup can be made too (e.g. a root container), on rlimits alone.
     demo_settings = settings.model_copy(update={"sandbox_weak_limits": True})
     queue = settings.task_queue
-    workers = build_workers(client, demo_settings, [queue], store)
+    workers = build_workers(client, demo_settings, [queue], store, workflow_runner=SERVING_RUNNER)
     try:
         sandbox_worker = SandboxProcess(demo_settings, log_format="json" if stream else "text", output=stream)
         async with sandbox_worker as sandbox, WorkerGroup(workers):

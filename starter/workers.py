@@ -28,7 +28,7 @@ import structlog
 from githubkit import AppInstallationAuthStrategy, GitHub
 from githubkit.cache import MemCacheStrategy
 from temporalio.client import Client
-from temporalio.worker import Worker, WorkflowRunner
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.blobstore import BlobStore
@@ -81,6 +81,16 @@ SHARED_WORKFLOW_MODULES = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows")
 )
 STRICT_SANDBOX = SandboxedWorkflowRunner()
+# The workers forgeflow serves (`python worker.py`, `forgeflow worker`, the demo) run workflows outside
+# the sandbox. Its run-time guard costs the worker a third of its time on the workflows: the SDK (1.35)
+# compiles a snippet of Python for each activation and each of its payloads (_Instance._run_code, an
+# exec of a string), and proxies every module access. Under 100 concurrent runs that was 24% of the
+# time the worker held the GIL, and the worker's one core is what those runs wait for (issue 14:
+# worker CPU per run -16% without it, `python -m benchmarks.concurrency --rounds 3`). Determinism is
+# guarded by the tests instead: build_workers' default runs every workflow test under the sandbox's
+# restrictions (SHARED_WORKFLOW_MODULES), test_the_workflows_keep_to_temporals_strict_sandbox under the
+# whole sandbox, and tests/replay replays recorded histories under it.
+SERVING_RUNNER = UnsandboxedWorkflowRunner()
 
 
 def build_workers(
@@ -432,7 +442,7 @@ async def _serve(settings: Settings, served: list[str], log_format: str) -> int:
     split = settings.sandbox_task_queue in served and len(served) > 1
     queues = [q for q in served if q != settings.sandbox_task_queue or not split]
     mcp = mcp_servers(settings) if settings.task_queue in queues else None
-    workers = build_workers(client, settings, queues, store, mcp=mcp)
+    workers = build_workers(client, settings, queues, store, workflow_runner=SERVING_RUNNER, mcp=mcp)
     print(
         f"forgeflow worker on {server.address} serving {[w.task_queue for w in workers]}; UI {server.ui_url}",
         flush=True,
