@@ -80,6 +80,21 @@ async def test_fetch_task_from_spec(host: LocalGitHost, sample_repo: Path) -> No
     assert tree == git(sample_repo, "rev-parse", "HEAD^{tree}")
 
 
+async def test_fetch_task_from_a_detached_head_or_an_empty_repository(
+    host: LocalGitHost, sample_repo: Path, tmp_path: Path
+) -> None:
+    """HEAD's commit and branch come from one git call: a detached HEAD is on no branch ("HEAD"), and a
+    repository without a commit has nothing to start from."""
+    git(sample_repo, "checkout", "-q", "--detach")
+    task = await host.fetch_task(FetchTaskInput(repo=str(sample_repo), spec_content="x"))
+    assert (task.base_sha, task.base_branch) == (git(sample_repo, "rev-parse", "HEAD"), "HEAD")
+    empty = tmp_path / "empty"
+    git(tmp_path, "init", "-q", str(empty))
+    await expect_failure(
+        host.fetch_task(FetchTaskInput(repo=str(empty), spec_content="x")), "RefNotFound", "no commit for ref 'HEAD'"
+    )
+
+
 async def test_fetch_task_title_is_bounded(host: LocalGitHost, sample_repo: Path) -> None:
     task = await host.fetch_task(FetchTaskInput(repo=str(sample_repo), spec_content="# " + "x" * 300))
     assert task.title == "x" * 120
