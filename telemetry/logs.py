@@ -126,3 +126,8 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # The HTTP clients log every request at INFO ("HTTP Request: POST …"; anthropic's is httpx2).
+    # forgeflow's model, tool and code-host calls log a line of their own with what matters (tokens,
+    # cost, latency, outcome), so those are noise, and 2% of a busy worker's time (issue 14).
+    for name in ("httpx", "httpx2"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))

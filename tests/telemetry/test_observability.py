@@ -202,6 +202,8 @@ async def test_one_run_one_trace_metrics_and_logs_with_no_secret(
     assert {line["stage"] for line in stages} >= {"planning", "coding", "testing", "reviewing"}
     tests_line = next(line for line in lines if line["event"] == "sandbox call")
     assert tests_line["agent"] == "tester" and tests_line["activity_type"] == "run_tests"
+    # The HTTP client's own line per request (19 calls to Claude) is left out: the model turn has one.
+    assert not [line for line in lines if str(line["event"]).startswith("HTTP Request:")]
 
     # --- the planted secret is nowhere --------------------------------------------------------------
     span_text = json.dumps([json.loads(s.to_json()) for s in finished])
