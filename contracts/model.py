@@ -6,7 +6,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from contracts.agents import ModelSpec, Role
+from contracts.agents import ModelSpec, Role, Workspace
 from contracts.usage import Usage
 from contracts.versioning import DURABLE
 
@@ -31,6 +31,19 @@ class Message(BaseModel):
     content: list[Block]
 
 
+class ReadScope(BaseModel):
+    """What a model turn needs to answer its reply's read-only tool calls itself: the agent's workspace,
+    and which of contracts.tools.READ_TOOLS the agent may call (its role's, narrowed by the repository).
+    When every tool call of the reply is one of `tools` (or `submit`), the activity runs them after the
+    model's answer and returns their results (ModelTurnResult.read_results): a turn that only looks
+    costs one activity, not one more local activity per call."""
+
+    model_config = DURABLE
+
+    workspace: Workspace
+    tools: list[str]
+
+
 class ModelTurnInput(BaseModel):
     """Only the new messages travel in history; the transcript so far is referenced by key.
 
@@ -52,6 +65,7 @@ class ModelTurnInput(BaseModel):
     instructions: str | None = Field(default=None, description="The repository's guidance, added to the prompt.")
     tools: list[str] | None = Field(default=None, description="The subset of the role's tools offered; None: all.")
     agent: str | None = Field(default=None, description="An extra reviewer's name; None for the role's own agent.")
+    reads: ReadScope | None = Field(default=None, description="Run the reply's read-only tool calls here; None: not.")
 
 
 class ModelTurnResult(BaseModel):
@@ -62,6 +76,9 @@ class ModelTurnResult(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     cost_usd: float = 0.0
     scripted: bool = False
+    read_results: list[Block] | None = Field(
+        default=None, description="The tool_result blocks of the reply's calls, run here (ModelTurnInput.reads)."
+    )
 
     def tool_uses(self) -> list[Block]:
         return [b for b in self.content if b.get("type") == "tool_use"]

@@ -12,6 +12,9 @@ from contracts.versioning import DURABLE
 # The tools that change the workspace: the agent loop runs a turn that calls one in order, and the
 # tool activity holds the tester to test files with them. Tool names are durable (they are in histories).
 WRITE_TOOLS = frozenset({"write_file", "str_replace", "insert"})
+# The workspace tools that only read. A turn whose calls are all among these (and `submit`) has them
+# run inside its model-turn activity (contracts.model.ReadScope), not one local activity each.
+READ_TOOLS = frozenset({"list_files", "read_file", "search", "view_diff"})
 
 
 class ToolCallInput(BaseModel):

@@ -39,6 +39,7 @@ from activities.codehost.local import LocalGitHost
 from activities.eval import EvalActivities
 from activities.github_events import GitHubEventActivities
 from activities.graphs import GraphActivities
+from activities.model.answers import AnswerLedger, TurnReads
 from activities.model.scripted import ScriptedProvider
 from activities.model.turns import ModelActivities, RolePrompt
 from activities.research import AskTool, ObjectStoreResearchCache, ResearchActivities
@@ -121,18 +122,17 @@ def build_workers(
         events = GitHubEventActivities(github)
         providers = model_providers(settings)
         mcp = mcp or mcp_servers(settings)
-        model, tools, host = (
-            ModelActivities(
-                blobs,
-                providers,
-                role_prompts(),
-                settings.context_tokens,
-                secrets=worker_secrets(settings),
-                extra_tools=None if mcp is None else mcp_tool_definitions(mcp),
-            ),
-            ToolActivities(hosts, blobs),
-            CodeHostActivities(hosts, TreeArchives(store)),
+        tools = ToolActivities(hosts, blobs)
+        model = ModelActivities(
+            blobs,
+            providers,
+            role_prompts(),
+            settings.context_tokens,
+            secrets=worker_secrets(settings),
+            extra_tools=None if mcp is None else mcp_tool_definitions(mcp),
+            reads=TurnReads(tools.run_tool, AnswerLedger(store)),
         )
+        host = CodeHostActivities(hosts, TreeArchives(store))
         research = research_activities(settings, store, mcp)
         evals = EvalActivities(blobs)
         graphs = GraphActivities(providers, hosts, store)

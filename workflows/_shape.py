@@ -33,9 +33,13 @@ LEVELS = (
     #    activity's failure raises ActivityError as an activity's does (a failed tool is the model's to
     #    read, as the loop meant, instead of failing its agent).
     "run-shape-1",
+    # 2: a turn whose tool calls only read the workspace has them run by its model-turn activity
+    #    (ModelTurnInput.reads), not one local activity each.
+    "run-shape-2",
 )
 LOCAL_HOST_CALLS = 1
 LOCAL_CALL_FAILURES = 1
+READS_IN_THE_TURN = 2
 
 
 @dataclass(frozen=True)

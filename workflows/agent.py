@@ -22,9 +22,9 @@ with workflow.unsafe.imports_passed_through():
     from contracts.api import AGENT_WORKFLOW_TYPE
     from contracts.commands import DEFAULT_COMMAND_SECONDS, MAX_COMMAND_CHARS, CommandResult, RunCommandInput
     from contracts.mcp import McpCallInput, McpCallResult, parse_qualified
-    from contracts.model import Block, Message, ModelTurnInput, ModelTurnResult, result_block
+    from contracts.model import Block, Message, ModelTurnInput, ModelTurnResult, ReadScope, result_block
     from contracts.research import ResearchInput, ResearchResult, research_text
-    from contracts.tools import WRITE_TOOLS, ToolCallInput, ToolCallResult
+    from contracts.tools import READ_TOOLS, WRITE_TOOLS, ToolCallInput, ToolCallResult
     from contracts.usage import AgentUsage
     from policy.pricing import billed_tokens
     from policy.stuck import call_signature, stuck_reason
@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from roles.tools import MAX_COMMAND_SECONDS, RESEARCH, RUN_COMMAND, RUN_TESTS, SUBMIT
     from workflows import activity_calls as acts
     from workflows._agent_header import CURRENT_AGENT
-    from workflows._shape import LOCAL_CALL_FAILURES, LOCAL_TOOLS, Shape
+    from workflows._shape import LOCAL_CALL_FAILURES, LOCAL_TOOLS, READS_IN_THE_TURN, Shape
 
 MAX_INVALID_SUBMISSIONS = 3
 NUDGE = "Use the tools to make progress, and call `submit` with your result when done."
@@ -112,7 +112,11 @@ class AgentLoop:
                 pending = [Message(role="user", content=[{"type": "text", "text": prompt}])]
                 continue
             self._check_stuck(uses)
-            blocks = await self._run_tools([u for u in uses if u.get("name") != SUBMIT])
+            if answer.read_results is not None:  # the turn ran its reads itself (ModelTurnInput.reads)
+                self.usage.tool_calls += len(answer.read_results)
+                blocks = list(answer.read_results)
+            else:
+                blocks = await self._run_tools([u for u in uses if u.get("name") != SUBMIT])
             submit = next((u for u in uses if u.get("name") == SUBMIT), None)
             if submit is not None:
                 accepted = self._accept(submit, blocks)
@@ -164,6 +168,7 @@ class AgentLoop:
                 instructions=self.inp.instructions,
                 tools=self.inp.tools,
                 agent=self.inp.agent,
+                reads=self._read_scope(),
             ),
             ModelTurnResult,
             acts.MODEL_CALL,
@@ -174,6 +179,12 @@ class AgentLoop:
         self.usage.usage = self.usage.usage.plus(answer.usage)
         self.usage.cost_usd += answer.cost_usd
         return answer
+
+    def _read_scope(self) -> ReadScope | None:
+        """What the turn needs to run its reply's reads itself (from shape level 2; None: it does not)."""
+        if not self.shape.at_least(READS_IN_THE_TURN):
+            return None
+        return ReadScope(workspace=self.workspace, tools=sorted(t for t in READ_TOOLS if self._has_tool(t)))
 
     def _accept(self, submit: Block, blocks: list[Block]) -> AgentResult | None:
         """The validated result, or None after telling the model what was wrong with it."""

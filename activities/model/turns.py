@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities._heartbeat import heartbeats
 from activities.blobstore import BlobNotFoundError, BlobStore
+from activities.model.answers import TurnReads, read_calls
 from contracts.agents import Role
 from contracts.model import (
     CONTENT_KEY,
@@ -27,6 +28,7 @@ from contracts.model import (
     Message,
     ModelProvider,
     ModelRequest,
+    ModelResponse,
     ModelTurnInput,
     ModelTurnResult,
 )
@@ -120,10 +122,13 @@ class ModelActivities:
         context_tokens: int = 150_000,
         secrets: Sequence[str] = (),
         extra_tools: ExtraTools | None = None,
+        reads: TurnReads | None = None,
     ) -> None:
         """`prompts`: each role's system prompt and tools; `secrets`: values never to show a model
         (the worker's keys and tokens), longest first; `extra_tools`: more tool definitions for a role
-        (the operator's MCP servers' tools)."""
+        (the operator's MCP servers' tools); `reads`: how a turn runs its reply's read-only tool calls
+        (activities/model/answers.py; None: a turn asked to gets the error it deserves)."""
+        self._reads = reads
         self._blobs = blobs
         self._providers = providers
         self._prompts = prompts
@@ -164,14 +169,25 @@ class ModelActivities:
             messages=messages,
             agent=inp.agent,
         )
-        started = time.monotonic()
-        async with model_span(inp.role, inp.model) as span:
-            response = await provider.complete(request)
-            finish_model_span(span, response)
-        record_model_call(inp.role, response, time.monotonic() - started)
+        kept = await self._kept_answer(inp)
+        if kept is not None:
+            response = kept
+        else:
+            started = time.monotonic()
+            async with model_span(inp.role, inp.model) as span:
+                response = await provider.complete(request)
+                finish_model_span(span, response)
+            record_model_call(inp.role, response, time.monotonic() - started)
         content = _complete_blocks(response.content, response.stop_reason)
         messages.append(Message(role="assistant", content=content))
+        read_results = None
+        if inp.reads is not None and (calls := read_calls(content, inp.reads)) is not None:
+            reads = self._require_reads()
+            if kept is None:
+                await reads.answers.put(inp, response)  # before the reads: a retry takes it, not the model
+            read_results = await reads.run(inp, inp.reads, calls, activity.info().attempt)
         return ModelTurnResult(
+            read_results=read_results,
             transcript_key=await self._blobs.put_async(_TRANSCRIPT.dump_json(messages)),
             content=content,
             stop_reason=response.stop_reason,
@@ -180,6 +196,22 @@ class ModelActivities:
             cost_usd=response.cost_usd,
             scripted=response.scripted,
         )
+
+    def _require_reads(self) -> TurnReads:
+        if self._reads is None:
+            raise ApplicationError(
+                "this worker cannot run a turn's reads (ModelActivities without reads)", type="InvalidInput"
+            )
+        return self._reads
+
+    async def _kept_answer(self, inp: ModelTurnInput) -> ModelResponse | None:
+        """A retried turn that runs its reads: the answer its earlier attempt kept, if it got that far."""
+        if inp.reads is None or activity.info().attempt == 1:
+            return None
+        found = await self._require_reads().answers.get(inp)
+        if found is not None:
+            _log.info("model answer kept by an earlier attempt", role=inp.role, turn=inp.turn)
+        return found
 
     async def _with_contents(self, messages: list[Message]) -> list[Message]:
         """`messages` with each tool answer that travelled by key (CONTENT_KEY) read back from the blob

@@ -1,8 +1,9 @@
 """Replay histories recorded from real runs: a change that breaks determinism fails here first.
 
 Recorded by `FORGEFLOW_RECORD_HISTORY=tests/replay/histories pytest tests/e2e -k temporal_cli`
-(the demo run on the dev server). e2e-demo-8c40b70d is at shape level 1 (workflows/_shape.py: one
-marker, `run-shape-1`; the code host's quick calls as local activities). Older recordings stay, at
+(the demo run on the dev server). e2e-demo-595a5e82 is at shape level 2 (workflows/_shape.py: one
+marker, `run-shape-2`; a turn's reads inside its model turn), e2e-demo-8c40b70d at level 1
+(`run-shape-1`; the code host's quick calls as local activities). Older recordings stay, at
 level 0 (a marker per change): they replay the paths their `workflow.patched` markers do not name.
 e2e-demo-8abf5940 runs its agents inside the IssueWorkflow (`agents-in-the-run`); the older ones run
 each agent as an AgentWorkflow child (e2e-demo-781cb487: workspace tools as activities;
@@ -12,7 +13,8 @@ GitHub-native runs, by `FORGEFLOW_RECORD_HISTORY=tests/replay/histories pytest t
 GitHubEventWorkflow histories (`github-delivery-*`: a label that starts a run, a maintainer's
 `/approve`, a review that starts a round) and the two GitHub runs they started (`forgeflow-calc-*`:
 checks, ForgeflowThreads, and a run that continues a pull request; forgeflow-acme-calc-7 and -100
-are the same two with their agents inside, and the two `-shape-1` ones the same at shape level 1).
+are the same two with their agents inside, and the `-shape-1` and `-shape-2` ones the same at those
+shape levels).
 github-delivery-99201b75 and -9b56d9c5 (a label, a review) start their runs under the thread's id
 (`one-run-per-thread`); the older ones under the delivery's.
 """
@@ -52,8 +54,10 @@ def test_histories_are_checked_in() -> None:
         and not any(e.HasField("start_child_workflow_execution_initiated_event_attributes") for e in h.events)
     ]
     assert {"e2e-demo-8abf5940", "forgeflow-acme-calc-7"} <= set(inside), "no run with its agents inside"
-    newest = [n for n, h in LOADED.items() if LEVELS[-1].encode() in b"".join(_patches(h))]
-    assert {"e2e-demo-8c40b70d", "forgeflow-acme-calc-7-shape-1"} <= set(newest), "no run at the newest shape level"
+    for level, marker in enumerate(LEVELS, 1):  # every level's runs keep replaying
+        at_level = [n for n, h in LOADED.items() if marker.encode() in b"".join(_patches(h))]
+        assert any(n.startswith("e2e-demo-") for n in at_level), f"no demo run at shape level {level}"
+        assert any(n.startswith("forgeflow-acme-calc-") for n in at_level), f"no GitHub run at shape level {level}"
 
 
 def _patches(history: WorkflowHistory) -> list[bytes]:

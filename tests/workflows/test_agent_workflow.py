@@ -81,7 +81,7 @@ async def test_a_tool_that_fails_for_good_is_the_models_to_read(
 ) -> None:
     """A workspace tool is a local activity; once its retries are spent, the model reads why (the SDK
     raises a local activity's failure bare: execute_local makes it an ActivityError, as an activity's)."""
-    missing = "0" * 64  # a content key the store never had
+    missing = "sha256:" + "0" * 64  # a content key the store never had
     turns = [
         turn(tool("read_file", path="calc/lost.py")),
         turn(submit(**GOOD_CHANGE), expect=["read_file failed", missing]),
@@ -125,11 +125,11 @@ async def test_history_per_turn_stays_bounded(
     # Each turn carries one ~8 KB tool result; re-sending the transcript would make turn 31 ~30x turn 2.
     assert max(sizes[1:]) < 1.2 * min(sizes[1:])
     assert max(sizes) < 3 * len(big)
-    # The reads ran as local activities: a marker each, no activity or workflow task of their own.
+    # The reads ran inside their model turns (shape level 2): no marker, activity or workflow task of their own.
     markers = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
-    tools = [m for m in markers if m.marker_recorded_event_attributes.marker_name == "core_local_activity"]
-    assert len(tools) == 30
+    assert not [m for m in markers if m.marker_recorded_event_attributes.marker_name == "core_local_activity"]
     assert not [e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED][31:]
+    assert result.usage.tool_calls == 30
     # The whole history, not only the model turns' inputs: under 3 KB a turn although each read is ~8 KB.
     assert sum(e.ByteSize() for e in history.events) / result.usage.turns < 3 * 1024
 

@@ -1,0 +1,151 @@
+"""A model turn that runs its reply's read-only tool calls itself (activities/model/answers.py): Claude
+through the real `anthropic` client against the loopback, the tools on real git, the answers kept on
+the real local object store."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.model.answers import READ_ATTEMPTS, AnswerLedger, TurnReads, read_calls
+from activities.model.turns import ModelActivities
+from config.settings import Settings
+from contracts.agents import ModelSpec, Workspace
+from contracts.model import CONTENT_KEY, Message, ModelTurnInput, ModelTurnResult, ReadScope
+from starter.workers import model_providers, object_store, role_prompts
+from testkit.loopback.anthropic_api import AnthropicLoopback, Reply
+from testkit.tools import git
+from tests.activities.test_tools import Tools
+
+READS = ["list_files", "read_file", "search", "view_diff"]
+
+
+def call(name: str, n: int, **tool_input: Any) -> dict[str, Any]:
+    return {"type": "tool_use", "id": f"toolu_{n:02d}", "name": name, "input": tool_input}
+
+
+@pytest.mark.parametrize(
+    ("names", "scope_tools", "runs_here"),
+    [
+        (["read_file"], READS, True),
+        (["read_file", "list_files", "submit"], READS, True),  # submit is the loop's, the reads the turn's
+        (["read_file", "str_replace"], READS, False),  # a write: the loop runs the turn's calls in order
+        (["run_command"], READS, False),
+        (["read_file"], ["list_files"], False),  # a read the repository narrowed away
+        (["submit"], READS, False),  # nothing to read
+        ([], READS, False),
+    ],
+)
+def test_which_replies_the_turn_reads_for(names: list[str], scope_tools: list[str], runs_here: bool) -> None:
+    content = [{"type": "text", "text": "hm"}, *(call(name, n) for n, name in enumerate(names))]
+    scope = ReadScope(workspace=Workspace(repo="/r", base_sha="0" * 40), tools=scope_tools)
+    found = read_calls(content, scope)
+    assert (found is not None) is runs_here
+    assert read_calls(content, None) is None  # a run before shape level 2 sends no scope
+
+
+@pytest.fixture
+def api() -> Iterator[AnthropicLoopback]:
+    with AnthropicLoopback() as server:
+        yield server
+
+
+def activities(tmp_path: Path, api: AnthropicLoopback, tools: Tools) -> tuple[ModelActivities, AnswerLedger]:
+    settings = Settings.model_validate(
+        {
+            "FORGEFLOW_DATA_DIR": str(tmp_path / "data"),
+            "ANTHROPIC_API_KEY": "sk-ant-loopback-0123456789",
+            "ANTHROPIC_BASE_URL": api.base_url,
+        }
+    )
+    answers = AnswerLedger(object_store(settings))
+    model = ModelActivities(
+        tools.blobs, model_providers(settings), role_prompts(), reads=TurnReads(tools.acts.run_tool, answers)
+    )
+    return model, answers
+
+
+def turn_input(tools: Tools, scope: bool = True) -> ModelTurnInput:
+    return ModelTurnInput(
+        role="coder",
+        run_id="r",
+        invocation=0,
+        turn=0,
+        model=ModelSpec(provider="anthropic", model="claude-sonnet-4-6"),
+        new_messages=[Message(role="user", content=[{"type": "text", "text": "Look around."}])],
+        reads=ReadScope(workspace=tools.ws, tools=READS) if scope else None,
+    )
+
+
+def reply(*calls: dict[str, Any]) -> Reply:
+    return Reply(content=[{"type": "text", "text": "looking"}, *calls], usage={"input_tokens": 10, "output_tokens": 5})
+
+
+async def test_a_turn_that_only_reads_answers_its_calls_and_a_retry_does_not_ask_again(
+    sample_repo: Path, tmp_path: Path, api: AnthropicLoopback
+) -> None:
+    tools = Tools(sample_repo, tmp_path)
+    model, answers = activities(tmp_path, api, tools)
+    inp = turn_input(tools)
+    api.replies = [reply(call("list_files", 1), call("read_file", 2, path="calc/__init__.py"))]
+    first: ModelTurnResult = await ActivityEnvironment().run(model.model_turn, inp)
+    assert len(api.requests) == 1 and first.read_results is not None
+    listed, read = first.read_results
+    assert listed["tool_use_id"] == "toolu_01" and "calc/__init__.py" in listed["content"]
+    assert read["tool_use_id"] == "toolu_02" and "def add" in read["content"] and not read["is_error"]
+    assert await answers.get(inp) is not None  # kept before the reads ran
+
+    # The worker died during the reads: the next attempt takes the kept answer, and asks nothing.
+    retry = ActivityEnvironment()
+    retry.info = dataclasses.replace(retry.info, attempt=2)
+    again: ModelTurnResult = await retry.run(model.model_turn, inp)
+    assert len(api.requests) == 1
+    assert again.content == first.content and again.read_results == first.read_results
+    assert again.usage == first.usage  # the run still counts what the answer cost, once
+
+
+async def test_a_turn_that_writes_or_runs_before_level_2_leaves_the_calls_to_the_loop(
+    sample_repo: Path, tmp_path: Path, api: AnthropicLoopback
+) -> None:
+    tools = Tools(sample_repo, tmp_path)
+    model, answers = activities(tmp_path, api, tools)
+    writes = turn_input(tools)
+    api.replies = [reply(call("read_file", 1, path="calc/__init__.py"), call("write_file", 2, path="x", content="")),
+                   reply(call("read_file", 3, path="calc/__init__.py"))]  # fmt: skip
+    result: ModelTurnResult = await ActivityEnvironment().run(model.model_turn, writes)
+    assert result.read_results is None and await answers.get(writes) is None
+    older = turn_input(tools, scope=False)
+    result = await ActivityEnvironment().run(model.model_turn, older)
+    assert result.read_results is None and len(api.requests) == 2
+
+
+async def test_a_long_read_travels_by_key_and_a_failing_one_is_retried_then_the_models_to_read(
+    sample_repo: Path, tmp_path: Path, api: AnthropicLoopback
+) -> None:
+    (sample_repo / "big.txt").write_text("".join(f"line {n}: {'x' * 60}\n" for n in range(40)))
+    git(sample_repo, "add", "-A")
+    git(sample_repo, "commit", "-qm", "big")
+    tools = Tools(sample_repo, tmp_path)
+    model, _ = activities(tmp_path, api, tools)
+    api.replies = [reply(call("read_file", 1, path="big.txt"))]
+    result: ModelTurnResult = await ActivityEnvironment().run(model.model_turn, turn_input(tools))
+    assert result.read_results is not None and result.read_results[0].get(CONTENT_KEY)  # as a tool activity's would
+
+    lost = tools.ws.model_copy(update={"overlay": {"calc/lost.py": "sha256:" + "0" * 64}})  # never stored
+    inp = turn_input(tools).model_copy(update={"reads": ReadScope(workspace=lost, tools=READS)})
+    api.replies = [reply(call("read_file", 2, path="calc/lost.py"))]
+    with pytest.raises(ApplicationError) as err:  # retryable: the next attempt reads again, not the model
+        await ActivityEnvironment().run(model.model_turn, inp)
+    assert err.value.type == "BlobNotFound" and not err.value.non_retryable
+    last = ActivityEnvironment()
+    last.info = dataclasses.replace(last.info, attempt=READ_ATTEMPTS)
+    result = await last.run(model.model_turn, inp)  # the kept answer; the read's failure is the model's to read
+    assert len(api.requests) == 2 and result.read_results is not None
+    (failed,) = result.read_results
+    assert failed["is_error"] and failed["content"].startswith("read_file failed:") and "0" * 64 in failed["content"]
