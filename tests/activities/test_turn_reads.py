@@ -56,7 +56,17 @@ def api() -> Iterator[AnthropicLoopback]:
         yield server
 
 
-def activities(tmp_path: Path, api: AnthropicLoopback, tools: Tools) -> tuple[ModelActivities, AnswerLedger]:
+@dataclasses.dataclass
+class Turns:
+    """The model-turn activity as a worker builds it: Claude through the loopback, the tools on the repository."""
+
+    tools: Tools
+    model: ModelActivities
+    answers: AnswerLedger
+
+
+@pytest.fixture
+def turns(sample_repo: Path, tmp_path: Path, api: AnthropicLoopback) -> Turns:
     settings = Settings.model_validate(
         {
             "FORGEFLOW_DATA_DIR": str(tmp_path / "data"),
@@ -64,11 +74,19 @@ def activities(tmp_path: Path, api: AnthropicLoopback, tools: Tools) -> tuple[Mo
             "ANTHROPIC_BASE_URL": api.base_url,
         }
     )
+    tools = Tools(sample_repo, tmp_path)
     answers = AnswerLedger(object_store(settings))
     model = ModelActivities(
         tools.blobs, model_providers(settings), role_prompts(), reads=TurnReads(tools.acts.run_tool, answers)
     )
-    return model, answers
+    return Turns(tools, model, answers)
+
+
+def attempt(n: int) -> ActivityEnvironment:
+    """An activity environment whose activity runs in attempt `n` (an earlier one was lost)."""
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, attempt=n)
+    return env
 
 
 def turn_input(tools: Tools, scope: bool = True) -> ModelTurnInput:
@@ -88,11 +106,10 @@ def reply(*calls: dict[str, Any]) -> Reply:
 
 
 async def test_a_turn_that_only_reads_answers_its_calls_and_a_retry_does_not_ask_again(
-    sample_repo: Path, tmp_path: Path, api: AnthropicLoopback
+    turns: Turns, api: AnthropicLoopback
 ) -> None:
-    tools = Tools(sample_repo, tmp_path)
-    model, answers = activities(tmp_path, api, tools)
-    inp = turn_input(tools)
+    model, answers = turns.model, turns.answers
+    inp = turn_input(turns.tools)
     api.replies = [reply(call("list_files", 1), call("read_file", 2, path="calc/__init__.py"))]
     first: ModelTurnResult = await ActivityEnvironment().run(model.model_turn, inp)
     assert len(api.requests) == 1 and first.read_results is not None
@@ -102,19 +119,16 @@ async def test_a_turn_that_only_reads_answers_its_calls_and_a_retry_does_not_ask
     assert await answers.get(inp) is not None  # kept before the reads ran
 
     # The worker died during the reads: the next attempt takes the kept answer, and asks nothing.
-    retry = ActivityEnvironment()
-    retry.info = dataclasses.replace(retry.info, attempt=2)
-    again: ModelTurnResult = await retry.run(model.model_turn, inp)
+    again: ModelTurnResult = await attempt(2).run(model.model_turn, inp)
     assert len(api.requests) == 1
     assert again.content == first.content and again.read_results == first.read_results
     assert again.usage == first.usage  # the run still counts what the answer cost, once
 
 
 async def test_a_turn_that_writes_or_runs_before_level_2_leaves_the_calls_to_the_loop(
-    sample_repo: Path, tmp_path: Path, api: AnthropicLoopback
+    turns: Turns, api: AnthropicLoopback
 ) -> None:
-    tools = Tools(sample_repo, tmp_path)
-    model, answers = activities(tmp_path, api, tools)
+    model, answers, tools = turns.model, turns.answers, turns.tools
     writes = turn_input(tools)
     api.replies = [reply(call("read_file", 1, path="calc/__init__.py"), call("write_file", 2, path="x", content="")),
                    reply(call("read_file", 3, path="calc/__init__.py"))]  # fmt: skip
@@ -126,13 +140,13 @@ async def test_a_turn_that_writes_or_runs_before_level_2_leaves_the_calls_to_the
 
 
 async def test_a_long_read_travels_by_key_and_a_failing_one_is_retried_then_the_models_to_read(
-    sample_repo: Path, tmp_path: Path, api: AnthropicLoopback
+    turns: Turns, sample_repo: Path, api: AnthropicLoopback
 ) -> None:
     (sample_repo / "big.txt").write_text("".join(f"line {n}: {'x' * 60}\n" for n in range(40)))
     git(sample_repo, "add", "-A")
     git(sample_repo, "commit", "-qm", "big")
-    tools = Tools(sample_repo, tmp_path)
-    model, _ = activities(tmp_path, api, tools)
+    tools, model = turns.tools, turns.model
+    tools.rebase(sample_repo)
     api.replies = [reply(call("read_file", 1, path="big.txt"))]
     result: ModelTurnResult = await ActivityEnvironment().run(model.model_turn, turn_input(tools))
     assert result.read_results is not None and result.read_results[0].get(CONTENT_KEY)  # as a tool activity's would
@@ -143,9 +157,9 @@ async def test_a_long_read_travels_by_key_and_a_failing_one_is_retried_then_the_
     with pytest.raises(ApplicationError) as err:  # retryable: the next attempt reads again, not the model
         await ActivityEnvironment().run(model.model_turn, inp)
     assert err.value.type == "BlobNotFound" and not err.value.non_retryable
-    last = ActivityEnvironment()
-    last.info = dataclasses.replace(last.info, attempt=READ_ATTEMPTS)
-    result = await last.run(model.model_turn, inp)  # the kept answer; the read's failure is the model's to read
+    result = await attempt(READ_ATTEMPTS).run(
+        model.model_turn, inp
+    )  # the kept answer; the read's failure is the model's to read
     assert len(api.requests) == 2 and result.read_results is not None
     (failed,) = result.read_results
     assert failed["is_error"] and failed["content"].startswith("read_file failed:") and "0" * 64 in failed["content"]
