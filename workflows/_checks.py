@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.run import IssueInput, Outcome
     from policy.checks import conclusion
     from workflows import activity_calls as acts
-    from workflows._shape import CHECKS, LOCAL_HOST_CALLS, Shape
+    from workflows._shape import CHECKS, Shape
 
 
 class StageChecks:
@@ -81,11 +81,7 @@ class StageChecks:
         )
         try:
             await acts.host_call(
-                acts.REPORT_STAGE,
-                req,
-                PostedResult,
-                summary=f"check {status} on {head[:12]}",
-                local=self._shape.at_least(LOCAL_HOST_CALLS),
+                acts.REPORT_STAGE, req, PostedResult, self._shape, summary=f"check {status} on {head[:12]}"
             )
         except ActivityError as err:
             if is_cancelled_exception(err):

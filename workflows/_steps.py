@@ -51,7 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from roles.spec import StepKind
     from workflows import _metrics
     from workflows import activity_calls as acts
-    from workflows._shape import AGENTS_IN_THE_RUN, LOCAL_HOST_CALLS, TEST_SUMMARY, Shape
+    from workflows._shape import AGENTS_IN_THE_RUN, TEST_SUMMARY, Shape
     from workflows.agent import AgentFailedError, AgentLoop
 
 T = TypeVar("T")
@@ -406,8 +406,7 @@ class Steps:
         )
 
     async def _host(self, activity: str, arg: object, result_type: type[T], summary: str) -> T:
-        local = self.shape.at_least(LOCAL_HOST_CALLS)
-        return await acts.host_call(activity, arg, result_type, summary=summary, local=local)
+        return await acts.host_call(activity, arg, result_type, self.shape, summary=summary)
 
     def _model_for(self, role: Role, repository_choice: str | None = None) -> ModelSpec:
         """The run's override for this agent, else the repository's choice, else the role's own default,

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.commands import CommandResult, RunCommandInput
     from contracts.testing import RunTestsInput, TestReport
     from policy.worker_loss import schedule_again
+    from workflows._shape import LOCAL_HOST_CALLS, Shape
 
 T = TypeVar("T")
 
@@ -181,9 +182,10 @@ async def execute_local(
 QUICK_HOST_CALLS = frozenset({FETCH_TASK, POST_COMMENT, POST_REVIEW, REPORT_STAGE})
 
 
-async def host_call(name: str, arg: object, result_type: type[T], *, summary: str, local: bool) -> T:
-    """A call to the code host: a local activity when `local` and it is one of QUICK_HOST_CALLS."""
-    if local and name in QUICK_HOST_CALLS:
+async def host_call(name: str, arg: object, result_type: type[T], shape: Shape, *, summary: str) -> T:
+    """A call to the code host: a local activity when it is one of QUICK_HOST_CALLS and the run's
+    `shape` is level 1 or above."""
+    if name in QUICK_HOST_CALLS and shape.at_least(LOCAL_HOST_CALLS):
         return await execute_local(name, arg, result_type, HOST_CALL, summary=summary)
     return await execute(name, arg, result_type, HOST_CALL, summary=summary)
 

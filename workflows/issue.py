@@ -356,8 +356,7 @@ class IssueWorkflow:
             base_ref=inp.base_ref,
             trust_any_author=inp.trust_any_author,
         )
-        local = self._shape.at_least(LOCAL_HOST_CALLS)
-        return await acts.host_call(acts.FETCH_TASK, req, TaskSpec, summary=f"fetch task from {inp.repo}", local=local)
+        return await acts.host_call(acts.FETCH_TASK, req, TaskSpec, self._shape, summary=f"fetch task from {inp.repo}")
 
     @staticmethod
     def _model_spec(inp: IssueInput) -> ModelSpec:
