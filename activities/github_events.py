@@ -7,15 +7,17 @@ the gate's answer is a `decide` update sent under the delivery's id, which Tempo
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from temporalio import activity
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities._heartbeat import heartbeats
-from activities.codehost.github import WRITE_PERMISSIONS, GitHubHost
 from contracts import api, search
 from contracts.github_events import (
+    WRITE_PERMISSIONS,
     AccessInput,
     AccessResult,
     FindRunInput,
@@ -26,6 +28,9 @@ from contracts.github_events import (
     ReviewCommentsInput,
 )
 from contracts.run import GateDecision, HumanReviewComment
+
+if TYPE_CHECKING:  # githubkit is imported only by a worker that has GitHub settings (starter/workers.py)
+    from activities.codehost.github import GitHubHost
 
 
 class GitHubEventActivities:

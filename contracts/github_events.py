@@ -92,6 +92,10 @@ class AccessInput(BaseModel):
     login: str
 
 
+# The permissions (AccessResult.permission) that let a person act on a run.
+WRITE_PERMISSIONS = ("admin", "maintain", "write")
+
+
 class AccessResult(BaseModel):
     permission: str = Field(description="GitHub's answer: admin, maintain, write, triage, read or none.")
     can_write: bool

@@ -12,12 +12,17 @@ import base64
 import json
 import os
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+# cryptography is imported where a key is used, not with this module: its bindings are 6 MB of every
+# process's memory (a worker's, the CLI's), and most deployments run without a key ring.
 
 ENCODING = b"binary/encrypted"
 CIPHER = b"AES-256-GCM"
@@ -32,6 +37,8 @@ class CodecError(ValueError):
 
 def new_key() -> str:
     """A fresh 256-bit key, base64 (what FORGEFLOW_CODEC_KEYS holds)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     return base64.b64encode(AESGCM.generate_key(bit_length=256)).decode()
 
 
@@ -59,7 +66,9 @@ class AesGcmCodec(PayloadCodec):
     def __init__(self, keys: Mapping[str, bytes], active: str | None = None) -> None:
         if not keys:
             raise CodecError("the codec needs at least one key")
-        self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.items()}
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        self._ciphers: dict[str, AESGCM] = {key_id: AESGCM(key) for key_id, key in keys.items()}
         self.active = active or next(iter(keys))
         if self.active not in self._ciphers:
             raise CodecError(f"the active codec key {self.active!r} is not in the key ring")
@@ -96,6 +105,8 @@ class AesGcmCodec(PayloadCodec):
         if len(payload.data) < NONCE_BYTES + TAG_BYTES:
             raise CodecError(f"payload is {len(payload.data)} bytes, too short to hold a nonce and a tag")
         nonce, sealed = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
+        from cryptography.exceptions import InvalidTag  # imported already, with AESGCM
+
         try:
             plain = cipher.decrypt(nonce, sealed, key_id.encode())
         except InvalidTag:

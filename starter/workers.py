@@ -25,15 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import structlog
-from githubkit import AppInstallationAuthStrategy, GitHub
-from githubkit.cache import MemCacheStrategy
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.blobstore import BlobStore
 from activities.codehost._commit_cache import CommitCache
-from activities.codehost.github import GitHubHost
 from activities.codehost.host import CodeHostActivities, CodeHosts
 from activities.codehost.local import LocalGitHost
 from activities.eval import EvalActivities
@@ -63,6 +60,9 @@ from workflows.github_event import GitHubEventWorkflow
 from workflows.issue import IssueWorkflow
 
 if TYPE_CHECKING:
+    from githubkit import AppInstallationAuthStrategy
+
+    from activities.codehost.github import GitHubHost
     from activities.mcp import McpServers
     from activities.sandbox.run_tests import SandboxConfig
 
@@ -307,6 +307,13 @@ def github_host(settings: Settings, blobs: BlobStore | None = None) -> GitHubHos
     auth = github_auth(settings)
     if auth is None:
         return None
+    # Imported only here, as anthropic is: githubkit is 18 MB of a worker's memory, which a worker
+    # without GitHub settings (local repositories, the demo, the sandbox queue) never needs.
+    from githubkit import AppInstallationAuthStrategy, GitHub
+    from githubkit.cache import MemCacheStrategy
+
+    from activities.codehost.github import GitHubHost
+
     # Its own cache of installation tokens: githubkit's default is one per process, keyed by app and
     # installation but not by API URL, so two clients (two GitHub servers, or two tests) would share tokens.
     client: GitHub[Any] = GitHub(
@@ -320,6 +327,8 @@ def github_host(settings: Settings, blobs: BlobStore | None = None) -> GitHubHos
 def github_auth(settings: Settings) -> AppInstallationAuthStrategy | str | None:
     app = (settings.github_app_id, settings.github_app_installation_id, settings.github_app_private_key)
     if all(part is not None for part in app):
+        from githubkit import AppInstallationAuthStrategy
+
         assert settings.github_app_private_key is not None and settings.github_app_installation_id is not None
         key = settings.github_app_private_key.get_secret_value()
         if not key.lstrip().startswith("-----BEGIN"):

@@ -36,7 +36,7 @@ from contracts.codehost import (
     ReportStageInput,
     TaskSpec,
 )
-from contracts.github_events import Reaction
+from contracts.github_events import WRITE_PERMISSIONS, Reaction
 from contracts.repo import RepoRef
 from contracts.run import HumanReviewComment
 from policy import checks as checks_policy
@@ -45,8 +45,6 @@ from policy.host_rules import mapping_ref
 from policy.paths import UnsafePathError, repo_path
 from policy.retry import classify_github
 from policy.untrusted import bound
-
-WRITE_PERMISSIONS = ("admin", "maintain", "write")
 
 
 def to_error(err: RequestFailed, what: str) -> ApplicationError:
