@@ -42,6 +42,12 @@ class ReadScope(BaseModel):
 
     workspace: Workspace
     tools: list[str]
+    into_transcript: bool = Field(
+        default=False,
+        description="Append the results to the stored transcript as the next user message, and return only "
+        "their number (ModelTurnResult.reads_in_transcript), so no result is in history; False: return them "
+        "(ModelTurnResult.read_results), for the loop to send back in the next turn's new_messages.",
+    )
 
 
 class ModelTurnInput(BaseModel):
@@ -49,7 +55,9 @@ class ModelTurnInput(BaseModel):
 
     The activity loads the transcript from the blob store, appends `new_messages`, calls the model,
     appends its answer and stores the result under a new key — so each turn adds a bounded amount
-    to workflow history instead of re-sending the whole conversation.
+    to workflow history instead of re-sending the whole conversation. When the transcript ends with a
+    user message (the results of the turn's reads, ReadScope.into_transcript), a first new message of
+    the user's joins it: the model reads one user message after each of its own.
     """
 
     model_config = DURABLE
@@ -78,6 +86,11 @@ class ModelTurnResult(BaseModel):
     scripted: bool = False
     read_results: list[Block] | None = Field(
         default=None, description="The tool_result blocks of the reply's calls, run here (ModelTurnInput.reads)."
+    )
+    reads_in_transcript: int = Field(
+        default=0,
+        description="How many of the reply's calls ran here with their results put in the transcript, as its "
+        "last (user) message (ReadScope.into_transcript); the next turn's new_messages join that message.",
     )
 
     def tool_uses(self) -> list[Block]:

@@ -36,10 +36,15 @@ LEVELS = (
     # 2: a turn whose tool calls only read the workspace has them run by its model-turn activity
     #    (ModelTurnInput.reads), not one local activity each.
     "run-shape-2",
+    # 3: those reads' results go into the transcript the turn stores, not back into history: the
+    #    workflow learns how many ran (ModelTurnResult.reads_in_transcript), and the next turn's
+    #    input carries only what the loop itself adds (ReadScope.into_transcript).
+    "run-shape-3",
 )
 LOCAL_HOST_CALLS = 1
 LOCAL_CALL_FAILURES = 1
 READS_IN_THE_TURN = 2
+READS_IN_THE_TRANSCRIPT = 3
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from roles.tools import MAX_COMMAND_SECONDS, RESEARCH, RUN_COMMAND, RUN_TESTS, SUBMIT
     from workflows import activity_calls as acts
     from workflows._agent_header import CURRENT_AGENT
-    from workflows._shape import LOCAL_CALL_FAILURES, LOCAL_TOOLS, READS_IN_THE_TURN, Shape
+    from workflows._shape import LOCAL_CALL_FAILURES, LOCAL_TOOLS, READS_IN_THE_TRANSCRIPT, READS_IN_THE_TURN, Shape
 
 MAX_INVALID_SUBMISSIONS = 3
 NUDGE = "Use the tools to make progress, and call `submit` with your result when done."
@@ -115,6 +115,9 @@ class AgentLoop:
             if answer.read_results is not None:  # the turn ran its reads itself (ModelTurnInput.reads)
                 self.usage.tool_calls += len(answer.read_results)
                 blocks = list(answer.read_results)
+            elif answer.reads_in_transcript:  # ... and put their results in the transcript (ReadScope)
+                self.usage.tool_calls += answer.reads_in_transcript
+                blocks = []
             else:
                 blocks = await self._run_tools([u for u in uses if u.get("name") != SUBMIT])
             submit = next((u for u in uses if u.get("name") == SUBMIT), None)
@@ -122,7 +125,7 @@ class AgentLoop:
                 accepted = self._accept(submit, blocks)
                 if accepted is not None:
                     return accepted
-            pending = [Message(role="user", content=blocks)]
+            pending = [Message(role="user", content=blocks)] if blocks else []
         raise self._failure(
             f"{self.inp.role} did not submit a result within its budget of {self.inp.max_turns} turns",
             "AgentTurnBudgetExceeded",
@@ -181,10 +184,15 @@ class AgentLoop:
         return answer
 
     def _read_scope(self) -> ReadScope | None:
-        """What the turn needs to run its reply's reads itself (from shape level 2; None: it does not)."""
+        """What the turn needs to run its reply's reads itself (from shape level 2; None: it does not), and
+        from level 3 to put their results in its transcript rather than return them."""
         if not self.shape.at_least(READS_IN_THE_TURN):
             return None
-        return ReadScope(workspace=self.workspace, tools=sorted(t for t in READ_TOOLS if self._has_tool(t)))
+        return ReadScope(
+            workspace=self.workspace,
+            tools=sorted(t for t in READ_TOOLS if self._has_tool(t)),
+            into_transcript=self.shape.at_least(READS_IN_THE_TRANSCRIPT),
+        )
 
     def _accept(self, submit: Block, blocks: list[Block]) -> AgentResult | None:
         """The validated result, or None after telling the model what was wrong with it."""

@@ -69,6 +69,15 @@ def _redacted_block(block: Block, secrets: Sequence[str]) -> Block:
     return block
 
 
+def joined(transcript: list[Message], new: list[Message]) -> list[Message]:
+    """`new` after `transcript`, a first user message joining a transcript that ends with one (the
+    results of a turn's reads, ReadScope.into_transcript), so user and assistant still take turns."""
+    if transcript and new and transcript[-1].role == new[0].role == "user":
+        last = Message(role="user", content=[*transcript[-1].content, *new[0].content])
+        return [*transcript[:-1], last, *new[1:]]
+    return [*transcript, *new]
+
+
 def redacted(messages: list[Message], secrets: Sequence[str]) -> list[Message]:
     """What the model may read of new messages: the same blocks with secrets taken out of their text."""
     return [Message(role=m.role, content=[_redacted_block(b, secrets) for b in m.content]) for m in messages]
@@ -149,7 +158,7 @@ class ModelActivities:
                 non_retryable=True,
             )
         new_messages = await self._with_contents(inp.new_messages)
-        messages = [*await self._load(inp.transcript_key), *redacted(new_messages, self._secrets)]
+        messages = joined(await self._load(inp.transcript_key), redacted(new_messages, self._secrets))
         compacted = compact(messages, self._context_tokens)
         if compacted is not None:
             _log.info("conversation compacted", role=inp.role, before=len(messages), after=len(compacted))
@@ -180,14 +189,19 @@ class ModelActivities:
             record_model_call(inp.role, response, time.monotonic() - started)
         content = _complete_blocks(response.content, response.stop_reason)
         messages.append(Message(role="assistant", content=content))
-        read_results = None
+        read_results, in_transcript = None, 0
         if inp.reads is not None and (calls := read_calls(content, inp.reads)) is not None:
             reads = self._require_reads()
             if kept is None:
                 await reads.answers.put(inp, response)  # before the reads: a retry takes it, not the model
             read_results = await reads.run(inp, inp.reads, calls, activity.info().attempt)
+            if inp.reads.into_transcript:
+                answered = await self._with_contents([Message(role="user", content=read_results)])
+                messages.extend(redacted(answered, self._secrets))
+                read_results, in_transcript = None, len(calls)
         return ModelTurnResult(
             read_results=read_results,
+            reads_in_transcript=in_transcript,
             transcript_key=await self._blobs.put_async(_TRANSCRIPT.dump_json(messages)),
             content=content,
             stop_reason=response.stop_reason,

@@ -5,6 +5,7 @@ the real local object store."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.model.answers import READ_ATTEMPTS, AnswerLedger, TurnReads, read_calls
-from activities.model.turns import ModelActivities
+from activities.model.turns import ModelActivities, joined
 from config.settings import Settings
 from contracts.agents import ModelSpec, Workspace
 from contracts.model import CONTENT_KEY, Message, ModelTurnInput, ModelTurnResult, ReadScope
@@ -63,6 +64,7 @@ class Turns:
     tools: Tools
     model: ModelActivities
     answers: AnswerLedger
+    settings: Settings
 
 
 @pytest.fixture
@@ -79,7 +81,7 @@ def turns(sample_repo: Path, tmp_path: Path, api: AnthropicLoopback) -> Turns:
     model = ModelActivities(
         tools.blobs, model_providers(settings), role_prompts(), reads=TurnReads(tools.acts.run_tool, answers)
     )
-    return Turns(tools, model, answers)
+    return Turns(tools, model, answers, settings)
 
 
 def attempt(n: int) -> ActivityEnvironment:
@@ -163,3 +165,59 @@ async def test_a_long_read_travels_by_key_and_a_failing_one_is_retried_then_the_
     assert len(api.requests) == 2 and result.read_results is not None
     (failed,) = result.read_results
     assert failed["is_error"] and failed["content"].startswith("read_file failed:") and "0" * 64 in failed["content"]
+
+
+@pytest.mark.parametrize(
+    ("transcript", "new", "roles", "last_user_blocks"),
+    [
+        ([], ["user"], ["user"], 1),
+        (["user", "assistant"], ["user"], ["user", "assistant", "user"], 1),
+        (["user", "assistant", "user"], ["user"], ["user", "assistant", "user"], 2),  # reads + the loop's answer
+        (["user", "assistant", "user"], [], ["user", "assistant", "user"], 1),  # a turn that only read
+    ],
+)
+def test_a_first_new_user_message_joins_a_transcript_ending_with_one(
+    transcript: list[str], new: list[str], roles: list[str], last_user_blocks: int
+) -> None:
+    def messages(kinds: list[str], text: str) -> list[Message]:
+        return [Message(role=kind, content=[{"type": "text", "text": f"{text}{n}"}]) for n, kind in enumerate(kinds)]  # type: ignore[arg-type]
+
+    out = joined(messages(transcript, "old"), messages(new, "new"))
+    assert [m.role for m in out] == roles
+    assert len(out[-1].content) == last_user_blocks
+
+
+def into_transcript(inp: ModelTurnInput) -> ModelTurnInput:
+    assert inp.reads is not None
+    return inp.model_copy(update={"reads": inp.reads.model_copy(update={"into_transcript": True})})
+
+
+async def test_reads_put_in_the_transcript_are_whole_and_redacted_and_not_returned(
+    turns: Turns, sample_repo: Path, api: AnthropicLoopback
+) -> None:
+    secret = "worker-secret-0123456789abcdef"
+    (sample_repo / "big.txt").write_text("".join(f"line {n}: {'x' * 60}\n" for n in range(40)) + f"{secret}\n")
+    git(sample_repo, "add", "-A")
+    git(sample_repo, "commit", "-qm", "big")
+    tools = turns.tools
+    tools.rebase(sample_repo)
+    model = ModelActivities(
+        tools.blobs, model_providers(turns.settings), role_prompts(), secrets=[secret],
+        reads=TurnReads(tools.acts.run_tool, turns.answers),
+    )  # fmt: skip
+    inp = into_transcript(turn_input(tools))
+    api.replies = [reply(call("read_file", 1, path="big.txt"), call("list_files", 2))]
+    result: ModelTurnResult = await ActivityEnvironment().run(model.model_turn, inp)
+    assert result.read_results is None and result.reads_in_transcript == 2
+    assert "line 39" not in result.model_dump_json()  # the workflow gets a count, not the text
+
+    stored = [Message.model_validate(m) for m in json.loads(await tools.blobs.get_async(result.transcript_key))]
+    assert [m.role for m in stored] == ["user", "assistant", "user"]
+    read, listed = stored[-1].content
+    assert read["tool_use_id"] == "toolu_01" and CONTENT_KEY not in read  # the whole text, not the key a tool gives
+    assert "line 39" in read["content"] and secret not in read["content"]
+    assert listed["tool_use_id"] == "toolu_02" and "big.txt" in listed["content"]
+
+    # A retry (the worker died during the reads) takes the kept answer and stores the same transcript.
+    again: ModelTurnResult = await attempt(2).run(model.model_turn, inp)
+    assert len(api.requests) == 1 and again.transcript_key == result.transcript_key

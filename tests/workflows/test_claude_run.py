@@ -97,3 +97,55 @@ async def test_each_agent_can_have_its_own_model(time_skipping_env: WorkflowEnvi
             )
     assert result.outcome == Outcome.PLANNED
     assert {r.body["model"] for r in api.requests} == {"claude-opus-4-7"}
+
+
+def _use(n: int, name: str, **tool_input: object) -> dict[str, object]:
+    return {"type": "tool_use", "id": f"toolu_r{n}", "name": name, "input": tool_input}
+
+
+async def test_a_turns_reads_reach_the_model_but_not_history(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """From shape level 3 a turn that only reads puts the results in its transcript: the model reads them
+    in the user message after its call (with what the loop adds, such as a rejected submission, in the
+    same message), and the run's history holds none of them."""
+    repo = create_sample_repo(tmp_path / "textkit")
+    secret = "marker-" + uuid.uuid4().hex  # in the file only: wherever it is found, a read put it there
+    (repo / "NOTES.md").write_text(f"Notes for the planner: {secret}\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "notes")
+    plan = {"summary": "s", "tasks": [{"id": "t1", "title": "t", "files": ["NOTES.md"]}], "risks": [],
+            "test_strategy": "t"}  # fmt: skip
+    queue = f"claude-reads-{uuid.uuid4().hex[:6]}"
+    with AnthropicLoopback() as api:
+        api.replies = [
+            Reply(content=[_use(1, "list_files"), _use(2, "read_file", path="NOTES.md")]),
+            Reply(content=[_use(3, "search", pattern="Notes for"), _use(4, "submit", tasks="not a list")]),
+            Reply(content=[_use(5, "submit", **plan)]),
+        ]
+        settings = claude_settings(tmp_path, queue, api)
+        (worker,) = build_workers(time_skipping_env.client, settings, [queue])
+        async with worker:
+            run_id = f"claude-reads-{uuid.uuid4().hex[:6]}"
+            result = await time_skipping_env.client.execute_workflow(
+                "IssueWorkflow",
+                {"repo": str(repo), "spec_content": SPEC.read_text(), "mode": "plan"},
+                id=run_id,
+                task_queue=queue,
+                result_type=IssueResult,
+            )
+            history = await time_skipping_env.client.get_workflow_handle(run_id).fetch_history()
+    assert result.outcome == Outcome.PLANNED
+    assert result.state.usage.by_agent["planner"].tool_calls == 3
+
+    second, third = (r.body["messages"] for r in api.requests[1:])
+    assert [m["role"] for m in third] == ["user", "assistant", "user", "assistant", "user"]  # still taking turns
+    after_reads = second[-1]["content"]
+    assert [b["tool_use_id"] for b in after_reads] == ["toolu_r1", "toolu_r2"]
+    assert "NOTES.md" in after_reads[0]["content"] and secret in after_reads[1]["content"]
+    searched, rejected = third[-1]["content"]  # the turn's read and the loop's answer to its submit: one message
+    assert searched["tool_use_id"] == "toolu_r3" and secret in searched["content"]
+    assert rejected["tool_use_id"] == "toolu_r4" and rejected["is_error"]
+
+    recorded = b"".join(event.SerializeToString() for event in history.events)
+    assert secret.encode() not in recorded  # neither as a turn's result nor in the next turn's input
