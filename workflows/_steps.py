@@ -251,7 +251,7 @@ class Steps:
                     run_id=workflow.info().workflow_id,
                     invocation=n,
                     brief=brief,
-                    workspace=Workspace(repo=self.inp.repo, base_sha=base, origin_sha=self.task.base_sha),
+                    workspace=self._workspace(base),
                     commit_sha=commit_sha or base,
                     model=self._model_for(role, shaped.model),
                 ),
@@ -267,7 +267,7 @@ class Steps:
             run_id=workflow.info().workflow_id,
             invocation=n,
             brief=brief,
-            workspace=Workspace(repo=self.inp.repo, base_sha=base, origin_sha=self.task.base_sha),
+            workspace=self._workspace(base),
             commit_sha=commit_sha,
             commit_tree=self.trees.get(commit_sha),
             test_command=self.inp.test_command,
@@ -407,6 +407,12 @@ class Steps:
 
     async def _host(self, activity: str, arg: object, result_type: type[T], summary: str) -> T:
         return await acts.host_call(activity, arg, result_type, self.shape, summary=summary)
+
+    def _workspace(self, base: str) -> Workspace:
+        """An agent's workspace on `base`; where the run started only when elsewhere (None: at `base`),
+        as every model turn's input carries it."""
+        origin = self.task.base_sha if self.task.base_sha != base else None
+        return Workspace(repo=self.inp.repo, base_sha=base, origin_sha=origin)
 
     def _model_for(self, role: Role, repository_choice: str | None = None) -> ModelSpec:
         """The run's override for this agent, else the repository's choice, else the role's own default,
