@@ -559,6 +559,12 @@ class ToolActivities:
     @activity.defn(name="run_tool")
     @heartbeats  # a search or a first read of a commit (an archive download) can take seconds
     async def run_tool(self, call: ToolCallInput) -> ToolCallResult:
+        return await self.answer(call)
+
+    async def answer(self, call: ToolCallInput, *, by_key: bool = True) -> ToolCallResult:
+        """The tool's answer; `by_key`: one longer than INLINE_RESULT_BYTES goes to the blob store and
+        travels by key (as an activity's result must), else it is whole in `content` (a model turn that
+        puts it in its transcript, which is stored whole anyway)."""
         tool = TOOLS.get(call.name)
         if tool is None:
             return ToolCallResult(tool_use_id=call.tool_use_id, content=f"unknown tool {call.name!r}", is_error=True)
@@ -578,7 +584,10 @@ class ToolActivities:
                 return ToolCallResult(tool_use_id=call.tool_use_id, content=f"missing argument {err}", is_error=True)
             # Token-shaped strings go here already, so they are not in history either (the model turn
             # takes out the worker's own secrets and these shapes again).
-            return await self._answer(call, redact(_clip(content)), view.updates)
+            content = redact(_clip(content))
+            if not by_key:
+                return ToolCallResult(tool_use_id=call.tool_use_id, content=content, overlay_updates=view.updates)
+            return await self._answer(call, content, view.updates)
 
     async def _answer(self, call: ToolCallInput, content: str, updates: dict[str, str | None]) -> ToolCallResult:
         """The result; an answer longer than INLINE_RESULT_BYTES goes to the blob store, and travels by key."""

@@ -130,7 +130,7 @@ def build_workers(
             settings.context_tokens,
             secrets=worker_secrets(settings),
             extra_tools=None if mcp is None else mcp_tool_definitions(mcp),
-            reads=TurnReads(tools.run_tool, AnswerLedger(store)),
+            reads=TurnReads(tools.answer, AnswerLedger(store)),
         )
         host = CodeHostActivities(hosts, TreeArchives(store))
         research = research_activities(settings, store, mcp)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import Protocol
 
 from temporalio.exceptions import ApplicationError
 
@@ -22,7 +23,13 @@ from contracts.model import Block, ModelResponse, ModelTurnInput, ReadScope, res
 from contracts.tools import READ_TOOLS, ToolCallInput, ToolCallResult
 from storage.store import ObjectMissing, ObjectStore
 
-RunTool = Callable[[ToolCallInput], Awaitable[ToolCallResult]]
+
+class RunTool(Protocol):
+    """A workspace tool's answer (ToolActivities.answer): by key when long, or whole (`by_key=False`)."""
+
+    def __call__(self, call: ToolCallInput, *, by_key: bool = True) -> Awaitable[ToolCallResult]: ...
+
+
 # A read that keeps failing (the store or git unreachable) fails the turn, whose retry reads again from
 # the kept answer, until the turn's attempt READ_ATTEMPTS: then the model reads why, as it does when a
 # workspace tool's own retries (workflows/activity_calls.TOOL_RETRY, 3 attempts) are spent.
@@ -64,7 +71,7 @@ def read_calls(content: list[Block], scope: ReadScope | None) -> list[Block] | N
 
 @dataclass(frozen=True)
 class TurnReads:
-    """How a model turn runs its reply's reads: the workspace tool (ToolActivities.run_tool), and the
+    """How a model turn runs its reply's reads: the workspace tool (ToolActivities.answer), and the
     ledger its answer is kept in first."""
 
     run_tool: RunTool
@@ -81,7 +88,7 @@ class TurnReads:
                 workspace=scope.workspace,
             )  # fmt: skip
             try:
-                result = await self.run_tool(req)
+                result = await self.run_tool(req, by_key=not scope.into_transcript)
             except ApplicationError as err:
                 if not err.non_retryable and attempt < READ_ATTEMPTS:
                     raise

@@ -7,6 +7,7 @@ token-shaped string before they are stored or sent.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -31,6 +32,7 @@ from contracts.model import (
     ModelResponse,
     ModelTurnInput,
     ModelTurnResult,
+    ReadScope,
 )
 from policy.compaction import compact
 from policy.redact import redact
@@ -191,13 +193,9 @@ class ModelActivities:
         messages.append(Message(role="assistant", content=content))
         read_results, in_transcript = None, 0
         if inp.reads is not None and (calls := read_calls(content, inp.reads)) is not None:
-            reads = self._require_reads()
-            if kept is None:
-                await reads.answers.put(inp, response)  # before the reads: a retry takes it, not the model
-            read_results = await reads.run(inp, inp.reads, calls, activity.info().attempt)
-            if inp.reads.into_transcript:
-                answered = await self._with_contents([Message(role="user", content=read_results)])
-                messages.extend(redacted(answered, self._secrets))
+            read_results = await self._run_reads(inp, inp.reads, calls, None if kept is not None else response)
+            if inp.reads.into_transcript:  # each result whole (ToolActivities.answer, by_key=False)
+                messages.append(redacted([Message(role="user", content=read_results)], self._secrets)[0])
                 read_results, in_transcript = None, len(calls)
         return ModelTurnResult(
             read_results=read_results,
@@ -210,6 +208,24 @@ class ModelActivities:
             cost_usd=response.cost_usd,
             scripted=response.scripted,
         )
+
+    async def _run_reads(
+        self, inp: ModelTurnInput, scope: ReadScope, calls: list[Block], new_answer: ModelResponse | None
+    ) -> list[Block]:
+        """The results of the reply's reads; a `new_answer` is kept while they run, so that a retry takes
+        it instead of asking the model again (one that keeps failing is the model's to read, READ_ATTEMPTS)."""
+        reads = self._require_reads()
+        running = reads.run(inp, scope, calls, activity.info().attempt)
+        if new_answer is None:
+            return await running
+        # Side by side: the answer is kept when its write ends, whichever ends first; neither is left
+        # running when the turn fails, so a retry finds the answer if it was kept at all.
+        kept, results = await asyncio.gather(reads.answers.put(inp, new_answer), running, return_exceptions=True)
+        for outcome in (kept, results):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        assert isinstance(results, list)
+        return results
 
     def _require_reads(self) -> TurnReads:
         if self._reads is None:

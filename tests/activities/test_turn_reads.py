@@ -14,11 +14,13 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.blobstore import BlobNotFoundError, BlobStore
 from activities.model.answers import READ_ATTEMPTS, AnswerLedger, TurnReads, read_calls
 from activities.model.turns import ModelActivities, joined
 from config.settings import Settings
 from contracts.agents import ModelSpec, Workspace
 from contracts.model import CONTENT_KEY, Message, ModelTurnInput, ModelTurnResult, ReadScope
+from contracts.tools import ToolCallInput
 from starter.workers import model_providers, object_store, role_prompts
 from testkit.loopback.anthropic_api import AnthropicLoopback, Reply
 from testkit.tools import git
@@ -79,7 +81,7 @@ def turns(sample_repo: Path, tmp_path: Path, api: AnthropicLoopback) -> Turns:
     tools = Tools(sample_repo, tmp_path)
     answers = AnswerLedger(object_store(settings))
     model = ModelActivities(
-        tools.blobs, model_providers(settings), role_prompts(), reads=TurnReads(tools.acts.run_tool, answers)
+        tools.blobs, model_providers(settings), role_prompts(), reads=TurnReads(tools.acts.answer, answers)
     )
     return Turns(tools, model, answers, settings)
 
@@ -203,7 +205,7 @@ async def test_reads_put_in_the_transcript_are_whole_and_redacted_and_not_return
     tools.rebase(sample_repo)
     model = ModelActivities(
         tools.blobs, model_providers(turns.settings), role_prompts(), secrets=[secret],
-        reads=TurnReads(tools.acts.run_tool, turns.answers),
+        reads=TurnReads(tools.acts.answer, turns.answers),
     )  # fmt: skip
     inp = into_transcript(turn_input(tools))
     api.replies = [reply(call("read_file", 1, path="big.txt"), call("list_files", 2))]
@@ -216,6 +218,11 @@ async def test_reads_put_in_the_transcript_are_whole_and_redacted_and_not_return
     read, listed = stored[-1].content
     assert read["tool_use_id"] == "toolu_01" and CONTENT_KEY not in read  # the whole text, not the key a tool gives
     assert "line 39" in read["content"] and secret not in read["content"]
+    req = ToolCallInput(role="coder", run_id="r", tool_use_id="t", name="read_file", input={"path": "big.txt"},
+                        workspace=tools.ws)  # fmt: skip
+    whole = (await tools.acts.answer(req, by_key=False)).content  # what a tool activity would have stored
+    with pytest.raises(BlobNotFoundError):  # ... and the turn did not: the transcript holds it
+        await tools.blobs.get_async(BlobStore.key_for(whole.encode()))
     assert listed["tool_use_id"] == "toolu_02" and "big.txt" in listed["content"]
 
     # A retry (the worker died during the reads) takes the kept answer and stores the same transcript.
