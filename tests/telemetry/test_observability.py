@@ -30,7 +30,7 @@ from temporalio.testing import WorkflowEnvironment
 from contracts.run import IssueResult, Outcome
 from starter.sample import SPEC, create_sample_repo
 from starter.workers import build_workers
-from telemetry.logs import configure_logging
+from telemetry.logs import SHORT, configure_logging
 from telemetry.setup import tracing_interceptors
 from testkit.loopback.anthropic_api import AnthropicLoopback
 from tests.workflows.test_claude_run import claude_settings, recorded_replies
@@ -222,3 +222,12 @@ def test_the_redactor_takes_secrets_out_of_log_lines(json_logs: io.StringIO) -> 
     first, second = (json.loads(line) for line in out.splitlines())
     assert first["header"] == "x-api-key: [redacted]" and first["nested"] == {"token": "[redacted]"}
     assert second["event"] == "auth failed for [redacted]"
+
+
+@pytest.mark.parametrize("padding", [0, SHORT])  # remembered once redacted, and too long to remember
+def test_a_recurring_value_is_redacted_every_time(json_logs: io.StringIO, padding: int) -> None:
+    value = f"key {PLANTED} " + "x" * padding
+    for _ in range(3):
+        structlog.get_logger("t").info("again", field=value, also=f"ghp_{'b' * 36}")
+    lines = [json.loads(line) for line in json_logs.getvalue().splitlines()]
+    assert [(line["field"], line["also"]) for line in lines] == [(f"key [redacted] {'x' * padding}", "[redacted]")] * 3
