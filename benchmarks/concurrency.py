@@ -36,6 +36,10 @@ How each column is measured:
   WorkflowTaskStarted (the worker's turn on the workflow, with the RPCs around it), and
   model call - latency = a model-turn activity's Completed - Started less the loopback's latency
   (the worker's overhead on a model call: delivery, the HTTP call, the result's way back).
+- per run, p50 / p90: from its start (WorkflowExecutionStarted) to its first model call being
+  scheduled, and from its last model answer (that activity's completion) to its end: where a burst
+  of N runs waits besides the model (forgeflow fetches the task before its first call and posts the
+  plan after its last).
 
 With `--rounds K` (default 1) the three are measured K times in turn, each round against its own
 floor: on a shared machine one invocation's walls move by about 15%, so the ratio to compare is the
@@ -283,6 +287,8 @@ class Measured:
     round_trip: list[float] = field(default_factory=list)
     workflow_task: list[float] = field(default_factory=list)
     model_call: list[float] = field(default_factory=list)
+    to_first_model: list[float] = field(default_factory=list)  # per run: its start to its first model call
+    after_last_model: list[float] = field(default_factory=list)  # per run: its last model answer to its end
     long: Measured | None = None  # the one long run, alone (history per turn with large tool results)
 
 
@@ -334,6 +340,31 @@ def read_history(events: list[HistoryEvent], model_activity: str, latency: float
                 into.model_call.append(at - started[sid] - latency)
 
 
+def read_phases(histories: list[list[HistoryEvent]], model_activity: str, into: Measured) -> None:
+    """Add one run's start and end phases (seconds) to `into`: from its start to its first model call
+    being scheduled, and from its last model answer to its end. `histories`: the run's workflows, its
+    own first (the shaped floor's loop is a child)."""
+    run = histories[0]
+    model_ids = {
+        (n, e.event_id)
+        for n, events in enumerate(histories)
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == model_activity
+    }
+    scheduled = [_seconds(e) for n, events in enumerate(histories) for e in events if (n, e.event_id) in model_ids]
+    answered = [
+        _seconds(e)
+        for n, events in enumerate(histories)
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+        and (n, e.activity_task_completed_event_attributes.scheduled_event_id) in model_ids
+    ]
+    if scheduled and answered:
+        into.to_first_model.append(min(scheduled) - _seconds(run[0]))
+        into.after_last_model.append(_seconds(run[-1]) - max(answered))
+
+
 async def measure(
     client: Client, system: System, server: Process, address: str, model: AnthropicLoopback, runs: int
 ) -> Measured:
@@ -366,9 +397,12 @@ async def measure(
     finally:
         worker.stop()
     for run_id in ids:
+        histories = []
         for workflow_id in system.histories(run_id):
             history = await client.get_workflow_handle(workflow_id).fetch_history()
-            read_history(list(history.events), system.model_activity, latency, out)
+            histories.append(list(history.events))
+            read_history(histories[-1], system.model_activity, latency, out)
+        read_phases(histories, system.model_activity, out)
     return out
 
 
@@ -478,6 +512,10 @@ def report(
     for name, m in results.items():
         cells = [f"{_ms(getattr(m, key), 0.5)} / {_ms(getattr(m, key), 0.9)}" for key in columns]
         print(f"{name:10} {len(m.round_trip):>10} " + " ".join(f"{cell:>20}" for cell in cells))
+    print("\nper run, ms p50 / p90: from its start to its first model call, from its last model answer to its end")
+    for name, m in results.items():
+        phases = [f"{_ms(values, 0.5)} / {_ms(values, 0.9)}" for values in (m.to_first_model, m.after_last_model)]
+        print(f"{name:10} {len(m.to_first_model):>10} " + " ".join(f"{cell:>20}" for cell in phases))
     cores = os.cpu_count() or 1
     print(f"\nCPU besides, over the N runs (the machine has {cores} cores)")
     for name, m in results.items():
