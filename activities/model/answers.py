@@ -4,9 +4,9 @@ A reply whose tool calls only read the workspace (contracts.tools.READ_TOOLS) ha
 model-turn activity itself, after the model answered (ModelTurnInput.reads): one activity for the
 turn instead of one more local activity, workflow activation and marker per call. But a worker that
 dies during those reads would make the retry ask the model again, and pay for an answer already
-given. So the answer is kept on the run's object store before the reads start, under a key made from
-the turn's input (the same for every attempt of the turn, and for no other turn), and a retry takes
-it from there.
+given. So the answer is kept on the run's object store while the reads run (the turn ends only when
+both have), under a key made from the turn's input (the same for every attempt of the turn, and for
+no other turn), and a retry takes it from there.
 """
 
 from __future__ import annotations
@@ -72,14 +72,31 @@ def read_calls(content: list[Block], scope: ReadScope | None) -> list[Block] | N
 @dataclass(frozen=True)
 class TurnReads:
     """How a model turn runs its reply's reads: the workspace tool (ToolActivities.answer), and the
-    ledger its answer is kept in first."""
+    ledger its answer is kept in meanwhile."""
 
     run_tool: RunTool
     answers: AnswerLedger
 
-    async def run(self, inp: ModelTurnInput, scope: ReadScope, calls: list[Block], attempt: int) -> list[Block]:
+    async def run(
+        self, inp: ModelTurnInput, scope: ReadScope, calls: list[Block], attempt: int, new_answer: ModelResponse | None
+    ) -> list[Block]:
         """The tool_result blocks of `calls`, in their order (run side by side, as the workflow would);
-        `attempt`: the turn's (see READ_ATTEMPTS)."""
+        `attempt`: the turn's (see READ_ATTEMPTS). A `new_answer` (None: the turn's answer was kept by an
+        earlier attempt) is kept while they run; neither is left running when either fails, so a retry
+        finds the answer if it was kept at all."""
+        if new_answer is None:
+            return await self._read(inp, scope, calls, attempt)
+        kept, results = await asyncio.gather(
+            self.answers.put(inp, new_answer), self._read(inp, scope, calls, attempt), return_exceptions=True
+        )
+        for outcome in (kept, results):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        assert isinstance(results, list)
+        return results
+
+    async def _read(self, inp: ModelTurnInput, scope: ReadScope, calls: list[Block], attempt: int) -> list[Block]:
+        """The results, each read's failure the model's to read once it is final or the attempts are spent."""
 
         async def one(call: Block) -> Block:
             use_id, name = str(call.get("id")), str(call.get("name"))

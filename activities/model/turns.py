@@ -7,7 +7,6 @@ token-shaped string before they are stored or sent.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -32,7 +31,6 @@ from contracts.model import (
     ModelResponse,
     ModelTurnInput,
     ModelTurnResult,
-    ReadScope,
 )
 from policy.compaction import compact
 from policy.redact import redact
@@ -193,7 +191,9 @@ class ModelActivities:
         messages.append(Message(role="assistant", content=content))
         read_results, in_transcript = None, 0
         if inp.reads is not None and (calls := read_calls(content, inp.reads)) is not None:
-            read_results = await self._run_reads(inp, inp.reads, calls, None if kept is not None else response)
+            reads = self._require_reads()
+            new_answer = None if kept is not None else response
+            read_results = await reads.run(inp, inp.reads, calls, activity.info().attempt, new_answer)
             if inp.reads.into_transcript:  # each result whole (ToolActivities.answer, by_key=False)
                 messages.append(redacted([Message(role="user", content=read_results)], self._secrets)[0])
                 read_results, in_transcript = None, len(calls)
@@ -208,24 +208,6 @@ class ModelActivities:
             cost_usd=response.cost_usd,
             scripted=response.scripted,
         )
-
-    async def _run_reads(
-        self, inp: ModelTurnInput, scope: ReadScope, calls: list[Block], new_answer: ModelResponse | None
-    ) -> list[Block]:
-        """The results of the reply's reads; a `new_answer` is kept while they run, so that a retry takes
-        it instead of asking the model again (one that keeps failing is the model's to read, READ_ATTEMPTS)."""
-        reads = self._require_reads()
-        running = reads.run(inp, scope, calls, activity.info().attempt)
-        if new_answer is None:
-            return await running
-        # Side by side: the answer is kept when its write ends, whichever ends first; neither is left
-        # running when the turn fails, so a retry finds the answer if it was kept at all.
-        kept, results = await asyncio.gather(reads.answers.put(inp, new_answer), running, return_exceptions=True)
-        for outcome in (kept, results):
-            if isinstance(outcome, BaseException):
-                raise outcome
-        assert isinstance(results, list)
-        return results
 
     def _require_reads(self) -> TurnReads:
         if self._reads is None:
