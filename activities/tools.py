@@ -584,15 +584,14 @@ class ToolActivities:
                 return ToolCallResult(tool_use_id=call.tool_use_id, content=f"missing argument {err}", is_error=True)
             # Token-shaped strings go here already, so they are not in history either (the model turn
             # takes out the worker's own secrets and these shapes again).
-            content = redact(_clip(content))
-            if not by_key:
-                return ToolCallResult(tool_use_id=call.tool_use_id, content=content, overlay_updates=view.updates)
-            return await self._answer(call, content, view.updates)
+            return await self._answer(call, redact(_clip(content)), view.updates, by_key=by_key)
 
-    async def _answer(self, call: ToolCallInput, content: str, updates: dict[str, str | None]) -> ToolCallResult:
-        """The result; an answer longer than INLINE_RESULT_BYTES goes to the blob store, and travels by key."""
-        data = content.encode("utf-8", "surrogatepass")
-        if len(data) <= INLINE_RESULT_BYTES:
+    async def _answer(
+        self, call: ToolCallInput, content: str, updates: dict[str, str | None], *, by_key: bool
+    ) -> ToolCallResult:
+        """The result; with `by_key`, an answer longer than INLINE_RESULT_BYTES goes to the blob store, and
+        travels by key."""
+        if not by_key or len(data := content.encode("utf-8", "surrogatepass")) <= INLINE_RESULT_BYTES:
             return ToolCallResult(tool_use_id=call.tool_use_id, content=content, overlay_updates=updates)
         key = await self._blobs.put_async(data)
         preview = f"{content[:PREVIEW_CHARS]} … [{len(data)} bytes in all, by key]"
