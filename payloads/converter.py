@@ -1,15 +1,22 @@
 """The one data converter every client of forgeflow uses (worker, starter, CLI, codec server):
-pydantic models as JSON, encrypted when a key ring is configured (FORGEFLOW_CODEC_KEYS, or the file
-FORGEFLOW_CODEC_KEYS_FILE names), large ones stored outside history."""
+pydantic models as JSON without their empty fields, encrypted when a key ring is configured
+(FORGEFLOW_CODEC_KEYS, or the file FORGEFLOW_CODEC_KEYS_FILE names), large ones stored outside history."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import SecretStr
-from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
-from temporalio.converter import DataConverter
+from pydantic_core import to_json
+from temporalio.api.common.v1 import Payload
+from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter, pydantic_data_converter
+from temporalio.converter import (
+    CompositePayloadConverter,
+    DataConverter,
+    DefaultPayloadConverter,
+    JSONPlainPayloadConverter,
+)
 
 from config.settings import Settings
 from payloads.codec import AesGcmCodec, CodecError, parse_keys
@@ -49,19 +56,37 @@ def codec(settings: Settings) -> AesGcmCodec | None:
     return None if ring is None else AesGcmCodec(parse_keys(ring))
 
 
-class SharedPydanticPayloadConverter(PydanticPayloadConverter):
-    """The SDK's pydantic payload converter, built once per process. The SDK builds a data converter,
-    and with it a payload converter, for every workflow activation and for every payload it sends to
-    external storage: 2-4% of a busy worker's main thread (issue 14). The converter holds nothing of
-    a run (its one state is a cache of pydantic type adapters, which every run may then share), so
-    each of those gets this one."""
+class NoneLeftOutJSON(PydanticJSONPlainPayloadConverter):
+    """The SDK's pydantic JSON, less each model field whose value is None: `"head_sha":null` and its
+    like were about a tenth of a plan-mode run's history (issue 14). Reading fills them back in, as
+    every field that may be None defaults to None (tests/payloads/test_converter.py checks every
+    model that can travel); None inside free-form data, such as a deletion in a workspace's overlay
+    or a tool's input, stays, because only model fields are left out."""
+
+    def to_payload(self, value: Any) -> Payload | None:
+        return Payload(metadata={"encoding": self.encoding.encode()}, data=to_json(value, exclude_none=True))
+
+
+class SharedPydanticPayloadConverter(CompositePayloadConverter):
+    """The SDK's default payload converters with NoneLeftOutJSON for JSON, built once per process. The
+    SDK builds a data converter, and with it a payload converter, for every workflow activation and
+    for every payload it sends to external storage: 2-4% of a busy worker's main thread (issue 14).
+    The converter holds nothing of a run (its one state is a cache of pydantic type adapters, which
+    every run may then share), so each of those gets this one."""
 
     _the_one: ClassVar[SharedPydanticPayloadConverter | None] = None
 
     def __new__(cls) -> SharedPydanticPayloadConverter:
         if cls._the_one is None:
             one = super().__new__(cls)
-            PydanticPayloadConverter.__init__(one)
+            json = NoneLeftOutJSON()
+            CompositePayloadConverter.__init__(
+                one,
+                *(
+                    json if isinstance(c, JSONPlainPayloadConverter) else c
+                    for c in DefaultPayloadConverter.default_encoding_payload_converters
+                ),
+            )
             cls._the_one = one
         return cls._the_one
 
