@@ -51,19 +51,18 @@ REPORT_STAGE = "report_stage"
 CALL_MCP_TOOL = "call_mcp_tool"
 RUN_GRAPH = "run_graph"
 
-# Errors a retry cannot fix; activities raise ApplicationError(non_retryable=True) for their own.
-_NON_RETRYABLE = ["InvalidInput", "ScriptDiverged", "UnsafePath", "BranchMoved", "CommitNotFound"]
-
-
-def _retry(*, first: int, attempts: int, longest: int | None, also_final: tuple[str, ...] = ()) -> RetryPolicy:
+def _retry(*, first: int, attempts: int, longest: int | None) -> RetryPolicy:
     """Seconds to the first retry, the cap on attempts, the longest wait between two in seconds
-    (None: 100 x the first), and errors beyond _NON_RETRYABLE that a retry cannot fix. Waits double."""
+    (None: 100 x the first). Waits double. An error a retry cannot fix (InvalidInput, UnsafePath,
+    BranchMoved, ScriptDiverged, SandboxUnavailable, ...) is raised by its activity as an
+    ApplicationError with non_retryable=True, so the policies name no error types: a scheduled
+    activity's event carries its policy, and the five names cost 100 bytes of history per call
+    (issue 14; tests/workflows/test_activity_calls.py holds the activities to it)."""
     return RetryPolicy(
         initial_interval=timedelta(seconds=first),
         backoff_coefficient=2.0,
         maximum_interval=None if longest is None else timedelta(seconds=longest),
         maximum_attempts=attempts,
-        non_retryable_error_types=[*_NON_RETRYABLE, *also_final],
     )
 
 
@@ -72,7 +71,7 @@ TOOL_RETRY = _retry(first=1, attempts=3, longest=10)
 HOST_RETRY = _retry(first=1, attempts=6, longest=30)
 RESEARCH_RETRY = _retry(first=2, attempts=3, longest=30)  # then the planner goes on without research
 # Attempts for errors; a crashed sandbox worker is scheduled again (policy.worker_loss).
-SANDBOX_RETRY = _retry(first=2, attempts=2, longest=None, also_final=("SandboxUnavailable",))
+SANDBOX_RETRY = _retry(first=2, attempts=2, longest=None)
 
 # Also bounds how long a workflow's cancellation takes to reach the sandbox and kill the tests'
 # processes (cancellation arrives with a heartbeat's reply).

@@ -212,7 +212,9 @@ class ModelActivities:
     def _require_reads(self) -> TurnReads:
         if self._reads is None:
             raise ApplicationError(
-                "this worker cannot run a turn's reads (ModelActivities without reads)", type="InvalidInput"
+                "this worker cannot run a turn's reads (ModelActivities without reads)",
+                type="InvalidInput",
+                non_retryable=True,
             )
         return self._reads
 
