@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from activities.blobstore import BlobNotFoundError, BlobStore
+from activities.blobstore import BlobNotFoundError, BlobStore, Recent
 from config.settings import Settings
 from storage.store import ObjectStore
 from testkit.s3 import S3Server
@@ -20,12 +20,13 @@ TRANSCRIPT = b'[{"role": "user", "content": [{"type": "text", "text": "hello"}]}
 
 @pytest.fixture(params=["local", "s3"])
 def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
-    """A fresh blob store of each kind: a directory of its own, or a prefix of its own in the bucket."""
+    """A fresh blob store of each kind: a directory of its own, or a prefix of its own in the bucket.
+    It keeps no blob in memory (Recent(0)), so every get here is answered by the store."""
     if request.param == "local":
-        yield local_blobs(tmp_path / "store")
+        yield BlobStore(ObjectStore(str(tmp_path / "store")), recent=Recent(0))
     else:
         s3: S3Server = request.getfixturevalue("s3_env")
-        yield BlobStore(ObjectStore(s3.url(f"blobs-test/{tmp_path.name}")))
+        yield BlobStore(ObjectStore(s3.url(f"blobs-test/{tmp_path.name}")), recent=Recent(0))
 
 
 async def test_a_put_returns_the_content_key_and_a_get_its_bytes(blobs: BlobStore) -> None:
@@ -100,3 +101,42 @@ async def test_on_s3_a_blob_is_one_object_under_the_prefix(s3_env: S3Server, tmp
     assert await bucket.get_async(f"runs/{tmp_path.name}/blobs/{digest[:2]}/{digest[2:]}") == TRANSCRIPT
     fresh = BlobStore(ObjectStore(s3_env.url(f"runs/{tmp_path.name}")))  # another worker on the same store
     assert await fresh.get_async(key) == TRANSCRIPT
+
+
+async def test_a_blob_this_process_wrote_or_read_is_read_again_from_memory(tmp_path: Path) -> None:
+    store = ObjectStore(str(tmp_path / "store"))
+    writer = BlobStore(store)
+    key = await writer.put_async(TRANSCRIPT)
+    assert await writer.get_async(key) == TRANSCRIPT
+    assert await writer.get_many_async([key]) == {key: TRANSCRIPT}
+    assert store.requests["get"] == 0  # the worker that wrote it: no round trip
+
+    reader = BlobStore(store)  # another worker on the same store: one round trip, then none
+    assert [await reader.get_async(key) for _ in range(3)] == [TRANSCRIPT] * 3
+    assert store.requests["get"] == 1
+
+    with pytest.raises(BlobNotFoundError):  # what the store has not is still missing
+        await writer.get_async(BlobStore.key_for(b"never written"))
+
+
+@pytest.mark.parametrize(
+    ("steps", "kept"),
+    [
+        # limit 100 bytes; each step keeps (k) or reads (g) a key; a to e hold 25 bytes, big 26
+        (["k a", "k b", "k c", "k d"], {"a", "b", "c", "d"}),
+        (["k a", "k b", "k c", "k d", "k e"], {"b", "c", "d", "e"}),  # 125 > 100: the least recent goes
+        (["k a", "k b", "k c", "k d", "g a", "k e"], {"a", "c", "d", "e"}),  # a read makes a key recent
+        (["k a", "k b", "k c", "k d", "k a", "k e"], {"a", "c", "d", "e"}),  # and so does keeping it again
+        (["k a", "k big"], {"a"}),  # more than a quarter of the limit: not kept
+    ],
+)
+def test_recent_keeps_the_blobs_last_used_within_its_limit(steps: list[str], kept: set[str]) -> None:
+    sizes = {"a": 25, "b": 25, "c": 25, "d": 25, "e": 25, "big": 26}
+    recent = Recent(limit=100)
+    for step in steps:
+        op, key = step.split()
+        if op == "k":
+            recent.keep(key, b"x" * sizes[key])
+        else:
+            assert recent.get(key) == b"x" * sizes[key]
+    assert {key for key in sizes if recent.get(key) is not None} == kept
