@@ -8,11 +8,15 @@
   instead of a git process.
 - **Facts that do not change** (a commit's tree id, a folder's repository) are asked of git once.
 - **Objects** come from one long-lived `git cat-file --batch` per repository, which answers a few
-  objects in microseconds; a read of many objects (a search over the tree) streams from a process of
-  its own, so it never holds the shared one while its consumer works. A shared process that fails,
-  or whose read is cancelled halfway, is killed and replaced on the next read; an object it reports
-  missing is asked once more of a fresh process (the repository may have been deleted and fetched
-  again under it).
+  objects in microseconds. Reads share it without waiting for each other: each writes the names it
+  wants, and git answers every name in the order asked, so one task reads the answers off the pipe and
+  hands each to its reader (a hundred runs reading at once took 200 ms at the median, queued one
+  read at a time). A read of many objects (a search over the tree) streams from a process of its
+  own, so it never holds up the shared one while its consumer works. A shared process that fails is
+  killed and replaced on the next read, and the reads waiting on it fail; a read that is cancelled
+  leaves its answers to be read and dropped. An object the process reports missing is asked once more
+  of a fresh process (the repository may have been deleted and fetched again under it), while the
+  reads already asked of the old one get their answers from it.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ import asyncio
 import contextlib
 import os
 import re
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
+
+from temporalio.exceptions import ApplicationError
 
 from activities.codehost._git import (
     Blob,
@@ -141,7 +147,7 @@ class GitReader:
         found = await self._batch(cwd).read(object_ids)
         missing = [oid for oid, data in zip(object_ids, found, strict=True) if data is None]
         if missing:  # maybe the repository changed under the process: ask a fresh one
-            await self._batch(cwd).reset()
+            self._batch(cwd).close()
             again = dict(zip(missing, await self._batch(cwd).read(missing), strict=True))
             found = [data if data is not None else again[oid] for oid, data in zip(object_ids, found, strict=True)]
         for oid, data in zip(object_ids, found, strict=True):
@@ -160,64 +166,121 @@ class GitReader:
     async def close(self) -> None:
         """End every shared process (a worker that stops; tests)."""
         for batch in self._batches.values():
-            await batch.reset()
+            await batch.stop()
         self._batches.clear()
 
 
 class _Batch:
-    """One `git cat-file --batch` for one repository, one read at a time."""
+    """The shared `git cat-file --batch` of one repository: its current process (a _Pipe)."""
 
     def __init__(self, cwd: str) -> None:
         self._cwd = cwd
-        self._proc: asyncio.subprocess.Process | None = None
-        self._lock = asyncio.Lock()
+        self._pipe: _Pipe | None = None
+        self._starting = asyncio.Lock()
 
     async def read(self, object_ids: Sequence[str]) -> list[bytes | None]:
-        async with self._lock:
-            proc = await self._started()
-            assert proc.stdin is not None and proc.stdout is not None  # both are pipes
-            try:
-                for oid in object_ids:  # one line per name: a newline would read as another request
-                    proc.stdin.write(oid.replace("\n", " ").encode() + b"\n")
-                await proc.stdin.drain()  # a few names: the pipe holds them while git answers
-                return [await read_answer(proc.stdout, oid) for oid in object_ids]
-            except BaseException:  # failed or cancelled halfway: the stream is out of step, so end it
-                self._kill()
-                raise
+        return await (await self._started()).read(object_ids)
 
-    async def _started(self) -> asyncio.subprocess.Process:
-        if self._proc is None or self._proc.returncode is not None:
-            self._proc = await asyncio.create_subprocess_exec(
-                "git",
-                "cat-file",
-                "--batch",
-                cwd=self._cwd,
-                env=git_env(self._cwd),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL,
-            )
-        return self._proc
-
-    def _kill(self) -> None:
-        if self._proc is not None and self._proc.returncode is None:
-            self._proc.kill()
-        self._proc = None
+    async def _started(self) -> _Pipe:
+        async with self._starting:  # reads arriving together share the one process they start
+            if self._pipe is None or self._pipe.broken:
+                proc = await asyncio.create_subprocess_exec(
+                    "git",
+                    "cat-file",
+                    "--batch",
+                    cwd=self._cwd,
+                    env=git_env(self._cwd),
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.DEVNULL,
+                )
+                self._pipe = _Pipe(proc)
+            return self._pipe
 
     def close(self) -> None:
-        """Stop the process (git ends when its input closes), after the read in progress if any."""
-        if self._lock.locked():
-            return  # the read in progress finishes; its pipes close with this object
-        if self._proc is not None and self._proc.stdin is not None:
-            self._proc.stdin.close()
-        self._proc = None
+        """The next read starts a fresh process; this one answers the reads asked of it, then ends
+        (git ends when its input closes)."""
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            pipe.finish()
 
-    async def reset(self) -> None:
-        async with self._lock:
-            proc, self._proc = self._proc, None
-            if proc is not None and proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+    async def stop(self) -> None:
+        """Close, and wait for the process to end."""
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            pipe.finish()
+            await pipe.ended()
+
+
+class _Pipe:
+    """One `git cat-file --batch` process and the reads waiting for its answers, in the order asked."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdin is not None and proc.stdout is not None  # both are pipes
+        self._proc = proc
+        self._stdin, self._stdout = proc.stdin, proc.stdout
+        self._waiting: deque[tuple[str, asyncio.Future[bytes | None]]] = deque()
+        self._answering: asyncio.Task[None] | None = None
+        self.broken = False
+
+    async def read(self, object_ids: Sequence[str]) -> list[bytes | None]:
+        loop = asyncio.get_running_loop()
+        asked = [(oid, loop.create_future()) for oid in object_ids]
+        # The names join the queue and the pipe in one step, so the queue's order is the pipe's.
+        self._waiting.extend(asked)
+        try:  # one line per name: a newline would read as another request
+            self._stdin.write(b"".join(oid.replace("\n", " ").encode() + b"\n" for oid in object_ids))
+        except (OSError, RuntimeError) as err:  # the process is gone
+            self._fail(err)
+            for _, future in asked:
+                future.exception()  # raised here, not left unread
+            raise
+        if self._answering is None or self._answering.done():
+            self._answering = asyncio.create_task(self._answer())
+        futures = [future for _, future in asked]
+        try:
+            await self._stdin.drain()  # a few names: the pipe holds them while git answers
+            return list(await asyncio.gather(*futures))
+        except BaseException:  # failed, or cancelled: the answers not yet in are read and dropped
+            for future in futures:
+                future.cancel()
+            raise
+
+    async def _answer(self) -> None:
+        """Read git's answers for as long as reads wait for them, each to its own read."""
+        try:
+            while self._waiting:
+                oid, future = self._waiting[0]
+                data = await read_answer(self._stdout, oid)
+                self._waiting.popleft()
+                if not future.done():  # a cancelled read's answer is dropped
+                    future.set_result(data)
+        except ApplicationError as err:  # git ended before answering
+            self._fail(err)
+        except Exception as err:  # git died halfway through an answer, or wrote what is not one
+            self._fail(ApplicationError(f"git cat-file stopped answering: {err!r}", type="GitError"))
+        except asyncio.CancelledError:  # the loop is closing: nobody reads the answers any more
+            self._fail(ApplicationError("git cat-file's answers were no longer read", type="GitError"))
+            raise
+
+    def _fail(self, err: BaseException) -> None:
+        self.broken = True
+        if self._proc.returncode is None:
+            self._proc.kill()
+        while self._waiting:
+            _, future = self._waiting.popleft()
+            if not future.done():
+                future.set_exception(err)
+
+    def finish(self) -> None:
+        """No more reads: git answers those asked, then ends as its input closes."""
+        self.broken = True
+        self._stdin.close()
+
+    async def ended(self) -> None:
+        if self._answering is not None:
+            await self._answering
+        await self._proc.wait()
 
 
 def _bound(kept: OrderedDict[Any, Any], most: int) -> None:

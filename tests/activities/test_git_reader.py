@@ -4,11 +4,14 @@ whatever still works needed no new process."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from temporalio.exceptions import ApplicationError
 
 from activities.codehost._reader import GitReader
 from testkit.tools import git
@@ -126,3 +129,55 @@ async def test_a_commits_tree_and_a_folders_repository_are_asked_once(
         await reader.repo(str(other))
     init(other)
     assert (await reader.repo(str(other))).path == str(other)
+
+
+async def test_reads_at_once_share_the_process_and_each_gets_its_own_answers(
+    sample_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    head = commit(sample_repo, {f"f/{n}.txt": f"file {n}\n" * (n + 1) for n in range(30)})
+    reader = GitReader()
+    entries = {e.path: e.object_id for e in await reader.tree(str(sample_repo), head) if e.path.startswith("f/")}
+    ids = list(entries.values())
+    await read(reader, sample_repo, ids[:1])  # the shared process is up
+    monkeypatch.setenv("PATH", "/nonexistent")  # and is the only one from here on
+    wanted = [[ids[(k * 7 + j) % 30] for j in range(k % 5 + 1)] for k in range(120)]
+    answers = await asyncio.gather(*(read(reader, sample_repo, names) for names in wanted))
+    by_id = {oid: f"file {int(path[2:-4])}\n".encode() * (int(path[2:-4]) + 1) for path, oid in entries.items()}
+    assert answers == [[by_id[oid] for oid in names] for names in wanted]
+    await reader.close()
+
+
+async def test_a_cancelled_read_leaves_the_process_in_step(sample_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    head = commit(sample_repo, {f"g/{n}.txt": f"{n}\n" * 5000 for n in range(40)})
+    reader = GitReader()
+    ids = {e.path: e.object_id for e in await reader.tree(str(sample_repo), head) if e.path.startswith("g/")}
+    await read(reader, sample_repo, [ids["g/0.txt"]])
+    monkeypatch.setenv("PATH", "/nonexistent")
+    for ticks in range(6):  # cancelled before, while and after git answers
+        task = asyncio.create_task(read(reader, sample_repo, list(ids.values())))
+        for _ in range(ticks):
+            await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert await read(reader, sample_repo, [ids["g/3.txt"], ids["g/0.txt"]]) == [b"3\n" * 5000, b"0\n" * 5000]
+    await reader.close()
+
+
+async def test_when_the_process_dies_its_waiting_reads_fail_and_the_next_read_starts_another(
+    sample_repo: Path,
+) -> None:
+    head = commit(sample_repo, {f"h/{n}.txt": f"{n}\n" * 20000 for n in range(20)})
+    reader = GitReader()
+    ids = [e.object_id for e in await reader.tree(str(sample_repo), head) if e.path.startswith("h/")]
+    await read(reader, sample_repo, ids[:1])
+    # git lists h/0, h/1, h/10, ...: ids[7] is h/15.txt
+    pipe = reader._batches[str(sample_repo)]._pipe
+    assert pipe is not None
+    waiting = [asyncio.create_task(read(reader, sample_repo, ids)) for _ in range(3)]
+    await asyncio.sleep(0)
+    pipe._proc.kill()
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(r, ApplicationError) and r.type == "GitError" for r in results), results
+    assert await read(reader, sample_repo, [ids[7]]) == [b"15\n" * 20000]
+    await reader.close()
