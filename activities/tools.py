@@ -375,7 +375,8 @@ async def search(view: WorkspaceView, args: dict[str, Any]) -> str:
     readable = [e for e in candidates if (e.size or 0) <= MAX_SEARCH_FILE_BYTES]
     small = [(path, data) for path, data in mine if len(data) <= MAX_SEARCH_FILE_BYTES]
     found.too_big = len(candidates) - len(readable) + len(mine) - len(small)
-    await asyncio.to_thread(found.scan, small)  # the run's own edits first
+    if small:  # the run's own edits first (a thread only for work: each hop waits on a busy loop)
+        await asyncio.to_thread(found.scan, small)
     if not found.stopped:
         await _scan_base(view, readable, found)
     return _search_report(view.limits, found, len(small) + len(readable))
@@ -399,7 +400,8 @@ async def _scan_base(view: WorkspaceView, entries: list[TreeEntry], found: _Scan
                 found.out_of_time |= time.monotonic() >= found.deadline  # reading counts against the budget too
                 if found.stopped:
                     return
-        await asyncio.to_thread(found.scan, batch)
+        if batch:
+            await asyncio.to_thread(found.scan, batch)
 
 
 def _search_report(limits: ToolLimits, found: _Scan, total: int) -> str:
