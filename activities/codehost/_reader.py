@@ -7,7 +7,12 @@
   and fetched again is listed again. Entries, the file list and the tree then cost a dict lookup
   instead of a git process.
 - **Facts that do not change** (a commit's tree id, a folder's repository) are asked of git once.
-- **Objects** come from one long-lived `git cat-file --batch` per repository, which answers a few
+- **Objects** are kept in memory once read (an object id names its content forever), least recently
+  used first out, within a bound on their bytes: the planner, the coder and the reviewer of a run,
+  and every run on the same commit, read the same files. A read of many objects (a search) takes
+  what is kept but keeps nothing new, so that one search over a large tree does not push out the
+  files the agents read.
+- **Objects not kept** come from one long-lived `git cat-file --batch` per repository, which answers a few
   objects in microseconds. Reads share it without waiting for each other: each writes the names it
   wants, and git answers every name in the order asked, so one task reads the answers off the pipe and
   hands each to its reader (a hundred runs reading at once took 200 ms at the median, queued one
@@ -31,6 +36,7 @@ from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
+from activities.blobstore import Recent
 from activities.codehost._git import (
     Blob,
     Repo,
@@ -44,6 +50,7 @@ from activities.codehost._git import (
 )
 
 MAX_ENTRIES = 500_000  # entries kept over all cached listings (about 100 MB at most)
+MAX_OBJECT_BYTES = 16 * 1024 * 1024  # objects' bytes kept over all repositories
 MAX_PROCESSES = 16  # repositories with a shared cat-file process
 MAX_FACTS = 4096  # tree ids and opened repositories kept
 SMALL_READ = 64  # reads of at most this many objects use the shared process
@@ -65,7 +72,13 @@ def contents(listing: dict[str, TreeEntry]) -> list[TreeEntry]:
 class GitReader:
     """Listings and objects of the repositories under one code host (see the module docstring)."""
 
-    def __init__(self, max_entries: int = MAX_ENTRIES, max_processes: int = MAX_PROCESSES) -> None:
+    def __init__(
+        self,
+        max_entries: int = MAX_ENTRIES,
+        max_processes: int = MAX_PROCESSES,
+        max_object_bytes: int = MAX_OBJECT_BYTES,
+    ) -> None:
+        self._objects = Recent(max_object_bytes)
         self._max_entries = max_entries
         self._max_processes = max_processes
         self._listings: OrderedDict[_Key, dict[str, TreeEntry]] = OrderedDict()
@@ -139,19 +152,33 @@ class GitReader:
 
     async def read(self, cwd: str, object_ids: Sequence[str]) -> AsyncGenerator[Blob, None]:
         """The objects, in order. Close the generator to stop early."""
-        if len(object_ids) > SMALL_READ:
-            async with contextlib.aclosing(cat_blobs(cwd, object_ids)) as blobs:
-                async for blob in blobs:
-                    yield blob
+        kept: dict[str, bytes] = {}
+        for oid in dict.fromkeys(object_ids):
+            data = self._objects.get(_object(cwd, oid))
+            if data is not None:
+                kept[oid] = data
+        wanted = [oid for oid in object_ids if oid not in kept]
+        if len(wanted) > SMALL_READ:  # streamed from a process of its own, the kept ones in their places
+            async with contextlib.aclosing(cat_blobs(cwd, wanted)) as blobs:
+                streamed = aiter(blobs)
+                for oid in object_ids:
+                    yield Blob(oid, kept[oid]) if oid in kept else await anext(streamed)
             return
+        found = dict(zip(wanted, await self._small_read(cwd, wanted), strict=True)) if wanted else {}
+        for oid, data in found.items():
+            if data is not None:
+                self._objects.keep(_object(cwd, oid), data)
+        for oid in object_ids:
+            yield Blob(oid, kept[oid] if oid in kept else found[oid])
+
+    async def _small_read(self, cwd: str, object_ids: list[str]) -> list[bytes | None]:
         found = await self._batch(cwd).read(object_ids)
         missing = [oid for oid, data in zip(object_ids, found, strict=True) if data is None]
         if missing:  # maybe the repository changed under the process: ask a fresh one
             self._batch(cwd).close()
             again = dict(zip(missing, await self._batch(cwd).read(missing), strict=True))
             found = [data if data is not None else again[oid] for oid, data in zip(object_ids, found, strict=True)]
-        for oid, data in zip(object_ids, found, strict=True):
-            yield Blob(oid, data)
+        return found
 
     def _batch(self, cwd: str) -> _Batch:
         batch = self._batches.get(cwd)
@@ -281,6 +308,11 @@ class _Pipe:
         if self._answering is not None:
             await self._answering
         await self._proc.wait()
+
+
+def _object(cwd: str, oid: str) -> str:
+    """An object's key among those kept: its repository's folder and its id."""
+    return f"{cwd}\0{oid}"
 
 
 def _bound(kept: OrderedDict[Any, Any], most: int) -> None:

@@ -88,7 +88,7 @@ async def test_a_repository_deleted_and_fetched_again_is_read_again(sample_repo:
     """What the GitHub cache does when a cache folder is evicted: same commits, a new folder."""
     bare = tmp_path / "cache.git"
     clone(sample_repo, bare)
-    reader = GitReader()
+    reader = GitReader(max_object_bytes=0)  # nothing kept: every read asks git
     head = git(sample_repo, "rev-parse", "HEAD")
     object_id = (await reader.listing(str(bare), head))["calc/__init__.py"].object_id
     assert (await read(reader, bare, [object_id]))[0] is not None  # the shared process starts on the old folder
@@ -135,7 +135,7 @@ async def test_reads_at_once_share_the_process_and_each_gets_its_own_answers(
     sample_repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     head = commit(sample_repo, {f"f/{n}.txt": f"file {n}\n" * (n + 1) for n in range(30)})
-    reader = GitReader()
+    reader = GitReader(max_object_bytes=0)  # nothing kept: every read asks git
     entries = {e.path: e.object_id for e in await reader.tree(str(sample_repo), head) if e.path.startswith("f/")}
     ids = list(entries.values())
     await read(reader, sample_repo, ids[:1])  # the shared process is up
@@ -149,7 +149,7 @@ async def test_reads_at_once_share_the_process_and_each_gets_its_own_answers(
 
 async def test_a_cancelled_read_leaves_the_process_in_step(sample_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     head = commit(sample_repo, {f"g/{n}.txt": f"{n}\n" * 5000 for n in range(40)})
-    reader = GitReader()
+    reader = GitReader(max_object_bytes=0)  # nothing kept: every read asks git
     ids = {e.path: e.object_id for e in await reader.tree(str(sample_repo), head) if e.path.startswith("g/")}
     await read(reader, sample_repo, [ids["g/0.txt"]])
     monkeypatch.setenv("PATH", "/nonexistent")
@@ -168,7 +168,7 @@ async def test_when_the_process_dies_its_waiting_reads_fail_and_the_next_read_st
     sample_repo: Path,
 ) -> None:
     head = commit(sample_repo, {f"h/{n}.txt": f"{n}\n" * 20000 for n in range(20)})
-    reader = GitReader()
+    reader = GitReader(max_object_bytes=0)  # nothing kept: every read asks git
     ids = [e.object_id for e in await reader.tree(str(sample_repo), head) if e.path.startswith("h/")]
     await read(reader, sample_repo, ids[:1])
     # git lists h/0, h/1, h/10, ...: ids[7] is h/15.txt
@@ -181,3 +181,35 @@ async def test_when_the_process_dies_its_waiting_reads_fail_and_the_next_read_st
     assert all(isinstance(r, ApplicationError) and r.type == "GitError" for r in results), results
     assert await read(reader, sample_repo, [ids[7]]) == [b"15\n" * 20000]
     await reader.close()
+
+
+async def test_an_object_read_once_is_read_again_from_memory(
+    sample_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    head = commit(sample_repo, {f"k/{n}.txt": f"{n}\n" * 100 for n in range(80)})
+    reader = GitReader()
+    ids = {e.path: e.object_id for e in await reader.tree(str(sample_repo), head) if e.path.startswith("k/")}
+    few = [ids["k/1.txt"], ids["k/2.txt"]]
+    assert await read(reader, sample_repo, few) == [b"1\n" * 100, b"2\n" * 100]
+    await reader.close()  # no process left, none can start, and the repository is gone
+    monkeypatch.setenv("PATH", "/nonexistent")
+    shutil.rmtree(sample_repo)
+    assert await read(reader, sample_repo, [*few, few[0]]) == [b"1\n" * 100, b"2\n" * 100, b"1\n" * 100]
+    with pytest.raises(FileNotFoundError):  # one not kept still needs git
+        await read(reader, sample_repo, [ids["k/3.txt"]])
+
+
+async def test_a_read_of_many_objects_uses_those_kept_and_keeps_none(sample_repo: Path) -> None:
+    head = commit(sample_repo, {f"m/{n}.txt": f"{n}\n" for n in range(100)})
+    reader = GitReader()
+    entries = [e for e in await reader.tree(str(sample_repo), head) if e.path.startswith("m/")]
+    ids = [e.object_id for e in entries]
+    await read(reader, sample_repo, ids[10:13])  # kept
+    found = await read(reader, sample_repo, ids)  # streamed, with the kept three in their places
+    assert found == [f"{e.path[2:-4]}\n".encode() for e in entries]
+    await reader.close()
+    for path in sample_repo.joinpath(".git", "objects").iterdir():  # git can answer nothing any more
+        if path.name not in ("info", "pack"):
+            shutil.rmtree(path)
+    assert await read(reader, sample_repo, ids[10:13]) == found[10:13]
+    assert await read(reader, sample_repo, ids[20:21]) == [None]  # the stream kept none of its own
