@@ -124,11 +124,13 @@ def fail(message: str, type_: str) -> ApplicationError:
 
 @dataclass(frozen=True)
 class Repo:
-    """An opened local repository: its directory, its (common) git directory, whether it is bare."""
+    """An opened local repository: its directory, its (common) git directory, whether it is bare, and
+    the file that says what its HEAD is (a worktree's own)."""
 
     path: str
     git_dir: Path  # `--git-common-dir`: shared by all worktrees, so records are too
     bare: bool
+    head_file: Path  # `--absolute-git-dir`/HEAD
 
     async def git(self, *args: str, stdin: bytes | Path | None = None, env: dict[str, str] | None = None) -> str:
         """stdout of a command that should succeed; a failure is retryable (locks, disk, …)."""
@@ -163,13 +165,15 @@ class Repo:
 async def open_repo(directory: str) -> Repo:
     """Check that `directory` (an absolute path) is itself a git repository."""
     path = await asyncio.to_thread(_directory, directory)
-    found = await run_git(path, "rev-parse", "--is-bare-repository", "--path-format=absolute", "--git-common-dir")
+    found = await run_git(
+        path, "rev-parse", "--is-bare-repository", "--path-format=absolute", "--git-common-dir", "--absolute-git-dir"
+    )
     if not found.ok:
         why = found.stderr.strip().removeprefix("fatal: ")
         detail = "" if why.startswith("not a git repository") else f" ({why})"
         raise fail(f"repo {path}: not a git repository{detail}", "NotARepository")
-    bare, common_dir = found.text.splitlines()
-    return Repo(path=path, git_dir=Path(common_dir), bare=bare == "true")
+    bare, common_dir, own_dir = found.text.splitlines()
+    return Repo(path=path, git_dir=Path(common_dir), bare=bare == "true", head_file=Path(own_dir, "HEAD"))
 
 
 async def repo_directory(directory: str) -> str:
@@ -296,6 +300,17 @@ async def _ask(stdin: asyncio.StreamWriter, object_ids: list[str]) -> None:
         stdin.write(oid.replace("\n", " ").encode() + b"\n")
         await stdin.drain()
     stdin.close()
+
+
+async def read_commit_id(stdout: asyncio.StreamReader, name: str) -> str | None:
+    """`git cat-file --batch`'s answer for `name`: the commit's id, or None when it names none."""
+    header = (await stdout.readline()).decode("utf-8", "replace").split()
+    if len(header) != 3:
+        if not header:
+            raise ApplicationError(f"git cat-file ended before answering for {name}", type="GitError")
+        return None
+    await stdout.readexactly(int(header[2]) + 1)  # the object, and the newline after it
+    return header[0] if header[1] == "commit" else None
 
 
 async def read_answer(stdout: asyncio.StreamReader, oid: str) -> bytes | None:

@@ -31,8 +31,8 @@ import contextlib
 import os
 import re
 from collections import OrderedDict, deque
-from collections.abc import AsyncGenerator, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from temporalio.exceptions import ApplicationError
 
@@ -46,6 +46,7 @@ from activities.codehost._git import (
     list_tree,
     open_repo,
     read_answer,
+    read_commit_id,
     tree_id,
 )
 
@@ -57,6 +58,9 @@ SMALL_READ = 64  # reads of at most this many objects use the shared process
 _IMMUTABLE = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?|refs/forgeflow/remote/[0-9a-f]{40}(?:[0-9a-f]{24})?")
 DIRECTORY = "040000"
 _Key = tuple[str, tuple[int, int], str]  # folder, its (device, inode), commit
+T = TypeVar("T")
+# How to read git's answer for one name off the pipe (read_answer, read_commit_id).
+_Answer = Callable[[asyncio.StreamReader, str], Awaitable[T]]
 
 
 def named(listing: dict[str, TreeEntry], paths: Sequence[str]) -> list[TreeEntry]:
@@ -110,6 +114,12 @@ class GitReader:
             found = self._repos[key] = await open_repo(directory)
             _bound(self._repos, MAX_FACTS)
         return found
+
+    async def commit_id(self, cwd: str, name: str) -> str | None:
+        """The commit `name` (a ref, `<ref>^{commit}`, an id) names now, asked of the shared process:
+        no process of its own (issue 14: a process started by a busy worker holds it up while git
+        starts); None when it names no commit."""
+        return (await self._batch(cwd).ask([name], read_commit_id))[0]
 
     # --- listings ------------------------------------------------------------------------------
 
@@ -172,11 +182,11 @@ class GitReader:
             yield Blob(oid, kept[oid] if oid in kept else found[oid])
 
     async def _small_read(self, cwd: str, object_ids: list[str]) -> list[bytes | None]:
-        found = await self._batch(cwd).read(object_ids)
+        found = await self._batch(cwd).ask(object_ids, read_answer)
         missing = [oid for oid, data in zip(object_ids, found, strict=True) if data is None]
         if missing:  # maybe the repository changed under the process: ask a fresh one
             self._batch(cwd).close()
-            again = dict(zip(missing, await self._batch(cwd).read(missing), strict=True))
+            again = dict(zip(missing, await self._batch(cwd).ask(missing, read_answer), strict=True))
             found = [data if data is not None else again[oid] for oid, data in zip(object_ids, found, strict=True)]
         return found
 
@@ -205,8 +215,8 @@ class _Batch:
         self._pipe: _Pipe | None = None
         self._starting = asyncio.Lock()
 
-    async def read(self, object_ids: Sequence[str]) -> list[bytes | None]:
-        return await (await self._started()).read(object_ids)
+    async def ask(self, names: Sequence[str], answer: _Answer[T]) -> list[T]:
+        return await (await self._started()).ask(names, answer)
 
     async def _started(self) -> _Pipe:
         async with self._starting:  # reads arriving together share the one process they start
@@ -240,31 +250,34 @@ class _Batch:
 
 
 class _Pipe:
-    """One `git cat-file --batch` process and the reads waiting for its answers, in the order asked."""
+    """One `git cat-file --batch` process and the names waiting for its answers, in the order asked."""
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdin is not None and proc.stdout is not None  # both are pipes
         self._proc = proc
         self._stdin, self._stdout = proc.stdin, proc.stdout
-        self._waiting: deque[tuple[str, asyncio.Future[bytes | None]]] = deque()
+        self._waiting: deque[tuple[str, asyncio.Future[Any], _Answer[Any]]] = deque()
         self._answering: asyncio.Task[None] | None = None
         self.broken = False
 
-    async def read(self, object_ids: Sequence[str]) -> list[bytes | None]:
+    async def ask(self, names: Sequence[str], answer: _Answer[T]) -> list[T]:
+        """Each name's answer, as `answer` reads it off the pipe."""
         loop = asyncio.get_running_loop()
-        asked = [(oid, loop.create_future()) for oid in object_ids]
+        asked: list[tuple[str, asyncio.Future[T], _Answer[T]]] = [
+            (name, loop.create_future(), answer) for name in names
+        ]
         # The names join the queue and the pipe in one step, so the queue's order is the pipe's.
         self._waiting.extend(asked)
         try:  # one line per name: a newline would read as another request
-            self._stdin.write(b"".join(oid.replace("\n", " ").encode() + b"\n" for oid in object_ids))
+            self._stdin.write(b"".join(name.replace("\n", " ").encode() + b"\n" for name in names))
         except (OSError, RuntimeError) as err:  # the process is gone
             self._fail(err)
-            for _, future in asked:
+            for _, future, _ in asked:
                 future.exception()  # raised here, not left unread
             raise
         if self._answering is None or self._answering.done():
             self._answering = asyncio.create_task(self._answer())
-        futures = [future for _, future in asked]
+        futures = [future for _, future, _ in asked]
         try:
             await self._stdin.drain()  # a few names: the pipe holds them while git answers
             return list(await asyncio.gather(*futures))
@@ -277,11 +290,11 @@ class _Pipe:
         """Read git's answers for as long as reads wait for them, each to its own read."""
         try:
             while self._waiting:
-                oid, future = self._waiting[0]
-                data = await read_answer(self._stdout, oid)
+                name, future, answer = self._waiting[0]
+                found = await answer(self._stdout, name)
                 self._waiting.popleft()
                 if not future.done():  # a cancelled read's answer is dropped
-                    future.set_result(data)
+                    future.set_result(found)
         except ApplicationError as err:  # git ended before answering
             self._fail(err)
         except Exception as err:  # git died halfway through an answer, or wrote what is not one
@@ -295,7 +308,7 @@ class _Pipe:
         if self._proc.returncode is None:
             self._proc.kill()
         while self._waiting:
-            _, future = self._waiting.popleft()
+            _, future, _ = self._waiting.popleft()
             if not future.done():
                 future.set_exception(err)
 

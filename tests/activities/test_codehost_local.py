@@ -9,7 +9,8 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities.blobstore import BlobStore
-from activities.codehost.local import LocalGitHost
+from activities.codehost._git import Repo
+from activities.codehost.local import LocalGitHost, _head
 from contracts.agents import Review, ReviewComment
 from contracts.codehost import (
     FetchTaskInput,
@@ -93,6 +94,54 @@ async def test_fetch_task_from_a_detached_head_or_an_empty_repository(
     await expect_failure(
         host.fetch_task(FetchTaskInput(repo=str(empty), spec_content="x")), "RefNotFound", "no commit for ref 'HEAD'"
     )
+
+
+async def test_fetch_task_follows_head_without_starting_a_process(
+    host: LocalGitHost, sample_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HEAD's file names the branch, the reader's shared git cat-file says where it is now."""
+    first = await host.fetch_task(FetchTaskInput(repo=str(sample_repo), spec_content="x"))
+    (sample_repo / "new.txt").write_text("new\n")
+    git(sample_repo, "add", "new.txt")
+    git(sample_repo, "commit", "-qm", "moves main")
+    tip = git(sample_repo, "rev-parse", "HEAD")
+    git(sample_repo, "worktree", "add", "-q", "-b", "side", str(tmp_path / "side"), first.base_sha)
+    git(sample_repo, "pack-refs", "--all")
+    monkeypatch.setenv("PATH", "/nonexistent")  # no new git process from here on
+    moved = await host.fetch_task(FetchTaskInput(repo=str(sample_repo), spec_content="x"))
+    assert (moved.base_sha, moved.base_branch) == (tip, "main") != (first.base_sha, "main")
+    with pytest.raises(FileNotFoundError):  # a worktree is a folder of its own: opened by git once
+        await host.fetch_task(FetchTaskInput(repo=str(tmp_path / "side"), spec_content="x"))
+    monkeypatch.undo()
+    side = await host.fetch_task(FetchTaskInput(repo=str(tmp_path / "side"), spec_content="x"))
+    assert (side.base_sha, side.base_branch) == (first.base_sha, "side")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("ref: refs/heads/main\n", ("refs/heads/main", "main")),
+        ("ref: refs/heads/feature/x\n", ("refs/heads/feature/x", "feature/x")),
+        ("a" * 40 + "\n", ("a" * 40, "HEAD")),  # detached
+        ("b" * 64 + "\n", ("b" * 64, "HEAD")),  # detached, SHA-256
+        ("ref: refs/remotes/origin/main\n", None),  # not a branch: git decides
+        ("ref: refs/heads/main extra\n", None),
+        ("A" * 40 + "\n", None),
+        ("", None),
+        (None, None),  # no file
+        ("->link", None),  # a symbolic link (old git's HEAD): git decides
+    ],
+)
+def test_heads_file_says_the_branch_or_the_commit_or_nothing(
+    tmp_path: Path, content: str | None, expected: tuple[str, str] | None
+) -> None:
+    head = tmp_path / "HEAD"
+    if content == "->link":
+        (tmp_path / "target").write_text("ref: refs/heads/main\n")
+        head.symlink_to(tmp_path / "target")
+    elif content is not None:
+        head.write_text(content)
+    assert _head(Repo(path=str(tmp_path), git_dir=tmp_path, bare=True, head_file=head)) == expected
 
 
 async def test_fetch_task_title_is_bounded(host: LocalGitHost, sample_repo: Path) -> None:
