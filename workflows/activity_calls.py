@@ -51,6 +51,7 @@ REPORT_STAGE = "report_stage"
 CALL_MCP_TOOL = "call_mcp_tool"
 RUN_GRAPH = "run_graph"
 
+
 def _retry(*, first: int, attempts: int, longest: int | None) -> RetryPolicy:
     """Seconds to the first retry, the cap on attempts, the longest wait between two in seconds
     (None: 100 x the first). Waits double. An error a retry cannot fix (InvalidInput, UnsafePath,
