@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from temporalio.exceptions import ApplicationError
+
+OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # a git object's id: SHA-1 or SHA-256
 
 # `git rev-parse --local-env-vars`: inherited, any of these would redirect git away from `cwd`.
 _REPO_LOCATION_VARS = (
@@ -302,23 +305,32 @@ async def _ask(stdin: asyncio.StreamWriter, object_ids: list[str]) -> None:
     stdin.close()
 
 
-async def read_commit_id(stdout: asyncio.StreamReader, name: str) -> str | None:
-    """`git cat-file --batch`'s answer for `name`: the commit's id, or None when it names none."""
+async def _header(stdout: asyncio.StreamReader, name: str) -> tuple[str, str, int] | None:
+    """`git cat-file --batch`'s header for `name`: (id, type, size), or None when it names no object
+    ("<name> missing", or ambiguous)."""
     header = (await stdout.readline()).decode("utf-8", "replace").split()
     if len(header) != 3:
         if not header:
             raise ApplicationError(f"git cat-file ended before answering for {name}", type="GitError")
         return None
-    await stdout.readexactly(int(header[2]) + 1)  # the object, and the newline after it
-    return header[0] if header[1] == "commit" else None
+    return header[0], header[1], int(header[2])
+
+
+async def read_commit_id(stdout: asyncio.StreamReader, name: str) -> str | None:
+    """`git cat-file --batch`'s answer for `name`: the commit's id, or None when it names none."""
+    found = await _header(stdout, name)
+    if found is None:
+        return None
+    object_id, kind, size = found
+    await stdout.readexactly(size + 1)  # the object, and the newline after it
+    return object_id if kind == "commit" else None
 
 
 async def read_answer(stdout: asyncio.StreamReader, oid: str) -> bytes | None:
-    header = (await stdout.readline()).decode("utf-8", "replace").split()
-    if len(header) != 3:  # "<name> missing" (or ambiguous): no such object
-        if not header:
-            raise ApplicationError(f"git cat-file ended before answering for {oid}", type="GitError")
+    found = await _header(stdout, oid)
+    if found is None:
         return None
-    data = await stdout.readexactly(int(header[2]))
+    _, kind, size = found
+    data = await stdout.readexactly(size)
     await stdout.readexactly(1)  # the newline after each object
-    return data if header[1] == "blob" else None
+    return data if kind == "blob" else None

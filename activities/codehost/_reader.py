@@ -38,6 +38,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.blobstore import Recent
 from activities.codehost._git import (
+    OBJECT_ID,
     Blob,
     Repo,
     TreeEntry,
@@ -55,7 +56,7 @@ MAX_OBJECT_BYTES = 16 * 1024 * 1024  # objects' bytes kept over all repositories
 MAX_PROCESSES = 16  # repositories with a shared cat-file process
 MAX_FACTS = 4096  # tree ids and opened repositories kept
 SMALL_READ = 64  # reads of at most this many objects use the shared process
-_IMMUTABLE = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?|refs/forgeflow/remote/[0-9a-f]{40}(?:[0-9a-f]{24})?")
+_IMMUTABLE = re.compile(f"{OBJECT_ID.pattern}|refs/forgeflow/remote/{OBJECT_ID.pattern}")
 DIRECTORY = "040000"
 _Key = tuple[str, tuple[int, int], str]  # folder, its (device, inode), commit
 T = TypeVar("T")
@@ -243,9 +244,9 @@ class _Batch:
 
     async def stop(self) -> None:
         """Close, and wait for the process to end."""
-        pipe, self._pipe = self._pipe, None
+        pipe = self._pipe
+        self.close()
         if pipe is not None:
-            pipe.finish()
             await pipe.ended()
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import tempfile
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from activities.blobstore import BlobNotFoundError, BlobStore
 from activities.codehost import _change_rules as checks
 from activities.codehost import _records as records
 from activities.codehost._git import (
+    OBJECT_ID,
     Blob,
     Repo,
     TreeEntry,
@@ -59,7 +59,6 @@ from policy import host_rules as rules
 from policy.paths import UnsafePathError, repo_path
 
 IDENTITY = ("forgeflow", "forgeflow@localhost")
-_COMMIT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # SHA-1 or SHA-256
 
 
 class LocalGitHost:
@@ -288,7 +287,7 @@ def _head(repo: Repo) -> tuple[str, str] | None:
     if text.startswith("ref: refs/heads/") and len(text.split()) == 2:
         ref = text.removeprefix("ref: ")
         return ref, ref.removeprefix("refs/heads/")
-    if _COMMIT_ID.fullmatch(text):
+    if OBJECT_ID.fullmatch(text):
         return text, "HEAD"
     return None
 
